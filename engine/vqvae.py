@@ -1,0 +1,175 @@
+"""Hierarchical VQ-VAE (paper section 3.1): three independent encoder/decoder pairs over raw audio.
+
+Level L's encoder reads the waveform through L+1 downsampling blocks (hop 8, 32, 128 samples per code);
+its decoder turns that level's codes alone back into audio. Codes at the top are coarse, at the bottom
+best. Tensors inside are NCT (batch, channels, time); the public API takes audio as (N, T) or (N, T, 1).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .bottleneck import Bottleneck
+from .config import VQVAEConfig
+from .resnet import Resnet1D
+
+
+class DownStage(nn.Module):
+    """Strided conv (kernel 2*stride) halving time, then a dilated resnet."""
+
+    def __init__(self, in_channels: int, width: int, stride: int, resnet: Resnet1D):
+        super().__init__()
+        self.conv = nn.Conv1d(in_channels, width, stride * 2, stride, stride // 2)
+        self.resnet = resnet
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.resnet(self.conv(x))
+
+
+class UpStage(nn.Module):
+    """A dilated resnet (dilations reversed), then a transposed conv doubling time."""
+
+    def __init__(self, width: int, out_channels: int, stride: int, resnet: Resnet1D):
+        super().__init__()
+        self.resnet = resnet
+        self.conv_t = nn.ConvTranspose1d(width, out_channels, stride * 2, stride, stride // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv_t(self.resnet(x))
+
+
+def _resnet(width: int, depth: int, m_conv: float, growth: int, cycle: int | None, scale: bool, reverse: bool) -> Resnet1D:
+    return Resnet1D(width, depth, m_conv, growth, cycle, scale_residual=scale, reverse=reverse)
+
+
+class EncoderBlock(nn.Module):
+    """``down_t`` DownStages then a 3-tap projection to the code width: one level's worth of downsampling."""
+
+    def __init__(self, in_channels: int, out_channels: int, down_t: int, stride: int, width: int, depth: int,
+                 m_conv: float, growth: int, cycle: int | None, scale_residual: bool = False):
+        super().__init__()
+        self.downs = nn.ModuleList(
+            DownStage(in_channels if i == 0 else width, width, stride,
+                      _resnet(width, depth, m_conv, growth, cycle, scale_residual, reverse=False))
+            for i in range(down_t)
+        )
+        self.proj_out = nn.Conv1d(width, out_channels, 3, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for stage in self.downs:
+            x = stage(x)
+        return self.proj_out(x)
+
+
+class DecoderBlock(nn.Module):
+    """A 3-tap projection from ``channels`` to ``width`` then ``down_t`` UpStages back to ``channels``.
+
+    The upsamplers' conditioner (``conditioners.py``) reuses this block on embedded upper-level codes.
+    """
+
+    def __init__(self, channels: int, down_t: int, stride: int, width: int, depth: int, m_conv: float,
+                 growth: int, cycle: int | None, scale_residual: bool = False, reverse_dilation: bool = True):
+        super().__init__()
+        self.proj_in = nn.Conv1d(channels, width, 3, 1, 1)
+        self.ups = nn.ModuleList(
+            UpStage(width, channels if i == down_t - 1 else width, stride,
+                    _resnet(width, depth, m_conv, growth, cycle, scale_residual, reverse_dilation))
+            for i in range(down_t)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.proj_in(x)
+        for stage in self.ups:
+            x = stage(x)
+        return x
+
+
+class Encoder(nn.Module):
+    """Waveform (N, 1, T) -> latents (N, emb_width, T / hop[level])."""
+
+    def __init__(self, cfg: VQVAEConfig, level: int):
+        super().__init__()
+        w, d = cfg.level_width(level), cfg.level_depth(level)
+        self.blocks = nn.ModuleList(
+            EncoderBlock(cfg.input_channels if i == 0 else cfg.emb_width, cfg.emb_width, cfg.downs_t[i],
+                         cfg.strides_t[i], w, d, cfg.m_conv, cfg.dilation_growth_rate, cfg.dilation_cycle)
+            for i in range(level + 1)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+class Decoder(nn.Module):
+    """Quantised latents (N, emb_width, T / hop[level]) -> waveform (N, 1, T). No output nonlinearity."""
+
+    def __init__(self, cfg: VQVAEConfig, level: int):
+        super().__init__()
+        w, d = cfg.level_width(level), cfg.level_depth(level)
+        self.blocks = nn.ModuleList(
+            DecoderBlock(cfg.emb_width, cfg.downs_t[i], cfg.strides_t[i], w, d, cfg.m_conv,
+                         cfg.dilation_growth_rate, cfg.dilation_cycle,
+                         reverse_dilation=cfg.reverse_decoder_dilation)
+            for i in range(level + 1)
+        )
+        self.out = nn.Conv1d(cfg.emb_width, cfg.input_channels, 3, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in reversed(self.blocks):  # the top block upsamples first
+            x = block(x)
+        return self.out(x)
+
+
+class VQVAE(nn.Module):
+    def __init__(self, cfg: VQVAEConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoders = nn.ModuleList(Encoder(cfg, level) for level in range(cfg.levels))
+        self.decoders = nn.ModuleList(Decoder(cfg, level) for level in range(cfg.levels))
+        self.bottleneck = Bottleneck(cfg.levels, cfg.l_bins, cfg.emb_width)
+
+    @property
+    def hop_lengths(self) -> tuple[int, ...]:
+        return self.cfg.hop_lengths
+
+    @staticmethod
+    def _as_nct(audio: torch.Tensor) -> torch.Tensor:
+        """(T,), (N, T) or reference-layout (N, T, 1) audio -> (N, 1, T) float."""
+        if audio.dim() == 1:
+            audio = audio[None]
+        if audio.dim() == 3:
+            if audio.shape[-1] != 1:
+                raise ValueError(f"audio must be mono (N, T, 1); got shape {tuple(audio.shape)}")
+            audio = audio[..., 0]
+        if audio.dim() != 2:
+            raise ValueError(f"audio must be (T,), (N, T) or (N, T, 1); got shape {tuple(audio.shape)}")
+        return audio.float()[:, None, :]
+
+    def encode(self, audio: torch.Tensor, levels: tuple[int, ...] | None = None) -> list[torch.Tensor]:
+        """audio (N, T) in [-1, 1] at 44.1 kHz -> codes per level, each (N, T // hop[level]) int64.
+
+        T should be a multiple of the top hop (128) so every level covers exactly the same audio.
+        """
+        x = self._as_nct(audio)
+        levels = tuple(range(self.cfg.levels)) if levels is None else levels
+        return [self.bottleneck.levels[lv].encode(self.encoders[lv](x)) for lv in levels]
+
+    def decode(self, codes: torch.Tensor, level: int) -> torch.Tensor:
+        """codes (N, T_level) of one level -> audio (N, T_level * hop[level]); not clamped."""
+        if codes.dim() != 2:
+            raise ValueError(f"codes must be (N, T); got shape {tuple(codes.shape)}")
+        if not 0 <= level < self.cfg.levels:
+            raise ValueError(f"level must be in 0..{self.cfg.levels - 1}; got {level}")
+        latents = self.bottleneck.levels[level].decode(codes)
+        return self.decoders[level](latents)[:, 0, :]
+
+    def forward(self, audio: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+        """Training pass: (codes per level, reconstruction (N, T) per level, commit loss per level)."""
+        x = self._as_nct(audio)
+        latents = [enc(x) for enc in self.encoders]
+        codes, quantised, commit = self.bottleneck(latents)
+        recons = [dec(q)[:, 0, :] for dec, q in zip(self.decoders, quantised)]
+        return codes, recons, commit

@@ -97,7 +97,7 @@ class EMACodebookTrainer:
     def update(self, x: torch.Tensor, codes: torch.Tensor) -> dict[str, float]:
         """One EMA step from encoder outputs x: (M, width) and their codes (M,). Returns usage metrics."""
         if self.k_sum is None:
-            self.init(x)
+            raise RuntimeError("EMACodebookTrainer.update() before init(): initialise from a first batch")
         bins = self.book.bins
         onehot = torch.zeros(bins, x.shape[0], device=x.device)
         onehot.scatter_(0, codes.view(1, -1), 1)

@@ -7,6 +7,8 @@ best. Tensors inside are NCT (batch, channels, time); the public API takes audio
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -166,10 +168,18 @@ class VQVAE(nn.Module):
         latents = self.bottleneck.levels[level].decode(codes)
         return self.decoders[level](latents)[:, 0, :]
 
-    def forward(self, audio: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
-        """Training pass: (codes per level, reconstruction (N, T) per level, commit loss per level)."""
+    def forward(self, audio: torch.Tensor) -> "VQVAEOutput":
+        """Training pass: every level encoded, quantised (straight-through) and decoded independently."""
         x = self._as_nct(audio)
         latents = [enc(x) for enc in self.encoders]
         codes, quantised, commit = self.bottleneck(latents)
         recons = [dec(q)[:, 0, :] for dec, q in zip(self.decoders, quantised)]
-        return codes, recons, commit
+        return VQVAEOutput(latents, codes, recons, commit)
+
+
+@dataclass
+class VQVAEOutput:
+    latents: list[torch.Tensor]  # per level (N, emb_width, T_level), before quantisation
+    codes: list[torch.Tensor]  # per level (N, T_level) int64
+    recons: list[torch.Tensor]  # per level (N, T) audio decoded from that level alone
+    commit: list[torch.Tensor]  # per level () commitment loss

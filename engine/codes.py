@@ -1,0 +1,76 @@
+"""A versioned file of Jukebox codes (``.npz``): ``level0``..``levelN`` int64 arrays plus JSON metadata.
+
+Codes are outputs in their own right: a render can be re-decoded, refined from a higher level, or a
+crashed job resumed from them. The file records what is needed to turn them back into aligned audio.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CODES_VERSION = 1
+
+
+class CodesFileError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class CodesFile:
+    codes: dict[int, np.ndarray]  # level -> (N, T_level) int64
+    hop_lengths: tuple[int, ...]
+    sample_rate: int = 44100
+    n_samples: int | None = None  # audio length the codes came from, before padding to the top hop
+    model: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write atomically; refuse to overwrite an existing file."""
+        path = Path(path)
+        if path.exists():
+            raise CodesFileError(f"{path}: already exists; choose another output name.")
+        meta = {k: v for k, v in asdict(self).items() if k != "codes"}
+        meta["version"] = CODES_VERSION
+        arrays = {f"level{lv}": np.asarray(z, dtype=np.int64) for lv, z in sorted(self.codes.items())}
+        fd, tmp = tempfile.mkstemp(suffix=".part.npz", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
+            os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "CodesFile":
+        path = Path(path)
+        if not path.exists():
+            raise CodesFileError(f"{path}: codes file not found. Create one with `jukebox-bridge codec encode`.")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+        except (OSError, ValueError) as e:
+            raise CodesFileError(f"{path}: not a readable .npz codes file ({e}).") from None
+        meta = json.loads(str(arrays.pop("meta"))) if "meta" in arrays else {}
+        version = meta.pop("version", CODES_VERSION)
+        if version != CODES_VERSION:
+            raise CodesFileError(f"{path}: codes file version {version} is not supported (expected {CODES_VERSION}).")
+        codes = {}
+        for name, z in arrays.items():
+            if not name.startswith("level") or not name[5:].isdigit():
+                raise CodesFileError(f"{path}: unexpected array {name!r}; expected level0, level1, ...")
+            if z.dtype.kind not in "iu" or z.ndim not in (1, 2):
+                raise CodesFileError(f"{path}: {name} must be an integer array (N, T); got {z.dtype} {z.shape}.")
+            codes[int(name[5:])] = (z[None] if z.ndim == 1 else z).astype(np.int64)
+        if not codes:
+            raise CodesFileError(f"{path}: holds no level arrays.")
+        meta.setdefault("hop_lengths", (8, 32, 128))
+        meta["hop_lengths"] = tuple(meta["hop_lengths"])
+        return cls(codes=codes, **meta)

@@ -14,6 +14,7 @@ import os
 import pickle
 import tempfile
 import zipfile
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -37,11 +38,9 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used, with a message naming the file, the problem and the fix."""
 
 
-class _Hyperparams(dict):
-    """Stand-in for ``jukebox.hparams.Hyperparams`` (a dict subclass) in official checkpoints."""
-
-
-torch.serialization.add_safe_globals([(_Hyperparams, "jukebox.hparams.Hyperparams")])
+# Official checkpoints pickle ``hps`` as ``jukebox.hparams.Hyperparams``, a dict subclass; read it as a
+# plain (ordered) dict: the restricted unpickler only fills dict types, and nothing of the class is run.
+torch.serialization.add_safe_globals([(OrderedDict, "jukebox.hparams.Hyperparams")])
 
 
 @dataclass(frozen=True)
@@ -64,9 +63,13 @@ def _torch_load(path: Path) -> Any:
                 raise
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        if "Unsupported global" not in str(e):
+            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint, probably truncated or corrupted "
+                                  f"(the unpickler stopped on invalid data). Download it again.") from None
+        detail = next((ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln), "")
         raise CheckpointError(
             f"{path}: refused to load: the file asks to run code or build objects outside the allow-list "
-            f"({str(e).splitlines()[0]}). Only use checkpoints from a source you trust; official Jukebox "
+            f"({detail.split(' was not')[0]}). Only use checkpoints from a source you trust; official Jukebox "
             f"and HuggingFace-mirror files load without this."
         ) from None
     except (EOFError, zipfile.BadZipFile, RuntimeError, OSError, ValueError) as e:
@@ -110,8 +113,8 @@ def read_checkpoint(path: str | os.PathLike) -> LoadedFile:
         for f in _hf_files(path):
             tensors.update(_load_safetensors(f) if f.suffix == ".safetensors" else _torch_load(f))
         return LoadedFile(tensors, "hf", path)
-    if path.suffix == ".safetensors" or path.with_suffix(".json").exists() and path.suffix != ".json":
-        st = path if path.suffix == ".safetensors" else path.with_suffix(".safetensors")
+    if path.suffix in (".safetensors", ".json"):
+        st = path.with_suffix(".safetensors")
         meta_path = st.with_suffix(".json")
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else None
         if meta is not None and meta.get("format") == FORMAT_NAME:
@@ -240,7 +243,7 @@ def vqvae_config_from_hps(hps: dict[str, Any] | None) -> VQVAEConfig:
     """The official VQ-VAE config, overridden by whatever VQ-VAE hparams a checkpoint carries."""
     if not hps:
         return OFFICIAL_VQVAE
-    found = {ours: hps[theirs] for theirs, ours in _HPS_TO_VQVAE.items() if theirs in hps}
+    found = {ours: hps[theirs] for theirs, ours in _HPS_TO_VQVAE.items() if hps.get(theirs) is not None}
     return VQVAEConfig.from_dict({**OFFICIAL_VQVAE.to_dict(), **found})
 
 
@@ -252,7 +255,8 @@ def load_vqvae(path: str | os.PathLike, device: torch.device | str = "cpu") -> V
             raise CheckpointError(f"{loaded.path}: is a {loaded.native_meta.get('kind')!r} checkpoint, not a VQ-VAE.")
         cfg = VQVAEConfig.from_dict(loaded.native_meta["config"])
     else:
-        cfg = vqvae_config_from_hps(loaded.hps)
+        is_vqvae = any("bottleneck.level_blocks" in k for k in loaded.tensors)  # else its hps describe another model
+        cfg = vqvae_config_from_hps(loaded.hps if is_vqvae else None)
     model = load_into(VQVAE(cfg), loaded, vqvae_official_keys, "the Jukebox VQ-VAE")
     return model.to(device).eval()
 

@@ -52,6 +52,14 @@ def _cmd_parity(args: argparse.Namespace) -> int:
     return 1 if failed or not results else 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    print(LICENCE_NOTE)
+    run_demo(args.out, args.seconds)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jukebox-bridge", description="Jukebox inside your DAW. " + LICENCE_NOTE)
     p.add_argument("--version", action="version", version=f"jukebox-bridge {__version__}")
@@ -81,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     par.add_argument("directory", type=Path)
     par.add_argument("--checkpoint", type=Path, default=None, help="use this checkpoint (e.g. a HF-layout file)")
     par.set_defaults(func=_cmd_parity)
+
+    demo = sub.add_parser("demo", help="train a small codec on the bundled example and round-trip it")
+    demo.add_argument("--out", type=Path, default=Path("out/demo"))
+    demo.add_argument("--seconds", type=float, default=90.0, help="training time in seconds")
+    demo.set_defaults(func=_cmd_demo)
     return p
 
 

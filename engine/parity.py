@@ -68,11 +68,11 @@ def _vqvae_checkpoint(directory: Path) -> Path:
 
 def vqvae_parity(directory: Path, checkpoint: Path | None = None) -> list[Comparison]:
     """Codes, decodes and losses of every signal tag in a VQ-VAE fixture directory."""
-    model = load_vqvae(checkpoint or _vqvae_checkpoint(directory))
-    out: list[Comparison] = []
     inputs = sorted(directory.glob("input_*.npy"))
     if not inputs:
         raise ValueError(f"{directory}: no input_<tag>.npy found; is this a VQ-VAE fixture directory?")
+    model = load_vqvae(checkpoint or _vqvae_checkpoint(directory))
+    out: list[Comparison] = []
     for input_path in inputs:
         tag = input_path.stem.removeprefix("input_")
         x = torch.from_numpy(np.load(input_path).astype(np.float32)).reshape(1, -1)

@@ -1,0 +1,114 @@
+"""What a producer asks the engine for: one render request, validated once, at the edge.
+
+The OSC bridge, the CLI and batch runs all build a ``RenderRequest`` with ``RenderRequest.from_fields``,
+so the rules (types, ranges, defaults) live in one place and every error names the field and the
+allowed range. Job records store ``to_fields()`` so a restarted engine can rebuild the request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Mode = Literal["continue", "prime", "rerender", "generate"]
+MODES: tuple[str, ...] = ("continue", "prime", "rerender", "generate")
+
+
+class RequestError(ValueError):
+    """A request field is wrong; ``code`` is the protocol error code, ``field`` the offending field."""
+
+    def __init__(self, code: str, message: str, field: str | None = None):
+        super().__init__(message)
+        self.code, self.field = code, field
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    mode: Mode
+    source: str | None = None
+    start: float = 0.0
+    length: float | None = None
+    position: float = 0.0
+    seconds: float = 10.0
+    tempo: float | None = None
+    bars: float | None = None
+    artist: str | None = None
+    genre: str | None = None
+    lyrics: str = ""
+    temperature: float | None = None  # None: the live parameter's value at submission
+    top_k: int = 0
+    top_p: float = 1.0
+    takes: int = 1
+    seed: int | None = None
+    quality: Literal["draft", "full"] = "full"
+    level: int | None = None
+    sample_rate: int = 44100
+    channels: int = 2
+    chain: str | None = None
+
+    @property
+    def target_seconds(self) -> float:
+        """Seconds of new material: whole bars when tempo and bars are given, else ``seconds``."""
+        if self.bars is not None and self.tempo is not None:
+            return self.bars * 4 * 60.0 / self.tempo
+        return self.seconds
+
+    def to_fields(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_fields(cls, mode: str, fields: dict[str, Any]) -> "RenderRequest":
+        """Validate JSON-like fields for a render verb; raises ``RequestError``."""
+        if mode not in MODES:
+            raise RequestError("unknown_verb", f"unknown render mode {mode!r}; use one of {', '.join(MODES)}")
+        known = {f.name for f in dataclasses.fields(cls)} - {"mode"}
+        unknown = sorted(set(fields) - known)
+        if unknown:
+            raise RequestError("unknown_field", f"unknown field(s) {', '.join(unknown)}; accepted: {', '.join(sorted(known))}",
+                               unknown[0])
+        values = {name: _check(name, value) for name, value in fields.items() if value is not None}
+        if mode == "generate":
+            if "source" in values:
+                raise RequestError("unknown_field", "generate takes no source; use continue, prime or rerender", "source")
+        elif "source" not in values:
+            raise RequestError("bad_value", f"{mode} needs a source audio file path", "source")
+        if "bars" in values and "tempo" not in values:
+            raise RequestError("bad_value", "bars needs tempo (the project's BPM) too", "tempo")
+        return cls(mode=mode, **values)  # type: ignore[arg-type]
+
+
+# field -> (python types, check, description of the allowed values)
+_RULES: dict[str, tuple[tuple[type, ...], Any, str]] = {
+    "source": ((str,), lambda v: 0 < len(v) <= 4096, "a file path"),
+    "start": ((int, float), lambda v: 0 <= v < 86400, "seconds, 0 or more"),
+    "length": ((int, float), lambda v: 0 < v <= 3600, "seconds, more than 0 and at most 3600"),
+    "position": ((int, float), lambda v: -1e7 < v < 1e7, "timeline seconds"),
+    "seconds": ((int, float), lambda v: 0 < v <= 600, "more than 0 and at most 600 seconds"),
+    "tempo": ((int, float), lambda v: 10 <= v <= 999, "BPM from 10 to 999"),
+    "bars": ((int, float), lambda v: 0 < v <= 512, "more than 0 and at most 512 bars"),
+    "artist": ((str,), lambda v: len(v) <= 200, "a name of at most 200 characters"),
+    "genre": ((str,), lambda v: len(v) <= 200, "a name of at most 200 characters"),
+    "lyrics": ((str,), lambda v: len(v) <= 8000, "at most 8000 characters"),
+    "temperature": ((int, float), lambda v: 0 < v <= 2, "more than 0 and at most 2"),
+    "top_k": ((int,), lambda v: 0 <= v <= 2048, "an integer from 0 (off) to 2048"),
+    "top_p": ((int, float), lambda v: 0 < v <= 1, "more than 0 and at most 1 (1 = off)"),
+    "takes": ((int,), lambda v: 1 <= v <= 8, "an integer from 1 to 8"),
+    "seed": ((int,), lambda v: 0 <= v < 2**31, "an integer from 0 to 2^31-1"),
+    "quality": ((str,), lambda v: v in ("draft", "full"), '"draft" or "full"'),
+    "level": ((int,), lambda v: 0 <= v <= 2, "an integer level from 0 to 2"),
+    "sample_rate": ((int,), lambda v: 8000 <= v <= 384000, "an integer rate from 8000 to 384000 Hz"),
+    "channels": ((int,), lambda v: 1 <= v <= 8, "an integer from 1 to 8"),
+    "chain": ((str,), lambda v: 0 < len(v) <= 4096, "an effect chain name or path"),
+}
+
+
+def _check(name: str, value: Any) -> Any:
+    types, ok, allowed = _RULES[name]
+    if isinstance(value, bool) or not isinstance(value, types):
+        raise RequestError("bad_value", f"{name} must be {allowed}; got {type(value).__name__} {value!r}", name)
+    if isinstance(value, float) and value != value:
+        raise RequestError("bad_value", f"{name} must be {allowed}; got NaN", name)
+    if not ok(value):
+        raise RequestError("bad_value", f"{name} must be {allowed}; got {value!r}", name)
+    return float(value) if float in types and not isinstance(value, str) else value

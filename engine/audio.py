@@ -156,7 +156,7 @@ def to_model_input(region: AudioRegion, sample_rate: int = MODEL_SAMPLE_RATE) ->
     return resample(region.samples.mean(axis=1, dtype=np.float32), region.sample_rate, sample_rate)
 
 
-def _convert_channels(x: np.ndarray, channels: int) -> np.ndarray:
+def convert_channels(x: np.ndarray, channels: int) -> np.ndarray:
     if x.shape[1] == channels:
         return x
     if x.shape[1] == 1:
@@ -241,7 +241,7 @@ def write_audio(
         raise AudioError(
             "Audio to write contains NaN or infinite samples; nothing was written. Check the model output."
         )
-    y = resample(_convert_channels(x, channels), source_rate, sample_rate)
+    y = resample(convert_channels(x, channels), source_rate, sample_rate)
     if subtype != "FLOAT":
         y = np.clip(y, -1.0, 1.0)
     _publish_wav(path, y, sample_rate, subtype)

@@ -166,7 +166,7 @@ def load_into(model: nn.Module, loaded: LoadedFile, official_keys: Callable[[nn.
               what: str, hf_level: int | None = None, hf_prefix_check: bool = True) -> nn.Module:
     """Strictly copy a file's tensors into ``model`` by explicit key map; casts dtype, transposes where marked."""
     own = model.state_dict()
-    aliases = _tied_aliases(own)
+    aliases = _tied_aliases(model)
     if loaded.layout == "native":  # safetensors stores a tied tensor once, under its first name
         file_names = {k: OfficialKey(k) for k in own if k not in aliases}
     else:
@@ -190,20 +190,20 @@ def load_into(model: nn.Module, loaded: LoadedFile, official_keys: Callable[[nn.
         state[native] = (t.t() if fk.transpose else t).to(own[native].dtype)
     for alias, canonical in aliases.items():
         state.setdefault(alias, state[canonical])
-    model.load_state_dict(state, strict=True)
+    # A model built on the meta device takes the loaded tensors as its own: no second copy in RAM.
+    model.load_state_dict(state, strict=True, assign=any(p.is_meta for p in model.parameters()))
     return model
 
 
-def _tied_aliases(state: dict[str, torch.Tensor]) -> dict[str, str]:
-    """Keys whose tensor shares storage with an earlier key (e.g. an output layer tied to the embedding)."""
-    first: dict[tuple[int, tuple[int, ...]], str] = {}
+def _tied_aliases(model: nn.Module) -> dict[str, str]:
+    """Names of parameters that are another parameter (e.g. an output layer tied to the embedding)."""
+    first: dict[int, str] = {}
     aliases = {}
-    for k, t in state.items():
-        ident = (t.untyped_storage().data_ptr(), tuple(t.shape))
-        if ident in first:
-            aliases[k] = first[ident]
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if id(p) in first:
+            aliases[name] = first[id(p)]
         else:
-            first[ident] = k
+            first[id(p)] = name
     return aliases
 
 

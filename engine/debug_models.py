@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .config import VQVAEConfig
+from .config import PriorConfig, VQVAEConfig
 from .vqvae import VQVAE
 
 
@@ -22,3 +22,24 @@ def debug_vqvae(seed: int = 0, **overrides) -> VQVAE:
         for book in model.bottleneck.levels:
             book.codebook.normal_(0.0, 0.1)
     return model
+
+
+def debug_prior_config(level: int, **overrides) -> "PriorConfig":
+    """A tiny prior with the official structure of its level (v2 labels, timing at the top)."""
+    from .config import PriorConfig
+
+    base = dict(level=level, n_ctx=64, width=32, depth=3, heads=2, attn_order=2, blocks=8,
+                raw_to_tokens=(8, 32, 128)[level], bins=64, cond_width=16, cond_depth=2, cond_dilation_cycle=None)
+    if level == 2:
+        base.update(t_bins=16, min_duration=1.0, max_duration=600.0)
+    return PriorConfig(**{**base, **overrides})
+
+
+def debug_models(seed: int = 0) -> "Models":
+    """The debug VQ-VAE with three tiny random priors: real sampling, in seconds on a CPU."""
+    from .models import Models
+    from .prior import Prior
+
+    torch.manual_seed(seed)
+    priors = [Prior(debug_prior_config(level)).eval() for level in range(3)]
+    return Models("debug", debug_vqvae(seed), priors, {"licence": "random weights, for tests"})

@@ -70,3 +70,49 @@ def vqvae_official_keys(model: nn.Module) -> dict[str, OfficialKey]:
             name = key  # decoders.D.out.{weight,bias} keep their names
         out[key] = OfficialKey(name)
     return out
+
+
+def _lm_name(rest: str, prefix: str) -> str:
+    """Native ``AutoregressiveLM`` key (relative) -> reference ``ConditionalAutoregressive2D`` key."""
+    if m := re.fullmatch(r"transformer\.layers\.(\d+)\.(.+)", rest):
+        return f"{prefix}.transformer._attn_mods.{m[1]}.{m[2]}"  # attn.c_attn.w, ln_0.weight, mlp.c_fc.b, ...
+    if rest == "pos_emb.weight":
+        return f"{prefix}.pos_emb.pos_emb"
+    if rest in ("x_emb.weight", "x_out.weight", "start_token"):
+        return f"{prefix}.{rest}"
+    raise KeyError(rest)
+
+
+_PRIOR_FIXED = {
+    "labels.genre_emb.weight": "y_emb.bow_genre_emb.emb.weight",
+    "labels.artist_emb.weight": "y_emb.artist_emb.emb.weight",
+    "lyric_encoder.lm_head.weight": "prime_x_out.weight",
+}
+
+
+def prior_official_keys(prior: nn.Module) -> dict[str, OfficialKey]:
+    """Every key of a native ``Prior`` state dict -> its official ``prior_level_*.pth.tar`` name.
+
+    Conv1D weights keep the official (in, out) layout, so nothing is transposed. The tied head appears
+    under both ``prior.x_emb.weight`` and ``prior.x_out.weight``, as in the official files.
+    """
+    out: dict[str, OfficialKey] = {}
+    for key in prior.state_dict():
+        if key in _PRIOR_FIXED:
+            name = _PRIOR_FIXED[key]
+        elif m := re.fullmatch(r"labels\.(\w+_emb)\.emb\.weight", key):  # timing RangeEmbeddings
+            name = f"y_emb.{m[1]}.emb.weight"
+        elif m := re.fullmatch(r"x_cond_net\.decoder\.(.+)", key):
+            name = f"conditioner_blocks.0.cond.{decoder_block_name(m[1], resnet_container='blocks')}"
+        elif m := re.fullmatch(r"x_cond_net\.(x_emb|ln)\.(\w+)", key):
+            name = f"conditioner_blocks.0.{m[1]}.{m[2]}"
+        elif m := re.fullmatch(r"lyric_encoder\.lm\.(.+)", key):
+            name = _lm_name(m[1], "prime_prior")
+        elif m := re.fullmatch(r"lyric_encoder\.(proj|ln)\.(\w+)", key):
+            name = f"prime_state_{m[1]}.{m[2]}"
+        elif m := re.fullmatch(r"lm\.(.+)", key):
+            name = _lm_name(m[1], "prior")
+        else:
+            raise KeyError(f"no official name for prior key {key!r}")
+        out[key] = OfficialKey(name)
+    return out

@@ -5,14 +5,25 @@ Audio enters and leaves only through ``audio.py`` (which owns resampling and cha
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import io
+import json
 import os
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import audio
+from . import audio, labels
 from .codes import CodesFile
+from .lyrics import load_lyric_vocab
+from .models import Models
+from .progress import CancelToken, EtaClock, Progress, ProgressCallback
+from .request import RenderRequest, RequestError
+from .sampling import LevelJob, SamplingParams, sample_level, tokens_to_sample
 from .vqvae import VQVAE
 
 
@@ -58,3 +69,218 @@ def decode_to_file(vqvae: VQVAE, codes: CodesFile, level: int, out: str | os.Pat
                    channels: int = 1, subtype: str = "PCM_24") -> Path:
     x = decode_codes(vqvae, codes, level)[0]
     return audio.write_audio(out, x, sample_rate, source_rate=vqvae.cfg.sample_rate, channels=channels, subtype=subtype)
+
+
+# --- rendering: continue, prime, re-render, generate ----------------------------------------------
+
+FADE_SECONDS = 0.01
+
+
+@dataclass(frozen=True)
+class RenderedTake:
+    take: int  # 1-based
+    audio: np.ndarray  # (T, channels) float32 at the request's sample rate
+    position: float  # timeline seconds where the DAW should place it
+    seed: int
+
+
+@dataclass
+class _Plan:
+    """Sample counts (at the model rate) and codes each level starts from."""
+
+    total: int  # samples the codes cover, a multiple of the top hop
+    keep: tuple[int, int]  # the slice of the decoded audio that becomes the clip
+    start_codes: dict[int, np.ndarray]  # level -> (1, T) codes known before sampling
+    levels: list[int]  # levels to sample, top first
+    decode_level: int
+    position: float
+
+
+def region_key(path: str, start: float, length: float | None, model: str) -> str:
+    """Content address of an encoded region: the file's bytes, the region and the model."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    h.update(f"|{start}|{length}|{model}".encode())
+    return h.hexdigest()
+
+
+def _read_source(req: RenderRequest) -> tuple[np.ndarray, float]:
+    """The request's region as model input (T,) and its length in seconds; errors as protocol codes."""
+    if not os.path.exists(req.source):
+        raise RequestError("source_not_found", f"source file not found: {req.source}", "source")
+    try:
+        region = audio.read_region(req.source, req.start, req.length)
+    except audio.AudioError as e:
+        raise RequestError("not_audio", str(e), "source") from None
+    return audio.to_model_input(region), region.frames / region.sample_rate
+
+
+def _encode_region(models: Models, req: RenderRequest, x: np.ndarray, cache) -> dict[int, np.ndarray]:
+    key = region_key(req.source, req.start, req.length, models.name) if cache is not None else None
+    codes = cache.get(key) if key else None
+    if codes is None:
+        codes = encode_audio(models.vqvae, x)
+        if key:
+            cache.put(key, codes)
+    return codes
+
+
+def _plan(models: Models, req: RenderRequest, progress: ProgressCallback, cache) -> _Plan:
+    sr, top_hop, top = models.sample_rate, models.vqvae.hop_lengths[-1], models.levels - 1
+    new = int(round(req.target_seconds * sr))
+    new_padded = -(-new // top_hop) * top_hop
+    draft = req.quality == "draft"
+    if req.mode == "generate":
+        levels = [top] if draft else list(range(top, -1, -1))
+        return _Plan(new_padded, (0, new), {}, levels, levels[-1], req.position)
+    progress(Progress("encoding", 0, 1, 0.0, -1.0))
+    x, region_seconds = _read_source(req)
+    if req.mode == "rerender":
+        codes = _encode_region(models, req, x, cache)
+        level = top - 1 if req.level is None else req.level
+        if level > top:
+            raise RequestError("bad_value", f"level must be at most {top} for this model", "level")
+        kept = {lv: z for lv, z in codes.items() if lv > level}
+        levels = [level] if draft else list(range(level, -1, -1))
+        return _Plan(len(pad_to_hop(x, top_hop)), (0, len(x)), kept, levels, levels[-1], req.position)
+    # continue / prime: the region's tail is the prompt; it must end exactly where the region ends
+    max_prime = int(0.75 * models.top.cfg.n_ctx) * top_hop
+    prime = x[len(x) - min(len(x) // top_hop * top_hop, max_prime):]
+    if len(prime) == 0:
+        raise RequestError("not_audio", f"the region is shorter than {top_hop / sr * 1000:.1f} ms; select more audio",
+                           "length")
+    codes = encode_audio(models.vqvae, prime)
+    levels = [top] if draft else list(range(top, -1, -1))
+    return _Plan(len(prime) + new_padded, (len(prime), len(prime) + new), codes, levels, levels[-1],
+                 req.position + region_seconds)
+
+
+def _label_fn(models: Models, level: int, req: RenderRequest, total: int, batch: int):
+    """Window start -> y (batch, y_len) for one level's prior, names resolved forgivingly."""
+    cfg = models.priors[level].cfg
+    version = models.label_version(level)
+    total_len = int(total)
+    if cfg.has_timing and cfg.min_duration is not None:  # the timing embedding covers [min, max] only
+        total_len = int(min(max(total_len, cfg.min_duration * cfg.sample_rate), cfg.max_duration * cfg.sample_rate - 1))
+    try:
+        y0 = labels.label_vector(req.artist or "unknown", req.genre or "unknown", req.lyrics, total_len, 0,
+                                 cfg.n_ctx * cfg.raw_to_tokens, version, cfg.max_bow_genre_size, cfg.n_tokens,
+                                 forgiving=True)
+    except labels.UnknownLabelError as e:
+        if level == models.levels - 1:
+            raise RequestError("unknown_label", str(e), e.kind) from None
+        y0 = labels.label_vector(req.artist or "", req.genre or "", req.lyrics, total_len, 0,
+                                 cfg.n_ctx * cfg.raw_to_tokens, version, cfg.max_bow_genre_size, cfg.n_tokens)
+    full_lyrics = load_lyric_vocab(version).encode(req.lyrics) if cfg.n_tokens else []
+
+    def labels_at(start: int) -> torch.Tensor:
+        y = labels.window_label(y0, start, cfg.raw_to_tokens, cfg.n_ctx, full_lyrics, cfg.n_tokens)
+        return torch.tensor([y] * batch, dtype=torch.long)
+
+    return labels_at
+
+
+class _WorkDir:
+    """Per-job folder of codes saved after every window, so a restarted job resumes where it stopped."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        if path is not None:
+            path.mkdir(parents=True, exist_ok=True)
+
+    def seed(self, requested: int | None) -> int:
+        if self.path is None:
+            return requested if requested is not None else int(np.random.randint(0, 2**31 - 1))
+        meta = self.path / "seed.json"
+        if meta.exists():
+            return int(json.loads(meta.read_text())["seed"])
+        seed = requested if requested is not None else int(np.random.randint(0, 2**31 - 1))
+        self._atomic(meta, json.dumps({"seed": seed}).encode())
+        return seed
+
+    def load(self, level: int) -> np.ndarray | None:
+        f = None if self.path is None else self.path / f"codes_level{level}.npy"
+        return np.load(f) if f is not None and f.exists() else None
+
+    def save(self, level: int, codes: torch.Tensor) -> None:
+        if self.path is not None:
+            buf = io.BytesIO()
+            np.save(buf, codes.cpu().numpy())
+            self._atomic(self.path / f"codes_level{level}.npy", buf.getvalue())
+
+    @staticmethod
+    def _atomic(path: Path, data: bytes) -> None:
+        tmp = path.with_suffix(path.suffix + ".part")
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+
+def _finish(x: np.ndarray, req: RenderRequest, sr: int) -> np.ndarray:
+    """Model-rate mono audio (T,) -> the clip: faded, at the DAW's rate and channel count (T', C)."""
+    x = np.clip(x, -1.0, 1.0).astype(np.float32)
+    fade = min(len(x) // 2, int(FADE_SECONDS * sr))
+    if fade:
+        x[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+        if req.mode == "generate":  # continuations and re-renders join their source seamlessly
+            x[:fade] *= np.linspace(0.0, 1.0, fade, dtype=np.float32)
+    y = audio.resample(x, sr, req.sample_rate)
+    return audio.convert_channels(y[:, None], req.channels)
+
+
+def _rows(z: np.ndarray, n: int) -> torch.Tensor:
+    """Codes (1 or n, T) -> (n, T): one encoded prompt shared by every take."""
+    t = torch.from_numpy(np.ascontiguousarray(z))
+    return t.expand(n, -1).clone() if t.shape[0] == 1 else t
+
+
+def render(models: Models, req: RenderRequest, progress: ProgressCallback, cancel: CancelToken,
+           workdir: Path | None = None, cache=None, sampling: SamplingParams | None = None) -> list[RenderedTake]:
+    """Run one request to finished takes. Resumes from ``workdir`` when it holds saved codes."""
+    work = _WorkDir(workdir)
+    seed = work.seed(req.seed)
+    seeds = [seed + i for i in range(req.takes)]
+    params = sampling or SamplingParams()
+    params = dataclasses.replace(params, temperature=req.temperature or params.temperature,
+                                 top_k=req.top_k, top_p=req.top_p)
+    clock = EtaClock()
+    with torch.inference_mode():
+        plan = _plan(models, req, progress, cache)
+        codes = {lv: _rows(z, req.takes) for lv, z in plan.start_codes.items()}
+        jobs = {}
+        for level in plan.levels:
+            saved = work.load(level)
+            codes[level] = _rows(saved if saved is not None else plan.start_codes.get(level, np.zeros((1, 0), np.int64)),
+                                 req.takes)
+            jobs[level] = plan.total // models.vqvae.hop_lengths[level]
+        total_tokens = sum(tokens_to_sample(models.priors[lv], codes[lv].shape[1], jobs[lv], params.hop_fractions[lv])
+                           for lv in plan.levels) or 1
+        done = [0]
+        last = [0.0]
+
+        def tick(level: int) -> None:
+            done[0] += 1
+            now = time.monotonic()
+            if now - last[0] > 0.2:
+                last[0] = now
+                frac = 0.05 + 0.9 * done[0] / total_tokens
+                stage = f"{'sampling' if level == models.levels - 1 else 'upsampling'} level {level}"
+                progress(Progress(stage, done[0], total_tokens, frac, clock.eta(frac), level))
+                cancel.raise_if_cancelled()
+
+        for level in plan.levels:
+            upper = codes.get(level + 1) if level < models.levels - 1 else None
+            job = LevelJob(models.priors[level], jobs[level], _label_fn(models, level, req, plan.total, req.takes), upper)
+            codes[level] = sample_level(job, codes[level], params, seeds, lambda lv=level: tick(lv),
+                                        lambda w, z, lv=level: work.save(lv, z), cancel)
+            work.save(level, codes[level])
+        progress(Progress("decoding", 0, 1, 0.95, clock.eta(0.95)))
+        cancel.raise_if_cancelled()
+        audio_out = models.vqvae.decode(codes[plan.decode_level], plan.decode_level).cpu().numpy()
+    lo, hi = plan.keep
+    return [RenderedTake(i + 1, _finish(audio_out[i, lo:hi], req, models.sample_rate), plan.position, seeds[i])
+            for i in range(req.takes)]

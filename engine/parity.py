@@ -113,7 +113,44 @@ def run_parity(directory: str | Path, checkpoint: str | Path | None = None) -> l
         raise ValueError(f"{directory}: not a directory. Pass a fixture folder such as shared/jukebox_reference/vqvae.")
     ckpt = Path(checkpoint) if checkpoint else None
     if is_prior_fixture(directory):
-        from .prior_fixture import prior_parity  # the priors are optional for codec-only use
-
         return prior_parity(directory, ckpt)
     return vqvae_parity(directory, ckpt)
+
+
+FP16_STD_FRACTION = 0.03  # the fp16 sampling path: max|diff| <= 3 % of std(reference logits)
+FP16_ARGMAX_AGREEMENT = 0.9
+
+
+def prior_parity(directory: Path, checkpoint: Path | None = None) -> list[Comparison]:
+    """Logits (teacher-forced, KV cache, chunked prefill, fp16 path), conditioning, timing bins and losses."""
+    from .prior_fixture import fixture_outputs, load_fixture_prior
+
+    ours = fixture_outputs(directory, load_fixture_prior(directory, checkpoint))
+    ref = lambda name: np.load(directory / f"{name}.npy")  # noqa: E731
+    tf = ref("logits_teacher_forced")
+    out = [
+        compare_close("logits teacher-forced", ours["logits_teacher_forced"], tf, DECODE_REL_TOL),
+        compare_close("logits KV cache (first 64)", ours["logits_incremental_first64"], ref("logits_incremental_first64"),
+                      DECODE_REL_TOL),
+        compare_close("logits chunked prefill 100 + 1", ours["logits_prefill_100_plus_1"], tf[:, :101], DECODE_REL_TOL),
+        compare_close("cond y (start token)", ours["cond_y_start_token"], ref("cond_y_start_token"), DECODE_REL_TOL),
+        compare_close("cond x_cond", ours["cond_x_cond"], ref("cond_x_cond"), DECODE_REL_TOL),
+    ]
+    if (directory / "tokens_merged_lyrics_then_music.npy").exists():
+        out.append(compare_codes("merged lyric+music tokens", ours["tokens_merged_lyrics_then_music"],
+                                 ref("tokens_merged_lyrics_then_music"), None))
+    if (directory / "timing_bins.npz").exists():
+        with np.load(directory / "timing_bins.npz") as bins:
+            for name in bins.files:
+                out.append(compare_codes(f"timing bins {name}", ours["timing_bins"][name].astype(np.int64),
+                                         bins[name].astype(np.int64), None))
+    results = json.loads((directory / "results.json").read_text())
+    for name, value in results.get("losses", {}).items():
+        out.append(compare_close(f"loss {name} (bits)", np.array([ours["losses"][name]]), np.array([value]), DECODE_REL_TOL))
+    fp16, ref64 = ours["logits_incremental_first64_fp16"], tf[:, :64]
+    tol = FP16_STD_FRACTION * float(ref64.std())
+    agree = float((fp16.argmax(-1) == ref64.argmax(-1)).mean())
+    err = float(np.abs(fp16 - ref64).max())
+    out.append(Comparison("logits fp16 sampling path (first 64)", err, tol, err <= tol and agree >= FP16_ARGMAX_AGREEMENT,
+                          f"argmax agreement {agree:.0%}"))
+    return out

@@ -22,37 +22,21 @@ import numpy as np
 import torch
 
 from .config import PriorConfig
-from .keymaps import prior_official_keys
+from .models import load_prior
 from .prior import START, Prior
 
 
-def load_official_state(prior: Prior, state: dict[str, torch.Tensor]) -> None:
-    """Strictly load an official-layout prior state dict (any ``module.`` prefix stripped, fp16 cast up)."""
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    keymap = prior_official_keys(prior)
-    own = prior.state_dict()
-    missing = sorted({k.name for k in keymap.values()} - set(state))
-    unexpected = sorted(set(state) - {k.name for k in keymap.values()})
-    if missing or unexpected:
-        raise KeyError(f"official prior keys missing {missing[:5]}..., unexpected {unexpected[:5]}...")
-    native = {}
-    for key, official in keymap.items():
-        t = state[official.name]
-        t = t.t() if official.transpose else t
-        if t.shape != own[key].shape:
-            raise ValueError(f"{official.name}: checkpoint shape {tuple(t.shape)} != model {tuple(own[key].shape)}")
-        native[key] = t.to(own[key].dtype)
-    prior.load_state_dict(native, strict=True)
-
-
-def load_fixture_prior(fixture_dir: str | Path) -> Prior:
-    """Build the fixture's prior from its ``hparams.json`` and load its checkpoint, eval mode, fp32."""
+def load_fixture_prior(fixture_dir: str | Path, checkpoint: str | Path | None = None) -> Prior:
+    """Build the fixture's prior from its ``hparams.json`` and load its checkpoint (official or HF layout)."""
     d = Path(fixture_dir)
     hps = json.loads((d / "hparams.json").read_text())
-    prior = Prior(PriorConfig.from_hparams(hps["hparams_consulted_by_make_prior"])).eval()
-    ckpt = torch.load(d / f"{d.name}.pth.tar", weights_only=True, map_location="cpu")
-    load_official_state(prior, ckpt["model"])
-    return prior
+    cfg = PriorConfig.from_hparams(hps["hparams_consulted_by_make_prior"])
+    if checkpoint is None:
+        found = sorted(d.glob("*.pth.tar"))
+        if len(found) != 1:
+            raise ValueError(f"{d}: expected one *.pth.tar checkpoint, found {[p.name for p in found]}; pass --checkpoint.")
+        checkpoint = found[0]
+    return load_prior(checkpoint, cfg)
 
 
 def _array(x: torch.Tensor) -> np.ndarray:

@@ -17,7 +17,8 @@ from engine.conditioners import LabelConditioner
 from engine.config import OFFICIAL_PRIORS, PriorConfig
 from engine.keymaps import prior_official_keys
 from engine.prior import START, Prior
-from engine.prior_fixture import load_official_state
+from engine.checkpoints import CheckpointError
+from engine.prior_fixture import load_fixture_prior
 
 from .prior_fixtures import FIXTURES, fixture_prior, fixture_results, reference
 from .shared import shared_path
@@ -177,13 +178,12 @@ def test_parity_checks_catch_a_wrong_attention_type():
 
 
 @pytest.mark.parity
-def test_loading_refuses_an_incomplete_checkpoint():
-    prior = Prior(fixture_prior("5b_tiny").cfg)
-    state = torch.load(shared_path("priors", "5b_tiny", "5b_tiny.pth.tar"), weights_only=True, map_location="cpu")
-    state = dict(state["model"])
-    del state["prior.transformer._attn_mods.3.mlp.c_fc.b"]
-    with pytest.raises(KeyError, match="missing"):
-        load_official_state(prior, state)
+def test_loading_refuses_an_incomplete_checkpoint(tmp_path):
+    ckpt = torch.load(shared_path("priors", "5b_tiny", "5b_tiny.pth.tar"), weights_only=True, map_location="cpu")
+    del ckpt["model"]["prior.transformer._attn_mods.3.mlp.c_fc.b"]
+    torch.save(ckpt, tmp_path / "5b_tiny.pth.tar")
+    with pytest.raises(CheckpointError, match=r"1 missing: prior.transformer._attn_mods.3.mlp.c_fc.b"):
+        load_fixture_prior(shared_path("priors", "5b_tiny"), tmp_path / "5b_tiny.pth.tar")
 
 
 # ---------------------------------------------------------------------------- official structure

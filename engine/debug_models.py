@@ -42,4 +42,9 @@ def debug_models(seed: int = 0) -> "Models":
 
     torch.manual_seed(seed)
     priors = [Prior(debug_prior_config(level)).eval() for level in range(3)]
+    with torch.no_grad():  # small embeddings keep the random priors' distributions broad, so takes differ
+        for prior in priors:
+            for module in prior.modules():
+                if isinstance(module, torch.nn.Embedding):
+                    module.weight.normal_(0.0, 0.05)
     return Models("debug", debug_vqvae(seed), priors, {"licence": "random weights, for tests"})

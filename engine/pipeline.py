@@ -82,6 +82,7 @@ class RenderedTake:
     audio: np.ndarray  # (T, channels) float32 at the request's sample rate
     position: float  # timeline seconds where the DAW should place it
     seed: int
+    codes: dict[int, np.ndarray]  # level -> (T_level,) codes of the whole sampled span (prompt included)
 
 
 @dataclass
@@ -127,13 +128,27 @@ def _encode_region(models: Models, req: RenderRequest, x: np.ndarray, cache) -> 
     return codes
 
 
+def prompt_length(models: Models, n_samples: int) -> int:
+    """Samples of a region's tail used as the prompt: whole top-level codes, at most 3/4 of the top context
+    (the top prior never sees more than one window, and the last quarter leaves room to continue)."""
+    top_hop = models.vqvae.hop_lengths[-1]
+    return min(n_samples // top_hop, int(0.75 * models.top.cfg.n_ctx)) * top_hop
+
+
+def _levels(first: int, req: RenderRequest) -> list[int]:
+    """Levels to sample, top first: ``first`` only for drafts, else down to ``stop_level`` (default 0)."""
+    last = first if req.quality == "draft" else (req.stop_level or 0)
+    if last > first:
+        raise RequestError("bad_value", f"stop_level {last} is above the first sampled level {first}", "stop_level")
+    return list(range(first, last - 1, -1))
+
+
 def _plan(models: Models, req: RenderRequest, progress: ProgressCallback, cache) -> _Plan:
     sr, top_hop, top = models.sample_rate, models.vqvae.hop_lengths[-1], models.levels - 1
     new = int(round(req.target_seconds * sr))
     new_padded = -(-new // top_hop) * top_hop
-    draft = req.quality == "draft"
     if req.mode == "generate":
-        levels = [top] if draft else list(range(top, -1, -1))
+        levels = _levels(top, req)
         return _Plan(new_padded, (0, new), {}, levels, levels[-1], req.position)
     progress(Progress("encoding", 0, 1, 0.0, -1.0))
     x, region_seconds = _read_source(req)
@@ -143,16 +158,15 @@ def _plan(models: Models, req: RenderRequest, progress: ProgressCallback, cache)
         if level > top:
             raise RequestError("bad_value", f"level must be at most {top} for this model", "level")
         kept = {lv: z for lv, z in codes.items() if lv > level}
-        levels = [level] if draft else list(range(level, -1, -1))
+        levels = _levels(level, req)
         return _Plan(len(pad_to_hop(x, top_hop)), (0, len(x)), kept, levels, levels[-1], req.position)
     # continue / prime: the region's tail is the prompt; it must end exactly where the region ends
-    max_prime = int(0.75 * models.top.cfg.n_ctx) * top_hop
-    prime = x[len(x) - min(len(x) // top_hop * top_hop, max_prime):]
+    prime = x[len(x) - prompt_length(models, len(x)):]
     if len(prime) == 0:
         raise RequestError("not_audio", f"the region is shorter than {top_hop / sr * 1000:.1f} ms; select more audio",
                            "length")
     codes = encode_audio(models.vqvae, prime)
-    levels = [top] if draft else list(range(top, -1, -1))
+    levels = _levels(top, req)
     return _Plan(len(prime) + new_padded, (len(prime), len(prime) + new), codes, levels, levels[-1],
                  req.position + region_seconds)
 
@@ -259,28 +273,37 @@ def render(models: Models, req: RenderRequest, progress: ProgressCallback, cance
             jobs[level] = plan.total // models.vqvae.hop_lengths[level]
         total_tokens = sum(tokens_to_sample(models.priors[lv], codes[lv].shape[1], jobs[lv], params.hop_fractions[lv])
                            for lv in plan.levels) or 1
-        done = [0]
-        last = [0.0]
+        done, last_report = 0, 0.0
 
-        def tick(level: int) -> None:
-            done[0] += 1
+        def report(level: int, force: bool = False) -> None:
+            """Progress at most every 0.2 s, and after every saved window; cancel is honoured here."""
+            nonlocal last_report
             now = time.monotonic()
-            if now - last[0] > 0.2:
-                last[0] = now
-                frac = 0.05 + 0.9 * done[0] / total_tokens
+            if force or now - last_report > 0.2:
+                last_report = now
+                frac = 0.05 + 0.9 * done / total_tokens
                 stage = f"{'sampling' if level == models.levels - 1 else 'upsampling'} level {level}"
-                progress(Progress(stage, done[0], total_tokens, frac, clock.eta(frac), level))
+                progress(Progress(stage, done, total_tokens, frac, clock.eta(frac), level))
                 cancel.raise_if_cancelled()
+
+        def on_token(level: int) -> None:
+            nonlocal done
+            done += 1
+            report(level)
+
+        def on_window(level: int, z: torch.Tensor) -> None:
+            work.save(level, z)
+            report(level, force=True)
 
         for level in plan.levels:
             upper = codes.get(level + 1) if level < models.levels - 1 else None
             job = LevelJob(models.priors[level], jobs[level], _label_fn(models, level, req, plan.total, req.takes), upper)
-            codes[level] = sample_level(job, codes[level], params, seeds, lambda lv=level: tick(lv),
-                                        lambda w, z, lv=level: work.save(lv, z), cancel)
+            codes[level] = sample_level(job, codes[level], params, seeds, lambda lv=level: on_token(lv),
+                                        lambda w, z, lv=level: on_window(lv, z), cancel)
             work.save(level, codes[level])
         progress(Progress("decoding", 0, 1, 0.95, clock.eta(0.95)))
         cancel.raise_if_cancelled()
         audio_out = models.vqvae.decode(codes[plan.decode_level], plan.decode_level).cpu().numpy()
     lo, hi = plan.keep
-    return [RenderedTake(i + 1, _finish(audio_out[i, lo:hi], req, models.sample_rate), plan.position, seeds[i])
-            for i in range(req.takes)]
+    return [RenderedTake(i + 1, _finish(audio_out[i, lo:hi], req, models.sample_rate), plan.position, seeds[i],
+                         {lv: z[i].numpy() for lv, z in codes.items()}) for i in range(req.takes)]

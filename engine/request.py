@@ -43,6 +43,7 @@ class RenderRequest:
     seed: int | None = None
     quality: Literal["draft", "full"] = "full"
     level: int | None = None
+    stop_level: int | None = None
     sample_rate: int = 44100
     channels: int = 2
     chain: str | None = None
@@ -97,6 +98,7 @@ _RULES: dict[str, tuple[tuple[type, ...], Any, str]] = {
     "seed": ((int,), lambda v: 0 <= v < 2**31, "an integer from 0 to 2^31-1"),
     "quality": ((str,), lambda v: v in ("draft", "full"), '"draft" or "full"'),
     "level": ((int,), lambda v: 0 <= v <= 2, "an integer level from 0 to 2"),
+    "stop_level": ((int,), lambda v: 0 <= v <= 2, "an integer level from 0 to 2"),
     "sample_rate": ((int,), lambda v: 8000 <= v <= 384000, "an integer rate from 8000 to 384000 Hz"),
     "channels": ((int,), lambda v: 1 <= v <= 8, "an integer from 1 to 8"),
     "chain": ((str,), lambda v: 0 < len(v) <= 4096, "an effect chain name or path"),

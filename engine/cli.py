@@ -60,6 +60,76 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_request(args: argparse.Namespace) -> int:
+    import os
+
+    from bridge.client import Timeouts, request_main
+
+    timeouts = Timeouts(connect=args.connect_timeout, idle=args.idle_timeout)
+    return request_main(args.verb, args.json, args.host, args.port, args.status_file,
+                        args.token or os.environ.get("JUKEBOX_BRIDGE_TOKEN"), timeouts)
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from . import audio
+    from .codes import CodesFile
+    from .models import load_models
+    from .pipeline import render
+    from .progress import CancelToken
+    from .request import RenderRequest
+
+    fields = {k: v for k, v in {
+        "source": str(args.prime) if args.prime else None, "start": args.start, "length": args.length,
+        "seconds": args.seconds, "artist": args.artist, "genre": args.genre,
+        "lyrics": args.lyrics_file.read_text() if args.lyrics_file else None, "temperature": args.temperature,
+        "top_k": args.top_k, "top_p": args.top_p, "takes": args.takes, "seed": args.seed, "quality": args.quality,
+        "level": args.level, "stop_level": args.stop_level, "sample_rate": args.sample_rate, "channels": args.channels,
+    }.items() if v is not None}
+    req = RenderRequest.from_fields(args.mode, fields)  # validate before the slow model load
+    models = load_models(args.model, args.top)
+    print(f"{models.name}: {LICENCE_NOTE if models.name != 'debug' else 'random test weights'}")
+
+    shown: list[tuple[str, int]] = []
+
+    def show(p) -> None:  # one line per stage and 5 % step, so logs stay readable
+        step = (p.stage, int(20 * p.fraction))
+        if not shown or shown[-1] != step:
+            shown.append(step)
+            eta = f", about {p.eta_seconds:.0f} s left" if p.eta_seconds >= 0 else ""
+            print(f"{p.stage:<20} {100 * p.fraction:5.1f}%{eta}", flush=True)
+
+    takes = render(models, req, show, CancelToken(), args.work_dir)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for take in takes:
+        stem = f"{args.mode}-seed{take.seed}-take{take.take}"
+        wav = audio.write_audio(audio.unique_path(args.out, stem), take.audio, req.sample_rate,
+                                source_rate=req.sample_rate, channels=req.channels)
+        CodesFile({lv: z[None] for lv, z in take.codes.items()}, models.vqvae.hop_lengths, models.sample_rate,
+                  model=models.name, extra={"seed": take.seed, "request": req.to_fields()}
+                  ).save(audio.unique_path(args.out, stem, ".npz"))
+        print(f"take {take.take}: {wav} (seed {take.seed}, place at {take.position:.3f} s)")
+    return 0
+
+
+def _cmd_labels(args: argparse.Namespace) -> int:
+    from .labels import search
+
+    names = search(args.search, args.kind.removesuffix("s"), args.version, limit=args.limit, offset=args.offset)
+    print("\n".join(names) if names else f"no {args.kind} match {args.search!r}")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    from bridge.server import load_config, serve
+
+    overrides = {"model": args.model, "port": args.port, "render_dir": args.render_dir, "midi_port": args.midi_port,
+                 "listen": args.listen, "token": args.token or os.environ.get("JUKEBOX_BRIDGE_TOKEN"),
+                 "midi": False if args.no_midi else None}
+    return serve(load_config(args.config, overrides))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jukebox-bridge", description="Jukebox inside your DAW. " + LICENCE_NOTE)
     p.add_argument("--version", action="version", version=f"jukebox-bridge {__version__}")
@@ -90,10 +160,66 @@ def build_parser() -> argparse.ArgumentParser:
     par.add_argument("--checkpoint", type=Path, default=None, help="use this checkpoint (e.g. a HF-layout file)")
     par.set_defaults(func=_cmd_parity)
 
+    smp = sub.add_parser("sample", help="render continuations, primes, re-renders or new music to WAV files")
+    smp.add_argument("--model", default=None, help="model folder, or 'debug'; default: the embedded model")
+    smp.add_argument("--top", default=None, choices=["5b", "5b_lyrics", "1b_lyrics"], help="official top prior")
+    smp.add_argument("--mode", default="generate", choices=["generate", "continue", "prime", "rerender"])
+    smp.add_argument("--prime", type=Path, help="source audio file (continue, prime, rerender)")
+    smp.add_argument("--start", type=float, help="region start in the source, seconds")
+    smp.add_argument("--length", type=float, help="region length, seconds")
+    smp.add_argument("--seconds", type=float, help="seconds to generate (default 10)")
+    smp.add_argument("--artist")
+    smp.add_argument("--genre")
+    smp.add_argument("--lyrics-file", type=Path)
+    smp.add_argument("--temperature", type=float)
+    smp.add_argument("--top-k", type=int)
+    smp.add_argument("--top-p", type=float)
+    smp.add_argument("--takes", type=int)
+    smp.add_argument("--seed", type=int)
+    smp.add_argument("--quality", choices=["draft", "full"])
+    smp.add_argument("--level", type=int, help="rerender: resample from this level down")
+    smp.add_argument("--stop-level", type=int, help="stop upsampling at this level (0 = best)")
+    smp.add_argument("--sample-rate", type=int)
+    smp.add_argument("--channels", type=int)
+    smp.add_argument("--work-dir", type=Path, help="save codes per window here; rerun to resume")
+    smp.add_argument("--out", type=Path, default=Path("out/samples"))
+    smp.set_defaults(func=_cmd_sample)
+
+    for kind in ("artists", "genres"):
+        lab = sub.add_parser(kind, help=f"list or search the {kind} a model knows")
+        lab.add_argument("--search", default="", help="part of a name (accents, case and punctuation ignored)")
+        lab.add_argument("--version", type=int, default=2, choices=[2, 3], help="2: 5b, 5b_lyrics; 3: 1b_lyrics")
+        lab.add_argument("--limit", type=int, default=50)
+        lab.add_argument("--offset", type=int, default=0)
+        lab.set_defaults(func=_cmd_labels, kind=kind)
+
     demo = sub.add_parser("demo", help="train a small codec on the bundled example and round-trip it")
     demo.add_argument("--out", type=Path, default=Path("out/demo"))
     demo.add_argument("--seconds", type=float, default=90.0, help="training time in seconds")
     demo.set_defaults(func=_cmd_demo)
+
+    srv = sub.add_parser("serve", help="start the engine: load the model once, take OSC/MIDI commands (docs/osc-protocol.md)")
+    srv.add_argument("--model", help="model folder, or 'debug' (tiny test models); default: the embedded model")
+    srv.add_argument("--port", type=int, help="UDP port for OSC requests (default 9130)")
+    srv.add_argument("--render-dir", type=Path, help="folder for rendered WAVs and the job journal")
+    srv.add_argument("--midi-port", help="MIDI input to open (default: a virtual input named 'Jukebox Bridge')")
+    srv.add_argument("--no-midi", action="store_true", help="do not open MIDI")
+    srv.add_argument("--listen", help="address to listen on (default 127.0.0.1); any other needs --token")
+    srv.add_argument("--token", help="shared secret every request must carry (default: $JUKEBOX_BRIDGE_TOKEN)")
+    srv.add_argument("--config", type=Path, help="settings TOML (default: config.toml in the user config folder)")
+    srv.set_defaults(func=_cmd_serve)
+
+    req = sub.add_parser("request", help="send one request to a running engine and follow it (for DAW scripts); "
+                                         "prints the final status JSON")
+    req.add_argument("verb", help="continue, prime, rerender, generate, cancel, status, info, ping, ...")
+    req.add_argument("--host", default="127.0.0.1")
+    req.add_argument("--port", type=int, default=9130)
+    req.add_argument("--json", default="{}", help="the request's JSON object, or @FILE holding it")
+    req.add_argument("--status-file", type=Path, default=None, help="rewritten atomically as the job progresses")
+    req.add_argument("--token", default=None, help="the engine's shared secret (default: $JUKEBOX_BRIDGE_TOKEN)")
+    req.add_argument("--connect-timeout", type=float, default=3.0, help="seconds to wait for the engine to answer")
+    req.add_argument("--idle-timeout", type=float, default=30.0, help="seconds of engine silence before giving up")
+    req.set_defaults(func=_cmd_request)
     return p
 
 

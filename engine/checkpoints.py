@@ -263,3 +263,24 @@ def load_vqvae(path: str | os.PathLike, device: torch.device | str = "cpu") -> V
 
 def save_vqvae(model: VQVAE, path: str | os.PathLike) -> Path:
     return save_native(model, path, "vqvae", model.cfg.to_dict())
+
+
+def save_official(model: nn.Module, official_keys: Callable[[nn.Module], dict[str, OfficialKey]],
+                  path: str | os.PathLike, hps: dict[str, Any]) -> Path:
+    """Write a checkpoint in the official container ``{'hps', 'model', 'opt', 'step'}`` (never overwrites).
+
+    For fixtures and for tools that expect the reference layout; the engine itself prefers safetensors.
+    """
+    path = Path(path)
+    if path.exists():
+        raise CheckpointError(f"{path}: already exists; choose another name.")
+    own = model.state_dict()
+    state = {fk.name: (own[k].t() if fk.transpose else own[k]).contiguous() for k, fk in official_keys(model).items()}
+    fd, tmp = tempfile.mkstemp(suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"hps": dict(hps), "model": state, "opt": None, "step": 0}, f)
+        os.link(tmp, path)
+    finally:
+        os.unlink(tmp)
+    return path

@@ -128,6 +128,23 @@ def attend(q: Tensor, k: Tensor, v: Tensor, n_head: int, mask: Tensor | None = N
     return torch.matmul(w, _heads(v, n_head)).transpose(1, 2).reshape(b, tq, d)
 
 
+def attend_one(q: Tensor, k: Tensor, v: Tensor, n_head: int) -> Tensor:
+    """``attend`` without a mask for a single query position q (N, 1, D), as a sampling step needs.
+
+    fp32 and bf16 go through one fused kernel (``scaled_dot_product_attention``: fp32 softmax, same
+    scale; fp32 results agree with ``attend`` to float rounding). fp16 keeps ``attend``, whose rounding
+    is the reference's fp16 sampling path.
+    """
+    if q.dtype == torch.float16:
+        return attend(q, k, v, n_head)
+    n, _, d = q.shape
+    hd = d // n_head
+    scale = 1.0 / math.sqrt(math.sqrt(hd))
+    out = F.scaled_dot_product_attention(q.view(n, 1, n_head, hd).transpose(1, 2), _heads(k, n_head),
+                                         _heads(v, n_head), scale=scale * scale)
+    return out.transpose(1, 2).reshape(n, 1, d)
+
+
 def _causal(q_len: int, k_len: int, device: torch.device) -> Tensor:
     """Query i sees keys j <= i + (k_len - q_len): the last query sees every key."""
     return torch.ones(q_len, k_len, dtype=torch.bool, device=device).tril(max(k_len - q_len, 0))
@@ -239,3 +256,76 @@ class KVCache:
             raise IndexError(f"positions {pos} are not cached (cache holds [{self.start}, {self.end}))")
         sl = slice(pos.start - self.base, pos.stop - self.base, pos.step)
         return self.k[:, sl], self.v[:, sl]
+
+
+# ------------------------------------------------------------------------- fixed-shape single-token steps
+#
+# A sampling step feeds one token. ``KVCache`` slices a different number of keys every step, which is
+# cheap in eager mode but gives every step new shapes. The layout below keeps each layer's keys and values
+# in one buffer of fixed size, (N, slots, 2·D) with k | v side by side, and turns the pattern into a mask
+# over all slots computed from the position tensor ``t``: no shape depends on t, so one ``torch.compile``
+# graph serves every step of every window. Masked slots get -1e9 before the fp32 softmax, as in
+# ``attend``, so they weigh exactly 0 and the result equals the sliced attention up to summation order.
+#   BLOCK: a ring of block_ctx slots (slot t % block_ctx; later slots of the ring are the last block's);
+#   PREV_BLOCK: a ring of 2·block_ctx slots, reading the half that holds the previous block;
+#   TRANSPOSE_BLOCK: all n_ctx positions, reading the column t % block_ctx;
+#   DENSE: all n_ctx positions; PRIME: prime_len slots plus one sink slot for positions past the prefix;
+#   ENC_DEC: the window's encoder keys/values, read-only.
+
+
+def static_slots(func: int, g: Geometry, n_keys: int = 0) -> int:
+    """Slots of a layer's fixed-shape buffer (``n_keys``: the encoder keys of an ENC_DEC layer)."""
+    return {BLOCK: g.block_ctx, PREV_BLOCK: 2 * g.block_ctx, TRANSPOSE_BLOCK: g.n_ctx, DENSE: g.n_ctx,
+            PRIME: g.prime_len + 1, ENC_DEC: n_keys}[func]
+
+
+def static_slot(func: int, pos: Tensor, g: Geometry) -> Tensor:
+    """Slot of absolute position(s) ``pos`` (int64 tensor) in the layer's buffer."""
+    if func == BLOCK:
+        return pos % g.block_ctx
+    if func == PREV_BLOCK:
+        return pos % (2 * g.block_ctx)
+    if func == PRIME:
+        return pos.clamp(max=g.prime_len)  # positions >= prime_len all land in the (never read) sink slot
+    return pos
+
+
+def static_keys(func: int, buf: Tensor, t: Tensor, g: Geometry) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """What a query at position t (0-d int64) reads: kv (N, K, 2D), a (K,) bool mask or None, and a 0-d
+    factor (0 for a PREV_BLOCK query in block 0, whose output is 0) or None."""
+    if func == ENC_DEC:
+        return buf, None, None
+    bc = g.block_ctx
+    if func == TRANSPOSE_BLOCK:
+        n, _, d2 = buf.shape
+        nb = g.n_ctx // bc
+        kv = buf.view(n, nb, bc, d2).index_select(2, (t % bc).view(1)).view(n, nb, d2)
+        return kv, torch.arange(nb, device=buf.device) <= t // bc, None
+    if func == BLOCK:
+        return buf, torch.arange(bc, device=buf.device) <= t % bc, None
+    if func == PREV_BLOCK:
+        blk = t // bc
+        mask = torch.arange(2 * bc, device=buf.device) // bc == (blk + 1) % 2  # the half holding block blk - 1
+        return buf, mask, (blk > 0)
+    if func == PRIME:
+        return buf[:, : g.prime_len], torch.arange(g.prime_len, device=buf.device) <= t, None
+    return buf, torch.arange(buf.shape[1], device=buf.device) <= t, None  # DENSE
+
+
+def attend_static(q: Tensor, kv: Tensor, n_head: int, mask: Tensor | None, factor: Tensor | None) -> Tensor:
+    """One query q (N, 1, D) against kv (N, K, 2D) with a (K,) mask: ``attend``'s math, fixed shapes."""
+    n, _, d = q.shape
+    hd = d // n_head
+    scale = 1.0 / math.sqrt(math.sqrt(hd))
+    qh = q.view(n, n_head, 1, hd)
+    k, v = kv[..., :d], kv[..., d:]
+    kh = k.reshape(n, -1, n_head, hd).permute(0, 2, 3, 1)  # (N, H, hd, K)
+    vh = v.reshape(n, -1, n_head, hd).transpose(1, 2)  # (N, H, K, hd)
+    w = torch.matmul(qh, kh) * (scale * scale)
+    dtype = w.dtype
+    w = w.float()
+    if mask is not None:
+        w = w.masked_fill(~mask, -1e9)
+    w = torch.softmax(w, dim=-1).to(dtype)
+    out = torch.matmul(w, vh).view(n, 1, d)
+    return out if factor is None else out * factor.to(out.dtype)

@@ -17,6 +17,7 @@ import torch
 from . import labels
 from .checkpoints import CheckpointError, LoadedFile, load_into, load_vqvae, read_checkpoint, save_native
 from .config import OFFICIAL_PRIORS, PriorConfig
+from .device import pick_device
 from .keymaps import prior_official_keys
 from .prior import Prior
 from .vqvae import VQVAE
@@ -35,6 +36,10 @@ class Models:
     @property
     def levels(self) -> int:
         return len(self.priors)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.vqvae.parameters()).device
 
     @property
     def sample_rate(self) -> int:
@@ -76,17 +81,17 @@ def _prior_from(loaded: LoadedFile, cfg: PriorConfig | None) -> Prior:
     return load_into(prior, loaded, prior_official_keys, f"the level-{cfg.level} Jukebox prior", hf_level=cfg.level)
 
 
-def _official_dir(directory: Path, top: str) -> Models:
-    vqvae = load_vqvae(directory / "vqvae.pth.tar")
+def _official_dir(directory: Path, top: str, device: torch.device) -> Models:
+    vqvae = load_vqvae(directory / "vqvae.pth.tar", device)
     cfgs = [OFFICIAL_PRIORS["upsampler_level_0"], OFFICIAL_PRIORS["upsampler_level_1"], OFFICIAL_PRIORS[top]]
-    priors = [load_prior(directory / f"prior_level_{lv}.pth.tar", cfg) for lv, cfg in enumerate(cfgs)]
+    priors = [load_prior(directory / f"prior_level_{lv}.pth.tar", cfg, device) for lv, cfg in enumerate(cfgs)]
     return Models(top, vqvae, priors, {"licence": "CC BY-NC 4.0 (non-commercial)"})
 
 
-def _native_dir(directory: Path) -> Models:
+def _native_dir(directory: Path, device: torch.device) -> Models:
     manifest = json.loads((directory / "model.json").read_text())
-    vqvae = load_vqvae(directory / "vqvae.safetensors")
-    priors = [load_prior(directory / f"prior_level_{lv}.safetensors", None) for lv in range(vqvae.cfg.levels)]
+    vqvae = load_vqvae(directory / "vqvae.safetensors", device)
+    priors = [load_prior(directory / f"prior_level_{lv}.safetensors", None, device) for lv in range(vqvae.cfg.levels)]
     return Models(manifest.get("name", directory.name), vqvae, priors, manifest.get("meta", {}))
 
 
@@ -101,7 +106,8 @@ def save_models(models: Models, directory: str | os.PathLike) -> Path:
     return directory
 
 
-def load_models(spec: str | os.PathLike | None = None, top: str | None = None) -> Models:
+def load_models(spec: str | os.PathLike | None = None, top: str | None = None,
+                device: str | torch.device | None = None) -> Models:
     """``None``: the embedded default model; ``"debug"``: tiny random models; else a model directory.
 
     An official directory holds ``vqvae.pth.tar`` and ``prior_level_{0,1,2}.pth.tar``; name its top
@@ -118,10 +124,10 @@ def load_models(spec: str | os.PathLike | None = None, top: str | None = None) -
     if not directory.is_dir():
         raise CheckpointError(f"{directory}: model folder not found. Pass a folder holding the checkpoints.")
     if (directory / "model.json").exists():
-        return _native_dir(directory)
+        return _native_dir(directory, device)
     if (directory / "vqvae.pth.tar").exists():
         top = top or next((n for n in OFFICIAL_TOP_PRIORS if n == directory.name), None)
         if top not in OFFICIAL_TOP_PRIORS:
             raise CheckpointError(f"{directory}: say which official model this is (--top 5b, 5b_lyrics or 1b_lyrics).")
-        return _official_dir(directory, top)
+        return _official_dir(directory, top, device)
     raise CheckpointError(f"{directory}: holds neither model.json (Jukebox Bridge) nor vqvae.pth.tar (official).")

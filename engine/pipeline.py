@@ -19,12 +19,17 @@ import torch
 
 from . import audio, labels
 from .codes import CodesFile
+from .device import inference_context
 from .lyrics import load_lyric_vocab
 from .models import Models
 from .progress import CancelToken, EtaClock, Progress, ProgressCallback
 from .request import RenderRequest, RequestError
 from .sampling import LevelJob, SamplingParams, sample_level, tokens_to_sample
 from .vqvae import VQVAE
+
+
+def _device(module: torch.nn.Module) -> torch.device:
+    return next(module.parameters()).device
 
 
 def pad_to_hop(x: np.ndarray, hop: int) -> np.ndarray:
@@ -35,8 +40,8 @@ def pad_to_hop(x: np.ndarray, hop: int) -> np.ndarray:
 def encode_audio(vqvae: VQVAE, x: np.ndarray) -> dict[int, np.ndarray]:
     """Mono 44.1 kHz audio (T,) -> codes per level, each (1, ceil(T / top_hop) * top_hop / hop)."""
     padded = pad_to_hop(x, vqvae.hop_lengths[-1])
-    with torch.inference_mode():
-        zs = vqvae.encode(torch.from_numpy(padded)[None])
+    with inference_context():
+        zs = vqvae.encode(torch.from_numpy(padded)[None].to(_device(vqvae)))
     return {level: z.cpu().numpy() for level, z in enumerate(zs)}
 
 
@@ -54,11 +59,11 @@ def decode_codes(vqvae: VQVAE, codes: CodesFile, level: int) -> np.ndarray:
     """Codes of one level -> audio (N, T) at the model rate, trimmed to the encoded length, clamped to [-1, 1]."""
     if level not in codes.codes:
         raise ValueError(f"the codes file has levels {sorted(codes.codes)}; level {level} is not among them.")
-    z = torch.from_numpy(codes.codes[level])
+    z = torch.from_numpy(codes.codes[level]).to(_device(vqvae))
     if int(z.max()) >= vqvae.cfg.l_bins or int(z.min()) < 0:
         raise ValueError(f"codes must lie in 0..{vqvae.cfg.l_bins - 1}; this file has {int(z.min())}..{int(z.max())}. "
                          f"Was it made with another model?")
-    with torch.inference_mode():
+    with inference_context():
         out = vqvae.decode(z, level).cpu().numpy()
     if codes.n_samples is not None:
         out = out[:, : codes.n_samples]
@@ -191,7 +196,7 @@ def _label_fn(models: Models, level: int, req: RenderRequest, total: int, batch:
 
     def labels_at(start: int) -> torch.Tensor:
         y = labels.window_label(y0, start, cfg.raw_to_tokens, cfg.n_ctx, full_lyrics, cfg.n_tokens)
-        return torch.tensor([y] * batch, dtype=torch.long)
+        return torch.tensor([y] * batch, dtype=torch.long, device=models.device)
 
     return labels_at
 
@@ -259,17 +264,19 @@ def render(models: Models, req: RenderRequest, progress: ProgressCallback, cance
     seed = work.seed(req.seed)
     seeds = [seed + i for i in range(req.takes)]
     params = sampling or SamplingParams()
-    params = dataclasses.replace(params, temperature=req.temperature or params.temperature,
-                                 top_k=req.top_k, top_p=req.top_p)
+    # fp16 transformers where the official weights are fp16 and the device has fast fp16 (the reference's way)
+    fp16 = models.device.type == "cuda" and models.top.cfg.fp16_params
+    params = dataclasses.replace(params, temperature=req.temperature or params.temperature, top_k=req.top_k,
+                                 top_p=req.top_p, dtype=params.dtype or (torch.float16 if fp16 else None))
     clock = EtaClock()
-    with torch.inference_mode():
+    with inference_context(models.device):
         plan = _plan(models, req, progress, cache)
-        codes = {lv: _rows(z, req.takes) for lv, z in plan.start_codes.items()}
+        codes = {lv: _rows(z, req.takes).to(models.device) for lv, z in plan.start_codes.items()}
         jobs = {}
         for level in plan.levels:
             saved = work.load(level)
-            codes[level] = _rows(saved if saved is not None else plan.start_codes.get(level, np.zeros((1, 0), np.int64)),
-                                 req.takes)
+            known = saved if saved is not None else plan.start_codes.get(level, np.zeros((1, 0), np.int64))
+            codes[level] = _rows(known, req.takes).to(models.device)
             jobs[level] = plan.total // models.vqvae.hop_lengths[level]
         total_tokens = sum(tokens_to_sample(models.priors[lv], codes[lv].shape[1], jobs[lv], params.hop_fractions[lv])
                            for lv in plan.levels) or 1
@@ -306,4 +313,4 @@ def render(models: Models, req: RenderRequest, progress: ProgressCallback, cance
         audio_out = models.vqvae.decode(codes[plan.decode_level], plan.decode_level).cpu().numpy()
     lo, hi = plan.keep
     return [RenderedTake(i + 1, _finish(audio_out[i, lo:hi], req, models.sample_rate), plan.position, seeds[i],
-                         {lv: z[i].numpy() for lv, z in codes.items()}) for i in range(req.takes)]
+                         {lv: z[i].cpu().numpy() for lv, z in codes.items()}) for i in range(req.takes)]

@@ -53,33 +53,49 @@ class AutoregressiveLM(nn.Module):
 
     def forward(self, inputs: Tensor, start: Tensor | None = None, x_cond: Tensor | None = None,
                 encoder_kv: Tensor | None = None, cache: list[KVCache] | None = None, t0: int = 0,
-                dtype: torch.dtype | None = None) -> Tensor:
+                dtype: torch.dtype | None = None, *, validate: bool = True) -> Tensor:
         """inputs (N, C): the tokens entering positions [t0, t0 + C), START at position 0.
 
         start (N, 1, width): the start token (default: the learned one). x_cond (N, C, width) for these
         positions or None. ``dtype`` (e.g. float16) runs the stack in that precision, as the reference's
         fp16 sampling does; embeddings, LayerNorm, softmax and the head stay fp32. Returns fp32 logits
         (N, C, bins), or the final states without a head.
+
+        ``validate=False`` skips the token checks (each costs a device sync): for a sampling loop feeding
+        back tokens it drew itself, after the window's first, validated call.
         """
         n, c = inputs.shape
         if t0 + c > self.n_ctx:
             raise ValueError(f"positions up to {t0 + c} exceed the context of {self.n_ctx}")
+        if validate:
+            self.check_inputs(inputs, t0)
+        if t0 == 0:  # START can only enter position 0
+            is_start = inputs == START
+            start = self.start_token if start is None else start
+            x = self.x_emb(inputs.clamp(min=0))
+            x = torch.where(is_start[..., None], start.view(-1, 1, x.shape[-1]).to(x.dtype), x)
+        else:
+            x = self.x_emb(inputs)
+        x = x + self.pos_emb.weight[t0 : t0 + c]
+        if x_cond is not None:
+            x = x + x_cond
+        if dtype is not None and dtype != x.dtype:
+            x = x.to(dtype)
+        x = self.transformer(x, encoder_kv, cache, t0)
+        if x.dtype != torch.float32:
+            x = x.float()
+        if x_cond is not None and self.add_cond_after:
+            x = x + x_cond
+        return self.x_out(x) if hasattr(self, "x_out") else x
+
+    def check_inputs(self, inputs: Tensor, t0: int) -> None:
+        """START exactly at position 0 and every other token in [0, bins); raises ValueError."""
         is_start = inputs == START
         start_ok = bool(is_start[:, 0].all()) if t0 == 0 else not bool(is_start[:, 0].any())
         if not start_ok or bool(is_start[:, 1:].any()):
             raise ValueError("START must be the input of position 0 and only there")
         if not bool(((inputs >= 0) & (inputs < self.bins) | is_start).all()):
             raise ValueError(f"tokens must lie in [0, {self.bins})")
-        start = self.start_token if start is None else start
-        x = self.x_emb(inputs.clamp(min=0))
-        x = torch.where(is_start[..., None], start.view(-1, 1, x.shape[-1]).to(x.dtype), x)
-        x = x + self.pos_emb.weight[t0 : t0 + c]
-        if x_cond is not None:
-            x = x + x_cond
-        x = self.transformer(x if dtype is None else x.to(dtype), encoder_kv, cache, t0).float()
-        if x_cond is not None and self.add_cond_after:
-            x = x + x_cond
-        return self.x_out(x) if hasattr(self, "x_out") else x
 
 
 class LyricEncoder(nn.Module):
@@ -213,19 +229,31 @@ class Prior(nn.Module):
         return DecodeCache(cond, self.lm.transformer.new_cache(), dtype=dtype)
 
     @torch.no_grad()
-    def step(self, cache: DecodeCache, inputs: Tensor) -> Tensor:
+    def step(self, cache: DecodeCache, inputs: Tensor, *, validate: bool = True) -> Tensor:
         """Feed the inputs of the next C positions and return their fp32 logits (N, C, model_bins).
 
         inputs (N, C) are the tokens *entering* positions [t, t + C): START at position 0, then each
         position's previous token. Row i scores the token at position t + i, so after feeding
         [START, x_0 .. x_{k-1}] the last row is the distribution of x_k; sample it (temperature, top-k/p
         outside) and feed it back as a (N, 1) step. Any chunking gives the same logits as ``forward``.
+
+        ``validate=False`` skips the input checks (see ``AutoregressiveLM.forward``); a sampling loop uses it
+        for the tokens it drew itself. Gradients are off either way.
         """
+        return self.step_unchecked(cache, inputs, validate=validate)
+
+    def step_unchecked(self, cache: DecodeCache, inputs: Tensor, *, validate: bool = False) -> Tensor:
+        """``step`` without its ``no_grad`` wrapper (call it under ``torch.no_grad``/``inference_mode``)."""
         t, c = cache.t, inputs.shape[1]
         x_cond = None if cache.cond.x_cond is None else cache.cond.x_cond[:, t : t + c]
-        logits = self.lm(inputs, cache.cond.y_cond, x_cond, cache.cond.encoder_kv, cache.layers, t, cache.dtype)
+        logits = self.lm(inputs, cache.cond.y_cond, x_cond, cache.cond.encoder_kv, cache.layers, t, cache.dtype,
+                         validate=validate)
         cache.t += c
         return logits
+
+    def static_decoder(self, cache: DecodeCache, compile: bool = False) -> "StaticDecoder":
+        """Continue a prefilled decode one token at a time with fixed shapes (see ``StaticDecoder``)."""
+        return StaticDecoder(self, cache, compile)
 
     @torch.no_grad()
     def prefill(self, cache: DecodeCache, tokens: Tensor, chunk_size: int = 32) -> Tensor:
@@ -238,3 +266,57 @@ class Prior(nn.Module):
             raise ValueError("prefill starts a window; use step() to continue one")
         inputs = F.pad(tokens, (1, 0), value=START)
         return torch.cat([self.step(cache, chunk) for chunk in inputs.split(chunk_size, dim=1)], dim=1)
+
+
+_COMPILE_OPTIONS: dict = {}
+
+
+class StaticDecoder:
+    """Single-token steps with fixed shapes, for a sampling loop after ``Prior.prefill``.
+
+    The per-layer caches move into fixed-shape buffers (``attention.static_keys``) and the position is a
+    tensor, so no shape changes from step to step: the step is one ``torch.compile`` graph (``compile=True``;
+    compiled once per prior, batch size and precision, reused by every window). Inputs are not validated:
+    feed tokens drawn from this prior's logits. Logits agree with ``Prior.step`` to float rounding.
+    """
+
+    def __init__(self, prior: Prior, cache: DecodeCache, compile: bool = False):
+        self.prior, self.t, self.dtype = prior, cache.t, cache.dtype
+        self.n_ctx = prior.lm.n_ctx
+        self.cond = cache.cond
+        with torch.no_grad():
+            self.bufs = prior.lm.transformer.static_buffers(cache.layers, cache.t)
+        if compile:
+            fn = getattr(prior, "_compiled_static_step", None)
+            if fn is None:
+                fn = torch.compile(_static_step, fullgraph=True, dynamic=False, options=_COMPILE_OPTIONS)
+                object.__setattr__(prior, "_compiled_static_step", fn)
+            self._fn = fn
+        else:
+            self._fn = _static_step
+
+    def __call__(self, token: Tensor) -> Tensor:
+        """token (N, 1) entering position t -> fp32 logits (N, model_bins) scoring position t."""
+        if self.t >= self.n_ctx:
+            raise ValueError(f"position {self.t} exceeds the context of {self.n_ctx}")
+        t = torch.tensor(self.t)
+        logits = self._fn(self.prior.lm, token, t, self.bufs, self.cond.x_cond, self.dtype)
+        self.t += 1
+        return logits
+
+
+def _static_step(lm: AutoregressiveLM, token: Tensor, t: Tensor, bufs: list[Tensor], x_cond: Tensor | None,
+                 dtype: torch.dtype | None) -> Tensor:
+    """``AutoregressiveLM.forward`` for one position t > 0 through fixed-shape buffers; logits (N, bins)."""
+    x = lm.x_emb(token) + lm.pos_emb.weight.index_select(0, t.view(1))
+    if x_cond is not None:
+        xc = x_cond.index_select(1, t.view(1))
+        x = x + xc
+    if dtype is not None and dtype != x.dtype:
+        x = x.to(dtype)
+    x = lm.transformer.step_static(x, t, bufs)
+    if x.dtype != torch.float32:
+        x = x.float()
+    if x_cond is not None and lm.add_cond_after:
+        x = x + xc
+    return (lm.x_out(x) if hasattr(lm, "x_out") else x)[:, 0]

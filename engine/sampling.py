@@ -76,9 +76,26 @@ def filter_logits(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:
 
 
 def draw(logits: Tensor, params: SamplingParams, generators: list[torch.Generator]) -> Tensor:
-    """One token per row (N,) from logits (N, V), each row with its own generator."""
-    probs = F.softmax(filter_logits(logits.float() / params.temperature, params.top_k, params.top_p), dim=-1)
-    return torch.cat([torch.multinomial(p, 1, generator=g) for p, g in zip(probs, generators)])
+    """One token per row (N,) from logits (N, V), each row with its own generator.
+
+    Inverse-CDF sampling: each row draws one float64 uniform u from its own generator and takes the first
+    token whose cumulative probability exceeds u * total, which is an exact draw from that row's
+    distribution (tokens of probability 0 are never chosen). One uniform per row instead of
+    ``torch.multinomial``'s V exponentials, and one batched search instead of a loop over rows.
+    """
+    logits = logits.float()
+    if params.temperature != 1.0:
+        logits = logits / params.temperature
+    if params.top_k or params.top_p < 1.0:
+        logits = filter_logits(logits, params.top_k, params.top_p)
+    cdf = torch.softmax(logits, dim=-1).cumsum(dim=-1, dtype=torch.float64)
+    if len(generators) == 1:
+        u = torch.rand(1, 1, dtype=torch.float64, generator=generators[0])
+    else:
+        u = torch.cat([torch.rand(1, dtype=torch.float64, generator=g) for g in generators])[:, None]
+    # u < 1 in steps of 2**-53, so u * total rounds strictly below total: the last positive token bounds it
+    token = torch.searchsorted(cdf, u * cdf[:, -1:], right=True)
+    return token.view(-1).clamp_(max=cdf.shape[-1] - 1)
 
 
 def window_generators(seeds: list[int], window: Window) -> list[torch.Generator]:
@@ -93,21 +110,23 @@ def sample_window(prior: Prior, y: Tensor, known: Tensor, length: int, params: S
 
     ``y`` (N, y_len) is the window's label; ``upper`` the level-above codes covering this window.
     """
-    cond = prior.conditioning(y, upper, params.dtype)
-    cfg = prior.cfg
-    seq = prior.to_model_tokens(known, y)  # 1b_lyrics: [lyrics | known + 79]
-    cache = prior.start_cache(cond, params.dtype)
-    logits = prior.prefill(cache, seq, params.chunk_size)[:, -1]
-    gens = window_generators(seeds, window)
-    music_only = torch.zeros(cfg.model_bins, dtype=torch.bool)
-    music_only[: cfg.music_shift] = True  # never sample a lyric id at a music position
-    for i in range(known.shape[1], length):
-        token = draw(logits.masked_fill(music_only, float("-inf")), params, gens)
-        seq = torch.cat([seq, token[:, None]], dim=1)
-        on_token()
-        if i + 1 < length:
-            logits = prior.step(cache, token[:, None])[:, -1]
-    return prior.from_model_tokens(seq)
+    with torch.no_grad():
+        cond = prior.conditioning(y, upper, params.dtype)
+        seq = prior.to_model_tokens(known, y)  # 1b_lyrics: [lyrics | known + 79]
+        cache = prior.start_cache(cond, params.dtype)
+        logits = prior.prefill(cache, seq, params.chunk_size)[:, -1]  # validates the window's inputs
+        gens = window_generators(seeds, window)
+        shift = prior.cfg.music_shift  # never sample a lyric id at a music position: draw among codes only
+        tokens = []
+        for i in range(known.shape[1], length):
+            token = draw(logits[:, shift:], params, gens)[:, None]
+            if shift:
+                token = token + shift
+            tokens.append(token)
+            on_token()
+            if i + 1 < length:  # tokens drawn here are valid by construction: no per-step checks
+                logits = prior.step_unchecked(cache, token)[:, -1]
+        return prior.from_model_tokens(torch.cat([seq, *tokens], dim=1))
 
 
 @dataclass

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attention import (ENC_DEC, PATTERNS, PRIME, Geometry, KVCache, attend, attn_funcs, cached_attention,
+from .attention import (ENC_DEC, PATTERNS, PRIME, Geometry, KVCache, attend, attend_one, attend_static, attn_funcs,
+                        cached_attention, static_keys, static_slot, static_slots,
                         check_supported, full_attention, prime_len_rounded)
 
 
@@ -26,8 +27,28 @@ class Conv1D(nn.Module):
         self.b = nn.Parameter(torch.zeros(n_out))
 
     def forward(self, x: Tensor) -> Tensor:  # (..., in) -> (..., out); weights follow x's dtype
-        out = torch.addmm(self.b.to(x.dtype), x.reshape(-1, x.shape[-1]), self.w.to(x.dtype))
-        return out.view(*x.shape[:-1], out.shape[-1])
+        w, b = self.w, self.b
+        if w.dtype != x.dtype:
+            w, b = self._cast(x.dtype)
+        if w.is_contiguous():  # the checkpoint layout (in, out)
+            out = torch.addmm(b, x.reshape(-1, x.shape[-1]), w)
+            return out.view(*x.shape[:-1], out.shape[-1])
+        return F.linear(x, w.t(), b)  # (out, in) storage: the fast layout of reduced-precision GEMV kernels
+
+    def _cast(self, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """The weights in ``dtype``, cast once and kept (the reference casts on every call), stored (out, in).
+
+        The copy is rebuilt if the parameters change; ``cast_projections`` avoids holding two copies.
+        """
+        w, b = self.w, self.b
+        key = (dtype, w.data_ptr(), w._version, b.data_ptr(), b._version)
+        cached = getattr(self, "_cast_cache", None)
+        if cached is None or cached[0] != key:
+            with torch.no_grad():
+                cached = (key, w.detach().t().to(dtype, memory_format=torch.contiguous_format).t(),
+                          b.detach().to(dtype))
+            object.__setattr__(self, "_cast_cache", cached)  # not a parameter or buffer: no state_dict entry
+        return cached[1], cached[2]
 
 
 class LayerNorm(nn.LayerNorm):
@@ -37,6 +58,8 @@ class LayerNorm(nn.LayerNorm):
         super().__init__(width, eps=1e-5)
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.dtype == torch.float32:
+            return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
         return F.layer_norm(x.float(), self.normalized_shape, self.weight, self.bias, self.eps).to(x.dtype)
 
 
@@ -104,11 +127,27 @@ class FactoredAttention(nn.Module):
         if n_new:  # PRIME layers stop storing once the lyric prefix is cached
             if cache.end != t0:
                 raise ValueError(f"cache holds positions up to {cache.end}, got a chunk starting at {t0}")
-            cache.append(k[:, :n_new], v[:, :n_new])
+            cache.append(k, v) if n_new == h.shape[1] else cache.append(k[:, :n_new], v[:, :n_new])
         key_pos = pattern.keys(t0, t1, g)
-        a = cached_attention(self.attn_func, q, *cache.get(key_pos), t0, key_pos, self.n_head, g)
+        if t1 - t0 == 1 and len(key_pos):  # one query: every key of its pattern's range is visible
+            a = attend_one(q, *cache.get(key_pos), self.n_head)
+        else:
+            a = cached_attention(self.attn_func, q, *cache.get(key_pos), t0, key_pos, self.n_head, g)
         cache.drop_before(pattern.keep_from(t1, g))
         return a
+
+
+    def step_static(self, x: Tensor, t: Tensor, buf: Tensor) -> Tensor:
+        """One position x (N, 1, width) at t (0-d int64) against the fixed-shape buffer of ``static_slots``."""
+        h, func = self.c_attn(x), self.attn_func
+        if func == ENC_DEC:
+            q = h
+        else:
+            d = h.shape[-1] // 3
+            q = h[..., :d]
+            buf.index_copy_(1, static_slot(func, t, self.geometry).view(1), h[..., d:])
+        kv, mask, factor = static_keys(func, buf, t, self.geometry)
+        return self.c_proj(attend_static(q, kv, self.n_head, mask, factor))
 
 
 class ResAttnBlock(nn.Module):
@@ -123,9 +162,13 @@ class ResAttnBlock(nn.Module):
 
     def forward(self, x: Tensor, encoder_kv: Tensor | None = None, cache: KVCache | None = None,
                 t0: int = 0) -> Tensor:
-        a = self.attn(self.ln_0(x), encoder_kv, cache, t0)
-        m = self.mlp(self.ln_1(x + a))
-        return x + a + m
+        x = x + self.attn(self.ln_0(x), encoder_kv, cache, t0)  # (x + a) + m, as the reference sums
+        return x + self.mlp(self.ln_1(x))
+
+
+    def step_static(self, x: Tensor, t: Tensor, buf: Tensor) -> Tensor:
+        x = x + self.attn.step_static(self.ln_0(x), t, buf)
+        return x + self.mlp(self.ln_1(x))
 
 
 class Transformer(nn.Module):
@@ -148,6 +191,25 @@ class Transformer(nn.Module):
 
     def new_cache(self) -> list[KVCache]:
         return [layer.attn.new_cache() for layer in self.layers]
+
+    def static_buffers(self, cache: list[KVCache], t: int) -> list[Tensor]:
+        """The fixed-shape buffers (see ``attention.static_keys``) holding what ``cache`` holds for position t."""
+        bufs = []
+        for layer, c in zip(self.layers, cache):
+            if c.k is None:
+                raise ValueError("prefill the cache (at least position 0) before switching to fixed-shape steps")
+            func, kv = layer.attn.attn_func, torch.cat(c.get(range(c.start, c.end)), dim=2)
+            buf = kv.new_zeros(kv.shape[0], static_slots(func, self.geometry, len(c)), kv.shape[2])
+            pos = torch.arange(c.start, c.end)
+            buf.index_copy_(1, pos if func == ENC_DEC else static_slot(func, pos, self.geometry), kv)
+            bufs.append(buf)
+        return bufs
+
+    def step_static(self, x: Tensor, t: Tensor, bufs: list[Tensor]) -> Tensor:
+        """One position x (N, 1, width) at t (0-d int64 tensor) through fixed-shape buffers (updated in place)."""
+        for layer, buf in zip(self.layers, bufs):
+            x = layer.step_static(x, t, buf)
+        return x
 
     def forward(self, x: Tensor, encoder_kv: Tensor | None = None, cache: list[KVCache] | None = None,
                 t0: int = 0) -> Tensor:

@@ -12,9 +12,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .bottleneck import Bottleneck
+from .bottleneck import Bottleneck, Codebook
 from .config import VQVAEConfig
-from .resnet import Resnet1D
+from .device import Precision, compute_dtype, inference_context
+from .resnet import Resnet1D, conv_fast, from_fast_layout, to_fast_layout
+
+# Rows of latents quantised per Codebook.quantise call in VQVAE.encode: the (rows x 2048) float32
+# distance block then stays in L2 (2 MB) instead of a 135 MB matrix for 3 s of audio at level 0.
+_QUANTISE_ROWS = 256
 
 
 class DownStage(nn.Module):
@@ -86,6 +91,13 @@ class DecoderBlock(nn.Module):
             x = stage(x)
         return x
 
+    def forward_fast(self, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """Inference only: ``forward`` on the fast layout (``resnet.py``): (N, C, 1, T) channels-last."""
+        x = conv_fast(x, self.proj_in, dtype)
+        for stage in self.ups:
+            x = conv_fast(stage.resnet.forward_fast(x, dtype), stage.conv_t, dtype)
+        return x
+
 
 class Encoder(nn.Module):
     """Waveform (N, 1, T) -> latents (N, emb_width, T / hop[level])."""
@@ -124,6 +136,12 @@ class Decoder(nn.Module):
             x = block(x)
         return self.out(x)
 
+    def forward_fast(self, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """Inference only: (N, C, 1, T) channels-last latents in ``dtype`` -> same-layout waveform."""
+        for block in reversed(self.blocks):
+            x = block.forward_fast(x, dtype)
+        return conv_fast(x, self.out, dtype)
+
 
 class VQVAE(nn.Module):
     def __init__(self, cfg: VQVAEConfig):
@@ -154,19 +172,42 @@ class VQVAE(nn.Module):
         """audio (N, T) in [-1, 1] at 44.1 kHz -> codes per level, each (N, T // hop[level]) int64.
 
         T should be a multiple of the top hop (128) so every level covers exactly the same audio.
+        Always exact: the reference fp32 kernels, so codes are bit-identical to the reference (codebook
+        margins can be ~6e-5, below what any reordered or lower-precision arithmetic preserves). Runs
+        under ``device.inference_context()``; no autograd. The levels' encoders share no work.
         """
         x = self._as_nct(audio)
         levels = tuple(range(self.cfg.levels)) if levels is None else levels
-        return [self.bottleneck.levels[lv].encode(self.encoders[lv](x)) for lv in levels]
+        with inference_context(x.device):
+            codes = [_quantise_chunked(self.bottleneck.levels[lv], self.encoders[lv](x)) for lv in levels]
+        return [z.clone() for z in codes]  # ordinary tensors, not inference tensors
 
-    def decode(self, codes: torch.Tensor, level: int) -> torch.Tensor:
-        """codes (N, T_level) of one level -> audio (N, T_level * hop[level]); not clamped."""
+    def decode(self, codes: torch.Tensor, level: int, precision: Precision | str | None = None) -> torch.Tensor:
+        """codes (N, T_level) of one level -> audio (N, T_level * hop[level]) float32; not clamped.
+
+        ``precision`` (``device.Precision``; default ``EXACT``):
+          * ``EXACT``: the reference kernels, bit-identical to the reference implementation.
+          * ``FP32``: fp32 in the channels-last fast layout, ~1.6x faster on CPU; differs from ``EXACT``
+            by ~1e-6 of the peak (about the fp32-vs-fp64 error of ``EXACT`` itself).
+          * ``BF16``: bfloat16 (AMX/tensor cores), ~4x faster on an AMX Xeon; ~2-4 % of the peak
+            max error, 30-37 dB SNR against fp32 on the random-weight official-architecture fixture.
+        Inference only (runs under ``device.inference_context()``); figures in ``benchmarks/README.md``.
+        """
         if codes.dim() != 2:
             raise ValueError(f"codes must be (N, T); got shape {tuple(codes.shape)}")
         if not 0 <= level < self.cfg.levels:
             raise ValueError(f"level must be in 0..{self.cfg.levels - 1}; got {level}")
-        latents = self.bottleneck.levels[level].decode(codes)
-        return self.decoders[level](latents)[:, 0, :]
+        precision = Precision.parse(precision)
+        book, decoder = self.bottleneck.levels[level], self.decoders[level]
+        with inference_context(codes.device):
+            if precision is Precision.EXACT:
+                audio = decoder(book.decode(codes))[:, 0, :]
+            else:
+                dtype = compute_dtype(precision, codes.device)
+                # (N, T, C) lookup seen as (N, C, T): already the fast layout's memory order, no copy.
+                latents = to_fast_layout(book.dequantise(codes).permute(0, 2, 1), dtype)
+                audio = from_fast_layout(decoder.forward_fast(latents, dtype))[:, 0, :]
+        return audio.clone()  # an ordinary tensor, not an inference tensor
 
     def forward(self, audio: torch.Tensor) -> "VQVAEOutput":
         """Training pass: every level encoded, quantised (straight-through) and decoded independently."""
@@ -183,3 +224,18 @@ class VQVAEOutput:
     codes: list[torch.Tensor]  # per level (N, T_level) int64
     recons: list[torch.Tensor]  # per level (N, T) audio decoded from that level alone
     commit: list[torch.Tensor]  # per level () commitment loss
+
+
+def _quantise_chunked(book: Codebook, latents: torch.Tensor) -> torch.Tensor:
+    """``book.encode(latents)`` computed ``_QUANTISE_ROWS`` rows at a time: bit-identical codes.
+
+    Each row's distances come from the same ``Codebook.quantise`` arithmetic (one dot product per
+    code, then ``||x||^2 - 2 x.k + ||k||^2``), so splitting the rows changes no bit; it only avoids
+    materialising (and page-faulting in) the whole (T, 2048) distance matrix.
+    """
+    n, width, t = latents.shape
+    rows = latents.permute(0, 2, 1).reshape(n * t, width)
+    codes = torch.empty(n * t, dtype=torch.int64, device=latents.device)
+    for start in range(0, n * t, _QUANTISE_ROWS):
+        codes[start:start + _QUANTISE_ROWS] = book.quantise(rows[start:start + _QUANTISE_ROWS])[0]
+    return codes.view(n, t)

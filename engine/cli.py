@@ -130,6 +130,86 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return serve(load_config(args.config, overrides))
 
 
+def _cmd_data(args: argparse.Namespace) -> int:
+    from .data_build import build
+
+    build(args.out)
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import json
+
+    from . import train
+
+    if args.what == "vqvae":
+        train.train_vqvae(args.corpus, args.work, args.steps, threads=args.threads)
+    elif args.what == "prior":
+        train.train_prior(args.corpus, args.work, args.level, args.steps, batch=args.batch, threads=args.threads)
+    elif args.what == "export":
+        print(f"wrote {train.export(args.work, args.out)}")
+    else:
+        metrics = train.evaluate_and_pick_clips(args.work, args.corpus, args.out, args.clips)
+        print(json.dumps(metrics, indent=1))
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from . import registry
+
+    return registry.main(args)
+
+
+def _cmd_listen(args: argparse.Namespace) -> int:
+    from .listen import listen
+
+    for path in listen(args.out, args.model, args.seed):
+        print(f"wrote {path}")
+    return 0
+
+
+def _cmd_play(args: argparse.Namespace) -> int:
+    from .audition import AudioDeviceError, play_file
+
+    try:
+        played = play_file(args.file, args.device)
+    except AudioDeviceError as exc:
+        raise UserError(str(exc)) from None
+    print(f"played {played.path} ({played.seconds:.2f} s) on {played.device} at {played.sample_rate} Hz")
+    return 0
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    from .audition import AudioDeviceError, record
+
+    try:
+        path = record(args.output, args.seconds, args.device, args.sample_rate, args.channels)
+    except AudioDeviceError as exc:
+        raise UserError(str(exc)) from None
+    print(f"recorded {args.seconds:g} s into {path}")
+    return 0
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from .batch import run_batch
+    from .batch_report import make_reporter
+
+    fields = {"artist": args.artist, "genre": args.genre, "takes": args.takes, "seed": args.seed,
+              "seconds": args.seconds, "quality": args.quality, "temperature": args.temperature, "chain": args.chain}
+    summary = run_batch(args.stems, args.out, args.mode, fields, args.model, args.cluster, make_reporter())
+    return 0 if summary.ok else 1
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    from .effects import plugin_parameters
+
+    name, params = plugin_parameters(args.plugin)
+    print(f"{name}: {len(params)} parameters (use these names in a chain's params table; values in these units)")
+    for param in params:
+        print(f"  {param.line()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jukebox-bridge", description="Jukebox inside your DAW. " + LICENCE_NOTE)
     p.add_argument("--version", action="version", version=f"jukebox-bridge {__version__}")
@@ -198,9 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seconds", type=float, default=90.0, help="training time in seconds")
     demo.set_defaults(func=_cmd_demo)
 
-    srv = sub.add_parser("serve", help="start the engine: load the model once, take OSC/MIDI commands (docs/osc-protocol.md)")
+    srv = sub.add_parser("serve", help="start the engine: load the model once, then take OSC and MIDI commands")
     srv.add_argument("--model", help="model folder, or 'debug' (tiny test models); default: the embedded model")
-    srv.add_argument("--port", type=int, help="UDP port for OSC requests (default 9130)")
+    srv.add_argument("--port", type=int, help="UDP port for OSC requests (default 9130; 0: any free port)")
     srv.add_argument("--render-dir", type=Path, help="folder for rendered WAVs and the job journal")
     srv.add_argument("--midi-port", help="MIDI input to open (default: a virtual input named 'Jukebox Bridge')")
     srv.add_argument("--no-midi", action="store_true", help="do not open MIDI")
@@ -220,6 +300,70 @@ def build_parser() -> argparse.ArgumentParser:
     req.add_argument("--connect-timeout", type=float, default=3.0, help="seconds to wait for the engine to answer")
     req.add_argument("--idle-timeout", type=float, default=30.0, help="seconds of engine silence before giving up")
     req.set_defaults(func=_cmd_request)
+
+    data = sub.add_parser("data", help="training data for the embedded model").add_subparsers(dest="data_command",
+                                                                                              required=True)
+    dbuild = data.add_parser("build", help="render/decode the freely licensed corpus into DIR (cached, resumable)")
+    dbuild.add_argument("--out", type=Path, required=True)
+    dbuild.set_defaults(func=_cmd_data)
+
+    trn = sub.add_parser("train", help="train the embedded model's VQ-VAE and priors (resumable), or export it")
+    trn.add_argument("what", choices=["vqvae", "prior", "export", "evaluate"])
+    trn.add_argument("--corpus", type=Path, help="folder made by `data build`")
+    trn.add_argument("--work", type=Path, required=True, help="checkpoints and logs (not the repository)")
+    trn.add_argument("--level", type=int, default=2, help="prior: 2 = top, 1 and 0 = upsamplers")
+    trn.add_argument("--steps", type=int, default=2000)
+    trn.add_argument("--batch", type=int, default=8)
+    trn.add_argument("--threads", type=int, default=1, help="torch threads (1 lets several runs share the cores)")
+    trn.add_argument("--out", type=Path, help="export: the model folder to write; evaluate: the model folder")
+    trn.add_argument("--clips", type=Path, help="evaluate: also write short held-out clips for the test here")
+    trn.set_defaults(func=_cmd_train)
+
+    mod = sub.add_parser("models", help="list, download, verify or convert model checkpoints")
+    from .registry import add_arguments
+
+    add_arguments(mod)
+    mod.set_defaults(func=_cmd_models)
+
+    lis = sub.add_parser("listen", help="write continuations and re-renders of the bundled prime plus spectrograms")
+    lis.add_argument("--out", type=Path, default=Path("out/listen"))
+    lis.add_argument("--model", default=None, help="model folder; default: the embedded model")
+    lis.add_argument("--seed", type=int, default=0)
+    lis.set_defaults(func=_cmd_listen)
+    ply = sub.add_parser("play", help="play an audio file (e.g. a take) on this computer's output device")
+    ply.add_argument("file", type=Path)
+    ply.add_argument("--device", help="output device: index or part of its name (default: the system default)")
+    ply.set_defaults(func=_cmd_play)
+
+    rec = sub.add_parser("record", help="record a prime from an input device into a new WAV")
+    rec.add_argument("--seconds", type=float, required=True)
+    rec.add_argument("-o", "--output", type=Path, required=True, help="the WAV to create (never overwritten)")
+    rec.add_argument("--device", help="input device: index or part of its name (default: the system default)")
+    rec.add_argument("--sample-rate", type=int, help="rate of the file (default: the device's rate)")
+    rec.add_argument("--channels", type=int, default=2)
+    rec.set_defaults(func=_cmd_record)
+
+    bat = sub.add_parser("batch", help="re-render or continue many stems; resumable (docs/batch.md)")
+    bat.add_argument("stems", nargs="+", type=Path, help="audio files; outputs are named after them")
+    bat.add_argument("--mode", required=True, choices=["rerender", "continue"])
+    bat.add_argument("--out", type=Path, required=True, help="output folder (holds the manifest; rerun to resume)")
+    bat.add_argument("--artist")
+    bat.add_argument("--genre")
+    bat.add_argument("--takes", type=int)
+    bat.add_argument("--seed", type=int, help="default: drawn once and kept in the manifest")
+    bat.add_argument("--seconds", type=float, help="continue: seconds of new material (default 10)")
+    bat.add_argument("--quality", choices=["draft", "full"])
+    bat.add_argument("--temperature", type=float)
+    bat.add_argument("--chain", help="effect chain: a built-in name (polish) or a TOML file (docs/effects.md)")
+    bat.add_argument("--model", help="model folder, or 'debug'; default: the embedded model")
+    bat.add_argument("--cluster", help="render on a Dask scheduler, e.g. tcp://10.0.0.5:8786 (docs/batch.md)")
+    bat.set_defaults(func=_cmd_batch)
+
+    plg = sub.add_parser("plugins", help="inspect VST3 plugins for effect chains").add_subparsers(
+        dest="plugins_command", required=True)
+    prm = plg.add_parser("params", help="list a VST3 plugin's parameters (names, values, ranges)")
+    prm.add_argument("plugin", type=Path, help="the .vst3 bundle")
+    prm.set_defaults(func=_cmd_plugins)
     return p
 
 

@@ -16,10 +16,12 @@ Vocabulary versions: v2 (5b, 5b_lyrics and all upsamplers) and v3 (the 1b_lyrics
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
@@ -123,8 +125,20 @@ def load_label_vocab(kind: Kind, version: int) -> LabelVocab:
     _check_version(version)
     if kind not in ("artist", "genre"):
         raise ValueError(f"kind must be 'artist' or 'genre', got {kind!r}")
+    return _vocab_from_file(VOCAB_DIR / f"v{version}_{kind}_ids.txt", kind, version)
+
+
+def load_label_vocab_file(path: str | os.PathLike, kind: Kind) -> LabelVocab:
+    """A model's own vocabulary (``artists.txt``/``genres.txt`` beside its weights, official ``name;id``
+    format). Looked up with the v3 rules: whole lowercased names, one genre id, then fold()."""
+    if kind not in ("artist", "genre"):
+        raise ValueError(f"kind must be 'artist' or 'genre', got {kind!r}")
+    return _vocab_from_file(Path(path), kind, 3)
+
+
+def _vocab_from_file(path: Path, kind: Kind, version: int) -> LabelVocab:
     ids: dict[str, int] = {}
-    with open(VOCAB_DIR / f"v{version}_{kind}_ids.txt", encoding="utf-8") as f:
+    with open(path, encoding="utf-8") as f:
         for line in f:
             name, label_id = line.strip().split(";")
             ids[name.lower()] = int(label_id)
@@ -200,12 +214,14 @@ def resolve_genre(name: str, version: int) -> list[int]:
     return ids
 
 
-def search(query: str, kind: Kind, version: int, limit: int | None = 50, offset: int = 0) -> list[str]:
+def search(query: str, kind: Kind, version: int, limit: int | None = 50, offset: int = 0,
+           vocab: LabelVocab | None = None) -> list[str]:
     """One page of known names containing ``query`` (compared after fold()), in folded alphabetical
-    order. Names carrying invisible marks are left out: each has a plain twin that typing reaches."""
+    order. Names carrying invisible marks are left out: each has a plain twin that typing reaches.
+    ``vocab``: a model's own vocabulary instead of the official one of ``version``."""
     if offset < 0 or (limit is not None and limit < 0):
         raise ValueError("limit and offset must be non-negative")
-    vocab = load_label_vocab(kind, version)
+    vocab = vocab or load_label_vocab(kind, version)
     key, raw = fold(query), query.strip().casefold()
     if key or not raw:
         hits = [name for folded_name, name in vocab.listing if key in folded_name]

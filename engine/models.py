@@ -32,6 +32,7 @@ class Models:
     vqvae: VQVAE
     priors: list[Prior]  # indexed by level, bottom (0) first
     meta: dict = field(default_factory=dict)
+    vocab: dict[str, labels.LabelVocab] | None = None  # the model's own {"artist", "genre"} vocabularies
 
     @property
     def levels(self) -> int:
@@ -57,11 +58,13 @@ class Models:
         return {"model": self.name, "levels": self.levels, "sample_rate": self.sample_rate,
                 "hop_lengths": list(self.vqvae.hop_lengths), "lyrics": top.n_tokens > 0,
                 "context_seconds": top.n_ctx * top.raw_to_tokens / self.sample_rate,
-                "label_version": self.label_version(self.levels - 1), **self.meta}
+                "label_version": self.label_version(self.levels - 1),
+                "label_vocab": "model" if self.vocab else "official", **self.meta}
 
     def search_labels(self, kind: str, query: str, offset: int = 0, limit: int = 50) -> tuple[int, list[str]]:
         """Artists or genres of the top prior's vocabulary matching ``query``: (total, one page of names)."""
-        everything = labels.search(query, kind, self.label_version(self.levels - 1), limit=None)
+        vocab = self.vocab[kind] if self.vocab else None
+        everything = labels.search(query, kind, self.label_version(self.levels - 1), limit=None, vocab=vocab)
         return len(everything), everything[offset: offset + limit]
 
 
@@ -92,7 +95,10 @@ def _native_dir(directory: Path, device: torch.device) -> Models:
     manifest = json.loads((directory / "model.json").read_text())
     vqvae = load_vqvae(directory / "vqvae.safetensors", device)
     priors = [load_prior(directory / f"prior_level_{lv}.safetensors", None, device) for lv in range(vqvae.cfg.levels)]
-    return Models(manifest.get("name", directory.name), vqvae, priors, manifest.get("meta", {}))
+    vocab = None
+    if (directory / "artists.txt").exists() and (directory / "genres.txt").exists():
+        vocab = {kind: labels.load_label_vocab_file(directory / f"{kind}s.txt", kind) for kind in ("artist", "genre")}
+    return Models(manifest.get("name", directory.name), vqvae, priors, manifest.get("meta", {}), vocab)
 
 
 def save_models(models: Models, directory: str | os.PathLike) -> Path:
@@ -102,6 +108,9 @@ def save_models(models: Models, directory: str | os.PathLike) -> Path:
     save_native(models.vqvae, directory / "vqvae", "vqvae", models.vqvae.cfg.to_dict())
     for level, prior in enumerate(models.priors):
         save_native(prior, directory / f"prior_level_{level}", "prior", prior.cfg.to_dict())
+    if models.vocab:  # official name;id format, ids in file order
+        for kind, vocab in models.vocab.items():
+            (directory / f"{kind}s.txt").write_text("".join(f"{n};{vocab.ids[n]}\n" for n in vocab.names))
     (directory / "model.json").write_text(json.dumps({"name": models.name, "meta": models.meta}, indent=1))
     return directory
 

@@ -112,7 +112,7 @@ def region_key(path: str, start: float, length: float | None, model: str) -> str
     return h.hexdigest()
 
 
-def _read_source(req: RenderRequest) -> tuple[np.ndarray, float]:
+def _read_source(req: RenderRequest, sample_rate: int = audio.MODEL_SAMPLE_RATE) -> tuple[np.ndarray, float]:
     """The request's region as model input (T,) and its length in seconds; errors as protocol codes."""
     if not os.path.exists(req.source):
         raise RequestError("source_not_found", f"source file not found: {req.source}", "source")
@@ -120,7 +120,7 @@ def _read_source(req: RenderRequest) -> tuple[np.ndarray, float]:
         region = audio.read_region(req.source, req.start, req.length)
     except audio.AudioError as e:
         raise RequestError("not_audio", str(e), "source") from None
-    return audio.to_model_input(region), region.frames / region.sample_rate
+    return audio.to_model_input(region, sample_rate), region.frames / region.sample_rate
 
 
 def _encode_region(models: Models, req: RenderRequest, x: np.ndarray, cache) -> dict[int, np.ndarray]:
@@ -156,7 +156,7 @@ def _plan(models: Models, req: RenderRequest, progress: ProgressCallback, cache)
         levels = _levels(top, req)
         return _Plan(new_padded, (0, new), {}, levels, levels[-1], req.position)
     progress(Progress("encoding", 0, 1, 0.0, -1.0))
-    x, region_seconds = _read_source(req)
+    x, region_seconds = _read_source(req, models.sample_rate)  # the model's rate (22.05 kHz for the default)
     if req.mode == "rerender":
         codes = _encode_region(models, req, x, cache)
         level = top - 1 if req.level is None else req.level
@@ -176,6 +176,22 @@ def _plan(models: Models, req: RenderRequest, progress: ProgressCallback, cache)
                  req.position + region_seconds)
 
 
+def _model_vocab_label(models: Models, cfg, req: RenderRequest, total_len: int, top: bool) -> list[int]:
+    """y for a model with its own artists.txt/genres.txt: [total, 0, window, artist, genre, -1...].
+
+    Unknown names are an error at the top level (the user typed them) and 'unknown' (id 0) below."""
+    ids = []
+    for kind, name in (("artist", req.artist), ("genre", req.genre)):
+        try:
+            ids.append(models.vocab[kind].resolve(name or "unknown"))
+        except labels.UnknownLabelError as e:
+            if top:
+                raise RequestError("unknown_label", str(e), e.kind) from None
+            ids.append(0)
+    genre = [ids[1]] + [-1] * (cfg.max_bow_genre_size - 1)
+    return [total_len, 0, cfg.n_ctx * cfg.raw_to_tokens, ids[0], *genre]
+
+
 def _label_fn(models: Models, level: int, req: RenderRequest, total: int, batch: int):
     """Window start -> y (batch, y_len) for one level's prior, names resolved forgivingly."""
     cfg = models.priors[level].cfg
@@ -183,15 +199,18 @@ def _label_fn(models: Models, level: int, req: RenderRequest, total: int, batch:
     total_len = int(total)
     if cfg.has_timing and cfg.min_duration is not None:  # the timing embedding covers [min, max] only
         total_len = int(min(max(total_len, cfg.min_duration * cfg.sample_rate), cfg.max_duration * cfg.sample_rate - 1))
-    try:
-        y0 = labels.label_vector(req.artist or "unknown", req.genre or "unknown", req.lyrics, total_len, 0,
-                                 cfg.n_ctx * cfg.raw_to_tokens, version, cfg.max_bow_genre_size, cfg.n_tokens,
-                                 forgiving=True)
-    except labels.UnknownLabelError as e:
-        if level == models.levels - 1:
-            raise RequestError("unknown_label", str(e), e.kind) from None
-        y0 = labels.label_vector(req.artist or "", req.genre or "", req.lyrics, total_len, 0,
-                                 cfg.n_ctx * cfg.raw_to_tokens, version, cfg.max_bow_genre_size, cfg.n_tokens)
+    if models.vocab is not None:  # a model with its own vocabulary (the embedded default model)
+        y0 = _model_vocab_label(models, cfg, req, total_len, level == models.levels - 1)
+    else:
+        try:
+            y0 = labels.label_vector(req.artist or "unknown", req.genre or "unknown", req.lyrics, total_len, 0,
+                                     cfg.n_ctx * cfg.raw_to_tokens, version, cfg.max_bow_genre_size, cfg.n_tokens,
+                                     forgiving=True)
+        except labels.UnknownLabelError as e:
+            if level == models.levels - 1:
+                raise RequestError("unknown_label", str(e), e.kind) from None
+            y0 = labels.label_vector(req.artist or "", req.genre or "", req.lyrics, total_len, 0,
+                                     cfg.n_ctx * cfg.raw_to_tokens, version, cfg.max_bow_genre_size, cfg.n_tokens)
     full_lyrics = load_lyric_vocab(version).encode(req.lyrics) if cfg.n_tokens else []
 
     def labels_at(start: int) -> torch.Tensor:

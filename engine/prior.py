@@ -18,6 +18,7 @@ Two ways to run it: ``forward`` (teacher forcing over a whole window) and ``star
 from __future__ import annotations
 
 import math
+import types
 from dataclasses import dataclass, field
 
 import torch
@@ -268,39 +269,54 @@ class Prior(nn.Module):
         return torch.cat([self.step(cache, chunk) for chunk in inputs.split(chunk_size, dim=1)], dim=1)
 
 
-_COMPILE_OPTIONS: dict = {}
+def _compile_options() -> dict:
+    """Inductor settings of the compiled step (each measured on the tiny prior, see benchmarks/README.md).
+
+    - ``cpp_wrapper``: the generated code calls its ~30 kernels from C++, not Python;
+    - ``size_asserts`` off: no per-call shape checks of every buffer;
+    - guards on tensors only: skips ~900 guards on the module tree each call. Safe here because each prior
+      gets its own compiled function (``_compiled_step``), so the modules cannot change under it; a new
+      batch size or dtype still shows in the tensor guards and compiles a new graph.
+    """
+    return {"cpp_wrapper": True, "size_asserts": False,
+            "guard_filter_fn": torch.compiler.keep_tensor_guards_unsafe}
+
+
+def _compiled_step(prior: Prior):
+    """``_static_step`` compiled for this prior: a fresh code object gives it its own Dynamo cache."""
+    fn = prior.__dict__.get("_compiled_static_step")
+    if fn is None:
+        code = _static_step.__code__.replace(co_name=f"_static_step_{id(prior):x}")
+        fresh = types.FunctionType(code, _static_step.__globals__, code.co_name)
+        fn = torch.compile(fresh, fullgraph=True, dynamic=False, options=_compile_options())
+        prior.__dict__["_compiled_static_step"] = fn
+    return fn
 
 
 class StaticDecoder:
     """Single-token steps with fixed shapes, for a sampling loop after ``Prior.prefill``.
 
     The per-layer caches move into fixed-shape buffers (``attention.static_keys``) and the position is a
-    tensor, so no shape changes from step to step: the step is one ``torch.compile`` graph (``compile=True``;
-    compiled once per prior, batch size and precision, reused by every window). Inputs are not validated:
-    feed tokens drawn from this prior's logits. Logits agree with ``Prior.step`` to float rounding.
+    tensor, so no shape changes from step to step and the whole step is one ``torch.compile`` graph
+    (``compile=True``; compiled on the first call, once per prior, batch size and precision, then reused by
+    every window). Uncompiled it is slower than ``Prior.step`` (more, smaller ops). Inputs are not
+    validated: feed tokens drawn from this prior's logits. Logits agree with ``Prior.step`` to float rounding.
     """
 
     def __init__(self, prior: Prior, cache: DecodeCache, compile: bool = False):
         self.prior, self.t, self.dtype = prior, cache.t, cache.dtype
         self.n_ctx = prior.lm.n_ctx
-        self.cond = cache.cond
+        self.x_cond = cache.cond.x_cond
         with torch.no_grad():
-            self.bufs = prior.lm.transformer.static_buffers(cache.layers, cache.t)
-        if compile:
-            fn = getattr(prior, "_compiled_static_step", None)
-            if fn is None:
-                fn = torch.compile(_static_step, fullgraph=True, dynamic=False, options=_COMPILE_OPTIONS)
-                object.__setattr__(prior, "_compiled_static_step", fn)
-            self._fn = fn
-        else:
-            self._fn = _static_step
+            self.bufs = prior.lm.transformer.static_buffers(cache.layers)
+        self._fn = _compiled_step(prior) if compile else _static_step
 
     def __call__(self, token: Tensor) -> Tensor:
         """token (N, 1) entering position t -> fp32 logits (N, model_bins) scoring position t."""
         if self.t >= self.n_ctx:
             raise ValueError(f"position {self.t} exceeds the context of {self.n_ctx}")
-        t = torch.tensor(self.t)
-        logits = self._fn(self.prior.lm, token, t, self.bufs, self.cond.x_cond, self.dtype)
+        t = torch.tensor(self.t, device=token.device)
+        logits = self._fn(self.prior.lm, token, t, self.bufs, self.x_cond, self.dtype)
         self.t += 1
         return logits
 

@@ -30,6 +30,9 @@ class SamplingParams:
     chunk_size: int = 32  # tokens per prefill call (the reference: 32, or 16 for 5b)
     hop_fractions: tuple[float, ...] = (0.5, 0.5, 0.125)  # per level, bottom first
     dtype: torch.dtype | None = None  # transformer precision; None = the weights' (fp32 on CPU)
+    # Per-token steps as one torch.compile graph (Prior.static_decoder): about 2x faster per token on CPU,
+    # after a one-off compile of ~10-60 s per prior, batch size and dtype (cached on disk by Inductor).
+    compile: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,8 @@ def draw(logits: Tensor, params: SamplingParams, generators: list[torch.Generato
         u = torch.rand(1, 1, dtype=torch.float64, generator=generators[0])
     else:
         u = torch.cat([torch.rand(1, dtype=torch.float64, generator=g) for g in generators])[:, None]
+    if u.device != cdf.device:
+        u = u.to(cdf.device)
     # u < 1 in steps of 2**-53, so u * total rounds strictly below total: the last positive token bounds it
     token = torch.searchsorted(cdf, u * cdf[:, -1:], right=True)
     return token.view(-1).clamp_(max=cdf.shape[-1] - 1)
@@ -117,6 +122,10 @@ def sample_window(prior: Prior, y: Tensor, known: Tensor, length: int, params: S
         logits = prior.prefill(cache, seq, params.chunk_size)[:, -1]  # validates the window's inputs
         gens = window_generators(seeds, window)
         shift = prior.cfg.music_shift  # never sample a lyric id at a music position: draw among codes only
+        if params.compile and length - known.shape[1] > 1:
+            step = prior.static_decoder(cache, compile=True)
+        else:
+            step = lambda token: prior.step_unchecked(cache, token)[:, -1]  # noqa: E731
         tokens = []
         for i in range(known.shape[1], length):
             token = draw(logits[:, shift:], params, gens)[:, None]
@@ -125,7 +134,7 @@ def sample_window(prior: Prior, y: Tensor, known: Tensor, length: int, params: S
             tokens.append(token)
             on_token()
             if i + 1 < length:  # tokens drawn here are valid by construction: no per-step checks
-                logits = prior.step_unchecked(cache, token)[:, -1]
+                logits = step(token)
         return prior.from_model_tokens(torch.cat([seq, *tokens], dim=1))
 
 

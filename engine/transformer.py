@@ -29,7 +29,7 @@ class Conv1D(nn.Module):
     def forward(self, x: Tensor) -> Tensor:  # (..., in) -> (..., out); weights follow x's dtype
         w, b = self.w, self.b
         if w.dtype != x.dtype:
-            w, b = self._cast(x.dtype)
+            w, b = (w.to(x.dtype), b.to(x.dtype)) if torch.compiler.is_compiling() else self._cast(x.dtype)
         if w.is_contiguous():  # the checkpoint layout (in, out)
             out = torch.addmm(b, x.reshape(-1, x.shape[-1]), w)
             return out.view(*x.shape[:-1], out.shape[-1])
@@ -49,6 +49,61 @@ class Conv1D(nn.Module):
                           b.detach().to(dtype))
             object.__setattr__(self, "_cast_cache", cached)  # not a parameter or buffer: no state_dict entry
         return cached[1], cached[2]
+
+
+class Int8Conv1D(nn.Module):
+    """Inference-only ``Conv1D`` with int8 weights: symmetric, one fp32 scale per output channel.
+
+    Weight-only quantisation (activations keep their dtype); the fast kernel is
+    ``torch._weight_int8pack_mm`` with bf16 activations. Built by ``quantize_projections``; its state dict
+    (``q``, ``scale``, ``b``) is not a checkpoint layout.
+    """
+
+    def __init__(self, conv: Conv1D):
+        super().__init__()
+        with torch.no_grad():
+            w = conv.w.detach().float().t()  # (out, in)
+            scale = w.abs().amax(dim=1).clamp(min=1e-12) / 127.0
+            self.register_buffer("q", torch.round(w / scale[:, None]).clamp_(-127, 127).to(torch.int8))
+            self.register_buffer("scale", scale)
+            self.register_buffer("b", conv.b.detach().float().clone())
+        self._by_dtype: dict[torch.dtype, tuple[Tensor, Tensor]] = {}
+
+    def forward(self, x: Tensor) -> Tensor:
+        scale_b = self._by_dtype.get(x.dtype)
+        if scale_b is None:
+            scale_b = self._by_dtype[x.dtype] = (self.scale.to(x.dtype), self.b.to(x.dtype))
+        out = torch._weight_int8pack_mm(x.reshape(-1, x.shape[-1]), self.q, scale_b[0]) + scale_b[1]
+        return out.view(*x.shape[:-1], out.shape[-1])
+
+
+def cast_projections(module: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """In place: every ``Conv1D`` weight and bias to ``dtype``, the weight stored (out, in), the layout the
+    fast reduced-precision kernels read. LayerNorm, embeddings and output heads keep fp32. Use it with
+    ``SamplingParams(dtype=dtype)`` / ``Prior.start_cache(dtype=...)``; it replaces the fp32 copy instead
+    of caching a second one as ``Conv1D`` does on its own. Returns ``module``.
+    """
+    for m in module.modules():
+        if isinstance(m, Conv1D):
+            with torch.no_grad():
+                w = m.w.detach().t().to(dtype, memory_format=torch.contiguous_format).t()
+                m.w = nn.Parameter(w, requires_grad=False)
+                m.b = nn.Parameter(m.b.detach().to(dtype), requires_grad=False)
+            m.__dict__.pop("_cast_cache", None)
+    return module
+
+
+def quantize_projections(module: nn.Module) -> nn.Module:
+    """In place: every ``Conv1D`` becomes an ``Int8Conv1D`` (weight-only int8, per-output-channel scales).
+
+    Inference only; run it with bf16 activations (``SamplingParams(dtype=torch.bfloat16)``), the fast path
+    of the int8 kernel. Returns ``module``.
+    """
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, Conv1D):
+                setattr(parent, name, Int8Conv1D(child))
+    return module
 
 
 class LayerNorm(nn.LayerNorm):
@@ -192,15 +247,15 @@ class Transformer(nn.Module):
     def new_cache(self) -> list[KVCache]:
         return [layer.attn.new_cache() for layer in self.layers]
 
-    def static_buffers(self, cache: list[KVCache], t: int) -> list[Tensor]:
-        """The fixed-shape buffers (see ``attention.static_keys``) holding what ``cache`` holds for position t."""
+    def static_buffers(self, cache: list[KVCache]) -> list[Tensor]:
+        """The fixed-shape buffers (see ``attention.static_keys``) holding what the per-layer caches hold."""
         bufs = []
         for layer, c in zip(self.layers, cache):
             if c.k is None:
                 raise ValueError("prefill the cache (at least position 0) before switching to fixed-shape steps")
             func, kv = layer.attn.attn_func, torch.cat(c.get(range(c.start, c.end)), dim=2)
             buf = kv.new_zeros(kv.shape[0], static_slots(func, self.geometry, len(c)), kv.shape[2])
-            pos = torch.arange(c.start, c.end)
+            pos = torch.arange(c.start, c.end, device=kv.device)
             buf.index_copy_(1, pos if func == ENC_DEC else static_slot(func, pos, self.geometry), kv)
             bufs.append(buf)
         return bufs

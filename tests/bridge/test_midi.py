@@ -1,14 +1,8 @@
 """bridge/midi.py: pure translation tests, then real JACK MIDI ports on a private dummy JACK server."""
 from __future__ import annotations
 
-import fcntl
 import os
-import shutil
-import subprocess
-import tempfile
 import threading
-import time
-import uuid
 from pathlib import Path
 
 import mido
@@ -121,54 +115,7 @@ def test_find_port() -> None:
         find_port("Nope", names)
 
 
-# ---- real ports through a private JACK dummy server --------------------------------------------------
-
-@pytest.fixture(scope="module")
-def jack_server():
-    """A dummy-driver jackd with its own name, so no test touches a user's server.
-
-    Concurrent runs also take turns through a lock file: JACK2 names a client's handshake socket
-    after the client alone, not its server, so two "Jukebox Bridge" clients opening at the same
-    moment on two servers can fail with "JACK server not running?".
-    """
-    if shutil.which("jackd") is None or shutil.which("jack_lsp") is None:
-        pytest.fail("jackd is not installed: run ./jb test, which installs the jackd2 package")
-    lock = open(Path(tempfile.gettempdir()) / "jukebox-bridge-jack-tests.lock", "w")
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                pytest.fail("another test run has held the JACK test lock for 60 s")
-            time.sleep(0.05)
-    name = f"jbtest-{uuid.uuid4().hex[:8]}"
-    saved = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
-    os.environ.update(JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1")
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(["jackd", "--no-realtime", "-n", name, "-d", "dummy", "-r", "44100", "-p", "256"],
-                            stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 10
-        while subprocess.run(["jack_lsp"], capture_output=True).returncode != 0:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                pytest.fail(f"jackd did not start:\n{log.read().decode(errors='replace')}")
-            time.sleep(0.05)
-        yield name
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        lock.close()  # releases the flock
-        for k, v in saved.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
-
+# ---- real ports through a private JACK dummy server (the jack_server fixture in tests/conftest.py) ----
 
 class Recorder:
     def __init__(self) -> None:

@@ -1,0 +1,228 @@
+"""Prior sampling throughput: new tokens per second of ``engine.sampling.sample_window`` on CPU.
+
+Two models, both with random weights (figures and method: benchmarks/README.md, "Prior sampling"):
+
+- ``--config tiny``: the 5b options scaled to width 128, depth 4, 2 heads, context 1024, 16 blocks, the
+  model of the reference CPU timings (docs: jukebox_reference_notes.md section 6.2);
+- ``--config 1b_lyrics``: the real-size 1b_lyrics top prior (~3.8 GB in fp32), built on the meta device
+  and filled in place with small random values.
+
+One window per repeat: conditioning, a validated prefill of the prime (and, for 1b_lyrics, the 384 lyric
+tokens), then ``--tokens`` new tokens drawn one by one. Reported per repeat, then as medians:
+
+- ``window``: new tokens x batch / wall seconds of the whole ``sample_window`` call;
+- ``loop``: the token loop alone (draw + step), from ``on_token`` timestamps: (tokens - 1) x batch /
+  seconds between the first and the last token. This is the figure comparable to the reference's
+  per-step timing of the 1b prior (prefill excluded) and, for the tiny prior, the steady state.
+
+CPU seconds of the thread are printed beside wall seconds: on a shared machine the gap is time the
+process spent descheduled.
+
+``--dtype bf16`` casts the transformer's projections to bf16 (``cast_projections``) and runs bf16
+activations; ``--dtype int8`` quantises them to weight-only int8 (``quantize_projections``) with bf16
+activations. Both first compare their logits with fp32 on a fixed random sequence (teacher-forced
+through the same prefill + single-token steps as sampling) and print max |diff|, max |diff| / std of
+the fp32 logits and the argmax agreement. ``--compile`` uses the compiled fixed-shape step
+(``SamplingParams.compile``); its first (warm-up) window includes the compilation, printed separately.
+
+    .venv/bin/python benchmarks/bench_prior.py --config tiny --batch 1 --tokens 512
+    .venv/bin/python benchmarks/bench_prior.py --config tiny --batch 4 --compile
+    .venv/bin/python benchmarks/bench_prior.py --config 1b_lyrics --dtype bf16 --tokens 32 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gc
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.config import OFFICIAL_PRIORS, PriorConfig  # noqa: E402
+from engine.prior import START, Prior  # noqa: E402
+from engine.sampling import SamplingParams, Window, sample_window  # noqa: E402
+from engine.transformer import Conv1D, cast_projections, quantize_projections  # noqa: E402
+
+DTYPES = {"fp32": None, "bf16": torch.bfloat16, "int8": torch.bfloat16}  # int8: weights; activations bf16
+
+
+def tiny_config() -> PriorConfig:
+    return dataclasses.replace(OFFICIAL_PRIORS["5b"], width=128, depth=4, heads=2, n_ctx=1024, blocks=16)
+
+
+def build(name: str, seed: int = 0) -> Prior:
+    """Random weights. tiny: the modules' own initialisation. 1b_lyrics: meta device, then in place
+    (no second copy): Conv1D weights N(0, 0.02), embeddings N(0, 0.02) (positions 0.01), LayerNorm 1/0."""
+    torch.manual_seed(seed)
+    if name == "tiny":
+        return Prior(tiny_config()).eval()
+    with torch.device("meta"):
+        prior = Prior(OFFICIAL_PRIORS[name])
+    prior = prior.to_empty(device="cpu").eval()
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for mod_name, mod in prior.named_modules():
+            if isinstance(mod, Conv1D):
+                mod.w.normal_(0.0, 0.02, generator=gen)
+                mod.b.zero_()
+            elif isinstance(mod, torch.nn.LayerNorm):
+                mod.weight.fill_(1.0)
+                mod.bias.zero_()
+            elif isinstance(mod, torch.nn.Embedding):
+                mod.weight.normal_(0.0, 0.01 if mod_name.endswith("pos_emb") else 0.02, generator=gen)
+        for p_name, p in prior.named_parameters():  # anything else (e.g. conditioner convs, start token)
+            if p_name.endswith("start_token"):
+                p.normal_(0.0, 0.02, generator=gen)
+        for mod in prior.modules():
+            if isinstance(mod, (torch.nn.Conv1d, torch.nn.Linear)) and mod.weight.device.type == "cpu":
+                if not any(mod.weight is e.weight for e in prior.modules() if isinstance(e, torch.nn.Embedding)):
+                    mod.weight.normal_(0.0, 0.02, generator=gen)
+                    if mod.bias is not None:
+                        mod.bias.zero_()
+    return prior
+
+
+def labels(cfg: PriorConfig, batch: int, seed: int = 1) -> torch.Tensor:
+    """y (batch, y_len): 60 s song, offset 0, one window, artist 0, genre 0, random lyrics if any."""
+    y = torch.full((batch, cfg.y_len), -1, dtype=torch.long)
+    y[:, 0], y[:, 1], y[:, 2], y[:, 3], y[:, 4] = 60 * 44100, 0, cfg.n_ctx * cfg.raw_to_tokens, 0, 0
+    if cfg.n_tokens:
+        y[:, 4 + cfg.max_bow_genre_size:] = torch.randint(1, cfg.n_vocab, (batch, cfg.n_tokens),
+                                                         generator=torch.Generator().manual_seed(seed))
+    return y
+
+
+def convert(prior: Prior, dtype: str) -> None:
+    if dtype == "bf16":
+        cast_projections(prior.lm.transformer, torch.bfloat16)
+    elif dtype == "int8":
+        quantize_projections(prior.lm.transformer)
+    gc.collect()
+
+
+@torch.no_grad()
+def decode_logits(prior: Prior, y: torch.Tensor, seq: torch.Tensor, n_prefill: int, dtype) -> torch.Tensor:
+    """Logits of the positions after ``n_prefill`` music tokens, teacher-forced along ``seq`` (N, T) through
+    the sampling path: one prefill, then single-token steps. (N, T - n_prefill, bins) fp32."""
+    cond = prior.conditioning(y, None, dtype)
+    model_seq = prior.to_model_tokens(seq, y)
+    n_prime = prior.cfg.n_prime
+    cache = prior.start_cache(cond, dtype)
+    out = [prior.prefill(cache, model_seq[:, : n_prime + n_prefill])[:, -1]]
+    for t in range(n_prime + n_prefill, model_seq.shape[1] - 1):
+        out.append(prior.step(cache, model_seq[:, t : t + 1])[:, -1])
+    return torch.stack(out, 1)
+
+
+def logit_error(ref: torch.Tensor, ours: torch.Tensor) -> dict:
+    diff = (ours - ref).abs()
+    return {"max_abs_diff": float(diff.max()), "max_diff_over_std": float(diff.max() / ref.std()),
+            "mean_diff_over_std": float(diff.mean() / ref.std()), "logit_std": float(ref.std()),
+            "argmax_agreement": float((ours.argmax(-1) == ref.argmax(-1)).float().mean()),
+            "positions": int(ref.shape[0] * ref.shape[1])}
+
+
+def run_window(prior: Prior, y, known, new: int, params: SamplingParams, seeds) -> dict:
+    stamps = []
+    length = known.shape[1] + new
+    window = Window(prior.cfg.level, 0, 0, length)
+    t0, c0 = time.perf_counter(), time.thread_time()
+    out = sample_window(prior, y, known, length, params, seeds, window,
+                        on_token=lambda: stamps.append(time.perf_counter()))
+    wall, cpu = time.perf_counter() - t0, time.thread_time() - c0
+    assert out.shape == (known.shape[0], length)
+    n = known.shape[0]
+    loop = (len(stamps) - 1) / (stamps[-1] - stamps[0]) * n if len(stamps) > 1 else float("nan")
+    return {"wall_s": wall, "cpu_s": cpu, "window_tok_s": new * n / wall, "loop_tok_s": loop,
+            "prefill_s": stamps[0] - t0, "tokens": out}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", choices=["tiny", "1b_lyrics"], default="tiny")
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--tokens", type=int, default=None, help="new tokens per window (tiny 512, 1b_lyrics 32)")
+    ap.add_argument("--prime", type=int, default=None, help="known music tokens first (tiny 64, 1b_lyrics 16)")
+    ap.add_argument("--dtype", choices=list(DTYPES), default="fp32")
+    ap.add_argument("--compile", action="store_true", help="compiled fixed-shape step (SamplingParams.compile)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=None, help="timed windows (tiny 7, 1b_lyrics 3)")
+    ap.add_argument("--warmup", type=int, default=1, help="untimed windows first (compilation happens here)")
+    ap.add_argument("--check-positions", type=int, default=None,
+                    help="positions compared with fp32 for bf16/int8 (tiny 256, 1b_lyrics 32); 0: skip")
+    ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = ap.parse_args(argv)
+    tiny = args.config == "tiny"
+    new = args.tokens or (512 if tiny else 32)
+    prime = args.prime if args.prime is not None else (64 if tiny else 16)
+    repeats = args.repeats or (7 if tiny else 3)
+    check = args.check_positions if args.check_positions is not None else (256 if tiny else 32)
+    torch.set_num_threads(args.threads)
+    result: dict = {"config": args.config, "batch": args.batch, "tokens": new, "prime": prime, "dtype": args.dtype,
+                    "compile": args.compile, "threads": args.threads, "torch": torch.__version__,
+                    "loadavg_start": os.getloadavg()[0]}
+    print(f"# {args.config} batch {args.batch} dtype {args.dtype} compile {args.compile} threads {args.threads} "
+          f"prime {prime} new {new}; load average {os.getloadavg()[0]:.1f}", flush=True)
+
+    t = time.perf_counter()
+    prior = build(args.config)
+    result["build_s"] = time.perf_counter() - t
+    cfg = prior.cfg
+    dtype = DTYPES[args.dtype]
+    gen = torch.Generator().manual_seed(2)
+
+    if args.dtype != "fp32" and check > 0:  # quality first, while the fp32 weights exist
+        y1 = labels(cfg, 1)
+        seq = torch.randint(0, cfg.bins, (1, prime + check + 1), generator=gen)
+        t = time.perf_counter()
+        ref = decode_logits(prior, y1, seq, prime, None)
+        convert(prior, args.dtype)
+        ours = decode_logits(prior, y1, seq, prime, dtype)
+        result["logit_error_vs_fp32"] = err = logit_error(ref, ours)
+        print(f"logits vs fp32 over {err['positions']} positions: max|diff| {err['max_abs_diff']:.4g} = "
+              f"{err['max_diff_over_std']:.3g} std (mean {err['mean_diff_over_std']:.3g} std, logit std "
+              f"{err['logit_std']:.3g}), argmax agreement {err['argmax_agreement']:.3f} "
+              f"[{time.perf_counter() - t:.0f} s]", flush=True)
+    else:
+        convert(prior, args.dtype)
+
+    params = SamplingParams(dtype=dtype, compile=args.compile)
+    y = labels(cfg, args.batch)
+    known = torch.randint(0, cfg.bins, (args.batch, prime), generator=gen)
+    seeds = list(range(100, 100 + args.batch))
+    runs = []
+    for i in range(args.warmup + repeats):
+        r = run_window(prior, y, known, new, params, seeds)
+        tag = "warm-up" if i < args.warmup else f"run {i - args.warmup + 1}"
+        print(f"{tag:8s} wall {r['wall_s']:7.2f} s  cpu {r['cpu_s']:7.2f} s  prefill {r['prefill_s']:6.2f} s  "
+              f"window {r['window_tok_s']:8.1f} tok/s  loop {r['loop_tok_s']:8.1f} tok/s", flush=True)
+        if i == 0:
+            first = r["tokens"]
+            result["first_window_s"] = r["wall_s"]
+        else:
+            assert torch.equal(r["tokens"], first), "same seeds, different tokens"
+        if i >= args.warmup:
+            runs.append({k: v for k, v in r.items() if k != "tokens"})
+    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    result.update(runs=runs, median=med, loadavg_end=os.getloadavg()[0])
+    print(f"median   wall {med['wall_s']:7.2f} s  cpu {med['cpu_s']:7.2f} s  window {med['window_tok_s']:.1f} tok/s  "
+          f"loop {med['loop_tok_s']:.1f} tok/s  (best loop {max(r['loop_tok_s'] for r in runs):.1f}); "
+          f"load average {os.getloadavg()[0]:.1f}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    del prior
+    gc.collect()
+    return result
+
+
+if __name__ == "__main__":
+    main()

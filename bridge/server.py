@@ -1,0 +1,345 @@
+"""``jukebox-bridge serve``: load the model once, then take OSC (and MIDI) commands until stopped.
+
+``ServeConfig`` comes from ``config.toml`` in the user's config folder, overridden by command-line
+flags. ``Bridge`` holds the verb handlers: each turns a typed ``protocol.Request`` into one engine call
+(``JobQueue``, ``LiveParams``, ``Models``) and returns the replies. ``serve`` wires the OSC socket, the
+job queue and the optional MIDI adapter together and is the only place that starts them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import logging
+import signal
+import sys
+import threading
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import platformdirs
+
+from engine import LICENCE_NOTE, __version__
+from engine.jobs import JobEvent, JobFinished, JobProgress, JobQueue, TakeDone
+from engine.params import LIVE_DEFAULTS, LiveParams
+from engine.request import RenderRequest, RequestError
+
+from . import protocol
+from .osc import OscServer
+from .protocol import Reply, Request, reply
+
+log = logging.getLogger("jukebox_bridge")
+
+APP = "jukebox-bridge"
+CLIENT_TTL = 60.0  # seconds a hello keeps a client registered for broadcasts
+MAX_CLIENTS = 64
+
+
+def default_render_dir() -> Path:
+    return platformdirs.user_data_path(APP) / "renders"
+
+
+def config_path() -> Path:
+    return platformdirs.user_config_path(APP) / "config.toml"
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    model: str | None = None  # None: the embedded default model; "debug": tiny test models; else a folder
+    port: int = protocol.DEFAULT_PORT
+    listen: str = protocol.DEFAULT_LISTEN
+    token: str | None = None
+    render_dir: Path = field(default_factory=default_render_dir)
+    midi: bool = True
+    midi_port: str | None = None  # None: a virtual input named "Jukebox Bridge"
+    log_level: str = "INFO"
+
+
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> ServeConfig:
+    """Defaults, then the TOML file (``path`` or the user's config.toml if present), then ``overrides``."""
+    explicit, path = path is not None, path or config_path()
+    values: dict[str, Any] = {}
+    if path.exists() or explicit:
+        try:
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ValueError(f"cannot read config {path}: {exc}") from None
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    known = {f.name: f for f in dataclasses.fields(ServeConfig)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    if "render_dir" in values:
+        values["render_dir"] = Path(str(values["render_dir"])).expanduser()
+    for name, want in (("port", int), ("midi", bool), ("listen", str), ("log_level", str), ("token", str),
+                       ("model", str), ("midi_port", str)):
+        if name in values and type(values[name]) is not want:
+            raise ValueError(f"setting {name} must be of type {want.__name__}; got {values[name]!r}")
+    cfg = ServeConfig(**values)
+    check_safety(cfg)
+    return cfg
+
+
+def check_safety(cfg: ServeConfig) -> None:
+    """Loopback needs nothing; any other address needs a token, checked on every request."""
+    try:
+        addr = ipaddress.ip_address(cfg.listen)
+    except ValueError:
+        raise ValueError(f"--listen must be an IP address (e.g. 127.0.0.1 or 0.0.0.0); got {cfg.listen!r}") from None
+    if not 0 <= cfg.port < 65536:
+        raise ValueError(f"--port must be 1..65535 (0: any free port); got {cfg.port}")
+    if not addr.is_loopback and not cfg.token:
+        raise ValueError(f"refusing to listen on {cfg.listen}: beyond this computer anyone could drive the engine "
+                         "and read its files. Pass --token SECRET (and give the DAW scripts the same token), "
+                         "or listen on 127.0.0.1.")
+    if cfg.token is not None and len(cfg.token) < 8:
+        raise ValueError("the token must be at least 8 characters long")
+
+
+class Bridge:
+    """The verb handlers. ``send(host, port, reply)`` delivers a message; events reach the job's requester."""
+
+    def __init__(self, models: Any, jobs: JobQueue, live: LiveParams, send: Callable[[str, int, Reply], None],
+                 midi: Any = None) -> None:
+        self.models, self.jobs, self.live, self.send, self.midi = models, jobs, live, send, midi
+        self.clients: dict[tuple[str, int], float] = {}  # registered by hello -> last seen
+        self._lock = threading.Lock()
+        self._last: tuple[Request, str] | None = None  # the last render request and its host, for MIDI actions
+        live.add_listener(lambda name, value: self.broadcast(reply("param", name, value)))
+
+    def handle(self, req: Request, host: str) -> list[Reply]:
+        if protocol.VERBS[req.verb].renders:
+            return self._render(req, host)
+        return getattr(self, f"_{req.verb}")(req, host)
+
+    # ------------------------------------------------------------------ verbs
+
+    def _hello(self, req: Request, host: str) -> list[Reply]:
+        now, key = time.monotonic(), (host, req.reply_port)
+        with self._lock:
+            self.clients = {k: t for k, t in self.clients.items() if now - t < CLIENT_TTL}
+            new = key not in self.clients
+            if new and len(self.clients) >= MAX_CLIENTS:
+                self.clients.pop(min(self.clients, key=self.clients.__getitem__))
+            self.clients[key] = now
+        out = [reply("hello", req.request_id, __version__, protocol.PROTOCOL_VERSION)]
+        return out + [reply("engine", "ready", __version__)] if new else out
+
+    def _ping(self, req: Request, host: str) -> list[Reply]:
+        return [reply("pong", req.request_id, __version__)]
+
+    def _info(self, req: Request, host: str) -> list[Reply]:
+        info = {"protocol": protocol.PROTOCOL_VERSION, "version": __version__, **self.models.info(),
+                "capabilities": list(protocol.CAPABILITIES), "params": self.live.snapshot(), "licence": LICENCE_NOTE}
+        return [reply("info", req.request_id, protocol.to_json(info))]
+
+    def _search(self, req: Request, kind: str) -> list[Reply]:
+        p = req.params
+        total, names = self.models.search_labels(kind, p.query, p.offset, p.limit)
+        body = {"query": p.query, "offset": p.offset, "total": total, "names": names}
+        return [reply(req.verb, req.request_id, protocol.to_json(body))]
+
+    def _artists(self, req: Request, host: str) -> list[Reply]:
+        return self._search(req, "artist")
+
+    def _genres(self, req: Request, host: str) -> list[Reply]:
+        return self._search(req, "genre")
+
+    def _render(self, req: Request, host: str, request_id: str | None = None) -> list[Reply]:
+        rid = req.request_id if request_id is None else request_id
+
+        def announce(job: Any) -> None:  # after the journal commit, before the job's first event
+            with self._lock:
+                self._last = (req, host)
+            self.send(host, req.reply_port, reply("accepted", rid, job.id))
+
+        self.jobs.submit(req.params, _owner(host, req.reply_port), announce=announce, given=req.given)
+        return []
+
+    def _cancel(self, req: Request, host: str) -> list[Reply]:
+        self.jobs.cancel(None if req.params.all else req.params.job_id,
+                         announce=lambda n: self.send(host, req.reply_port, reply("cancelled", req.request_id, n)))
+        return []
+
+    def _status(self, req: Request, host: str) -> list[Reply]:
+        if req.params.job_id is not None:
+            body = self.jobs.get(req.params.job_id).summary(detail=True)
+        else:
+            body = {"jobs": [job.summary() for job in self.jobs.jobs(50)]}
+        return [reply("status", req.request_id, protocol.to_json(body))]
+
+    def _set(self, req: Request, host: str) -> list[Reply]:
+        value = self.live.set(req.params.name, req.params.value)  # listeners broadcast to registered clients
+        with self._lock:
+            registered = (host, req.reply_port) in self.clients
+        return [] if registered else [reply("param", req.params.name, value)]
+
+    def _learn(self, req: Request, host: str) -> list[Reply]:
+        LiveParams.check(req.params.name, LIVE_DEFAULTS.get(req.params.name, 0))  # a settable name, or bad_value
+        if self.midi is None:
+            raise RequestError("unavailable", "MIDI is off (mido is missing or no MIDI input could be opened); "
+                               "start the engine with --midi-port NAME")
+        self.midi.learn(req.params.name)
+        return [reply("learning", req.request_id, req.params.name)]
+
+    def _audition(self, req: Request, host: str) -> list[Reply]:
+        job = self.jobs.get(req.params.job_id)
+        take = next((t for t in job.published if t.take == req.params.take), None)
+        if take is None:
+            raise RequestError("bad_value", f"job {job.id} has no finished take {req.params.take}", "take")
+        _play(Path(take.path))
+        return [reply("auditioning", req.request_id, job.id, take.take)]
+
+    # ------------------------------------------------------------------ events and broadcasts
+
+    def on_job_event(self, event: JobEvent) -> None:
+        host, port = _parse_owner(event.owner)
+        if isinstance(event, JobProgress):
+            self.send(host, port, reply("progress", event.job_id, event.fraction, event.stage, event.eta))
+        elif isinstance(event, TakeDone):
+            self.send(host, port, reply("done", event.job_id, event.take, event.path, event.position, event.length))
+        elif isinstance(event, JobFinished):
+            if event.error:
+                self.send(host, port, protocol.error(event.job_id, *event.error))
+            self.send(host, port, reply("finished", event.job_id, event.state, event.takes))
+
+    def broadcast(self, message: Reply) -> None:
+        now = time.monotonic()
+        with self._lock:
+            targets = [k for k, t in self.clients.items() if now - t < CLIENT_TTL]
+        for host, port in targets:
+            self.send(host, port, message)
+
+    # ------------------------------------------------------------------ MIDI callbacks (MIDI thread)
+
+    def on_midi_param(self, name: str, value: float) -> None:
+        try:
+            self.live.set(name, value)
+        except RequestError as exc:
+            log.warning("MIDI: %s", exc)
+
+    def on_learned(self, name: str, channel: int, control: int) -> None:
+        self.broadcast(reply("learned", name, channel, control))
+
+    def on_midi_action(self, action: str) -> None:
+        """continue_last / rerender_last: the last render request's region again (live values refreshed);
+        cancel_last: the newest active job. Jobs report to the client that sent the last request."""
+        with self._lock:
+            last = self._last
+        if action == "cancel_last":
+            active = [j for j in self.jobs.jobs() if j.state in ("queued", "running")]
+            if active:
+                self.jobs.cancel(active[0].id)
+            return
+        if last is None:
+            return log.warning("MIDI: %s before any render request; nothing to repeat", action)
+        req, host = last
+        mode = action.removesuffix("_last")  # continue or rerender
+        if req.params.source is None:
+            if mode == "rerender":
+                return log.warning("MIDI: rerender_last needs a last request with a source region")
+            mode = "generate"
+        fields = {k: v for k, v in req.params.to_fields().items() if k in req.given}
+        try:
+            params = RenderRequest.from_fields(mode, fields)
+            self._render(dataclasses.replace(req, verb=mode, params=params), host, request_id=f"midi:{action}")
+        except RequestError as exc:
+            self.send(host, req.reply_port, protocol.error(f"midi:{action}", exc.code, str(exc)))
+
+
+def _owner(host: str, port: int) -> str:
+    return f"{host} {port}"
+
+
+def _parse_owner(owner: str) -> tuple[str, int]:
+    host, port = owner.rsplit(" ", 1)
+    return host, int(port)
+
+
+def _play(path: Path) -> None:
+    """Play a file on the default output device without blocking; ``unavailable`` when there is none."""
+    try:
+        import sounddevice as sd
+        import soundfile as sf
+
+        data, rate = sf.read(path, dtype="float32")
+        sd.play(data, rate)
+    except Exception as exc:  # ImportError, PortAudioError (no device), OSError (no PortAudio)
+        raise RequestError("unavailable", f"cannot play audio here: {exc}") from None
+
+
+def _open_midi(cfg: ServeConfig, bridge: Bridge) -> Any:
+    """The MIDI adapter if mido and an input are available; otherwise None (OSC keeps working)."""
+    if not cfg.midi:
+        return None
+    try:
+        from .midi import MidiAdapter
+
+        adapter = MidiAdapter(cfg.midi_port, on_param=bridge.on_midi_param, on_action=bridge.on_midi_action,
+                              on_learned=bridge.on_learned)
+        adapter.start()
+    except Exception as exc:  # ImportError without mido; OSError/SystemError without a MIDI system
+        log.warning("MIDI is off: %s", exc)
+        return None
+    return adapter
+
+
+@dataclass
+class Engine:
+    """A running engine: the OSC socket, the job queue, the verb handlers and the MIDI adapter."""
+
+    osc: OscServer
+    jobs: JobQueue
+    bridge: Bridge
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.osc.address
+
+    def stop(self) -> None:
+        self.bridge.broadcast(reply("engine", "stopping", __version__))
+        if self.bridge.midi is not None:
+            self.bridge.midi.stop()
+        self.osc.stop()
+        self.jobs.stop()
+
+
+def start_engine(cfg: ServeConfig, models: Any = None, renderer: Callable[..., list] | None = None) -> Engine:
+    """Bind, load the model (unless given), resume the journal's unfinished jobs and start serving."""
+    check_safety(cfg)
+    cfg.render_dir.mkdir(parents=True, exist_ok=True)
+    osc = OscServer(cfg.listen, cfg.port, cfg.token)  # bind first: a port in use fails before the model loads
+    if models is None:
+        from engine.models import load_models
+
+        log.info("loading model %s", cfg.model or "(embedded default)")
+        models = load_models(cfg.model)
+    if renderer is None:
+        from engine.pipeline import render as renderer
+    live = LiveParams()
+    jobs = JobQueue(cfg.render_dir, models, renderer, on_event=lambda e: bridge.on_job_event(e), live=live)
+    bridge = Bridge(models, jobs, live, osc.send)  # before jobs.start(): the first event needs it
+    bridge.midi = _open_midi(cfg, bridge)
+    jobs.start()
+    osc.start(bridge.handle)
+    return Engine(osc, jobs, bridge)
+
+
+def serve(cfg: ServeConfig) -> int:
+    """Run until SIGINT or SIGTERM; returns the process exit code."""
+    logging.basicConfig(level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    engine = start_engine(cfg)
+    host, port = engine.address
+    print(f"jukebox-bridge {__version__}: serving OSC on udp://{host}:{port}, model {engine.jobs.models.name}, "
+          f"renders in {cfg.render_dir}\n{LICENCE_NOTE}", file=sys.stderr, flush=True)
+    try:
+        stop.wait()
+    finally:
+        engine.stop()
+    return 0

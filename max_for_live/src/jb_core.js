@@ -1,0 +1,361 @@
+// jb_core.js: the device's pure logic. No Max globals, no LiveAPI, no clock.
+// Loaded with require("jb_core") by Max's js object (CommonJS-style exports) and by Node in the tests.
+// ES5 only (Max 8's js object): var, function expressions, no arrow functions or template strings.
+"use strict";
+
+// Engine protocol, version 1 (docs/osc-protocol.md).
+var PROTOCOL = 1;
+var ENGINE_HOST = "127.0.0.1";
+var ENGINE_PORT = 9130;
+var DEFAULT_REPLY_PORT = 9131;
+var REPLY_PORT_SPAN = 64; // device instances pick a reply port in [9131, 9131 + 64)
+var PREFIX = "/jukebox/";
+var RENDER_VERBS = ["continue", "prime", "rerender"];
+
+// Live parameter ranges; tests check these against the patcher and the engine's validator.
+var PARAM_RANGES = {
+  temperature: { min: 0.01, max: 2.0, initial: 0.98 },
+  takes: { min: 1, max: 8, initial: 1 },
+  length_seconds: { min: 1, max: 600, initial: 10 },
+  length_bars: { min: 1, max: 512, initial: 4 }
+};
+var QUALITIES = ["draft", "full"];
+var LENGTH_UNITS = ["seconds", "bars"];
+var PLACE_ON = ["new_tracks", "clip_track"];
+var DEFAULT_LABEL = "(model default)";
+var MENU_LIMIT = 200; // the engine's largest artists/genres page
+
+// Live versions that have the clip-creating functions (third-party claims; checked at run time too).
+var MIN_VERSION_ARRANGEMENT = [12, 0, 5];
+var MIN_VERSION_SESSION = [12, 0, 5];
+
+function clamp(v, lo, hi) {
+  return v < lo ? lo : (v > hi ? hi : v);
+}
+
+function round6(x) {
+  return Math.round(x * 1e6) / 1e6;
+}
+
+// One OSC request as a Max list: address, reply_port (int), request_id, JSON params (omitted if null).
+function requestMessage(verb, replyPort, requestId, params) {
+  var msg = [PREFIX + verb, replyPort, String(requestId)];
+  if (params !== null && params !== undefined) {
+    msg.push(JSON.stringify(params));
+  }
+  return msg;
+}
+
+// ---- beats and seconds ----------------------------------------------------------------------------
+
+function beatsToSeconds(beats, tempo) {
+  return beats * 60.0 / tempo;
+}
+
+function secondsToBeats(seconds, tempo) {
+  return seconds * tempo / 60.0;
+}
+
+// Warp markers as Live reports them: [{beat_time, sample_time}], sorted here by beat_time.
+// Live's recipe: interpolate linearly between neighbouring markers; outside them, extend the
+// nearest segment (the last marker is hidden in Live's UI and only sets the final segment's rate).
+function sortedMarkers(markers) {
+  var out = [];
+  var i;
+  for (i = 0; i < (markers || []).length; i++) {
+    if (isFinite(markers[i].beat_time) && isFinite(markers[i].sample_time)) {
+      out.push({ beat_time: Number(markers[i].beat_time), sample_time: Number(markers[i].sample_time) });
+    }
+  }
+  out.sort(function (a, b) { return a.beat_time - b.beat_time; });
+  return out;
+}
+
+// Clip beat time -> seconds into the source file, for a warped clip.
+// Without markers (Live before 11) it falls back to the song tempo: exact only for files at that tempo.
+function warpedBeatToSourceSeconds(beat, markers, tempo) {
+  var m = sortedMarkers(markers);
+  var i, a, b;
+  if (m.length === 0) {
+    return beatsToSeconds(beat, tempo);
+  }
+  if (m.length === 1) {
+    return m[0].sample_time + beatsToSeconds(beat - m[0].beat_time, tempo);
+  }
+  // the segment [m[i], m[i+1]] holding beat; before the first or after the last marker, the nearest one
+  i = 0;
+  while (i < m.length - 2 && beat > m[i + 1].beat_time) {
+    i++;
+  }
+  a = m[i];
+  b = m[i + 1];
+  if (b.beat_time === a.beat_time) {
+    return a.sample_time;
+  }
+  return a.sample_time + (beat - a.beat_time) * (b.sample_time - a.sample_time) / (b.beat_time - a.beat_time);
+}
+
+// A clip's internal time (beats if warped, seconds if not) -> seconds into its file.
+function clipTimeToSourceSeconds(t, clip, tempo) {
+  return clip.warping ? warpedBeatToSourceSeconds(t, clip.warp_markers, tempo) : t;
+}
+
+// The region a selected clip plays, in source seconds and in arrangement beats.
+// clip: {is_arrangement_clip, start_time, end_time, start_marker, end_marker, loop_start, loop_end,
+//        looping, warping, warp_markers}; clip-internal times are beats when warped, else seconds.
+// Returns {start, length, position, start_beats, end_beats} or {error} (a message for the user).
+function clipRegion(clip, tempo) {
+  var a, b, visibleBeats, visibleClip, src0, src1, startBeats, endBeats;
+  if (!(tempo > 0)) {
+    return { error: "Live reported no tempo." };
+  }
+  if (clip.looping) {
+    a = clip.loop_start;
+    b = clip.loop_end;
+  } else {
+    a = clip.start_marker;
+    b = clip.end_marker;
+    if (clip.is_arrangement_clip) {
+      visibleBeats = clip.end_time - clip.start_time;
+      visibleClip = clip.warping ? visibleBeats : beatsToSeconds(visibleBeats, tempo);
+      b = Math.min(b, a + visibleClip);
+    }
+  }
+  src0 = Math.max(0, clipTimeToSourceSeconds(a, clip, tempo));
+  src1 = clipTimeToSourceSeconds(b, clip, tempo);
+  if (!(src1 - src0 > 1e-6)) {
+    return { error: "The clip's region is empty." };
+  }
+  if (clip.is_arrangement_clip) {
+    startBeats = clip.start_time;
+    endBeats = clip.end_time;
+  } else {
+    startBeats = 0;
+    endBeats = clip.warping ? (b - a) : secondsToBeats(b - a, tempo);
+  }
+  return {
+    start: round6(src0),
+    length: round6(src1 - src0),
+    position: round6(beatsToSeconds(startBeats, tempo)),
+    start_beats: startBeats,
+    end_beats: endBeats
+  };
+}
+
+// ---- requests ---------------------------------------------------------------------------------------
+
+// settings: {temperature, takes, quality (index), length_unit (index), length_seconds, length_bars,
+//            artist, genre, sample_rate}. Returns the JSON params object for a render verb.
+function renderParams(verb, sourcePath, region, tempo, settings) {
+  var p = {
+    source: sourcePath,
+    start: region.start,
+    length: region.length,
+    position: region.position,
+    tempo: round6(tempo),
+    temperature: round6(clamp(settings.temperature, PARAM_RANGES.temperature.min, PARAM_RANGES.temperature.max)),
+    takes: Math.round(clamp(settings.takes, PARAM_RANGES.takes.min, PARAM_RANGES.takes.max)),
+    quality: QUALITIES[settings.quality] || "full"
+  };
+  if (settings.sample_rate >= 8000 && settings.sample_rate <= 384000) {
+    p.sample_rate = Math.round(settings.sample_rate);
+  }
+  if (verb !== "rerender") {
+    if (LENGTH_UNITS[settings.length_unit] === "bars") {
+      p.bars = round6(clamp(settings.length_bars, PARAM_RANGES.length_bars.min, PARAM_RANGES.length_bars.max));
+    } else {
+      p.seconds = round6(clamp(settings.length_seconds, PARAM_RANGES.length_seconds.min,
+                               PARAM_RANGES.length_seconds.max));
+    }
+  }
+  if (settings.artist) {
+    p.artist = settings.artist;
+  }
+  if (settings.genre) {
+    p.genre = settings.genre;
+  }
+  return p;
+}
+
+// Device instances share a host; each listens on its own port, derived from its (session-unique) id.
+function replyPortFor(deviceId) {
+  var n = Math.abs(Math.floor(Number(deviceId) || 0));
+  return DEFAULT_REPLY_PORT + (n % REPLY_PORT_SPAN);
+}
+
+// ---- replies ----------------------------------------------------------------------------------------
+
+function num(v, dflt) {
+  var n = Number(v);
+  return isFinite(n) ? n : dflt;
+}
+
+function str(v) {
+  return v === undefined || v === null ? "" : String(v);
+}
+
+function parseJson(text) {
+  try {
+    var v = JSON.parse(String(text));
+    return v !== null && typeof v === "object" ? v : null;
+  } catch (e) {
+    return null;
+  }
+}
+
+// The replies the device reads, argument by argument, as in bridge/protocol.py's REPLIES table
+// (a Python test compares the two). Types: s string, i int, f float, json a JSON string, any as is.
+var REPLY_ARGS = {
+  hello: ["id:s", "version:s", "protocol:i"],
+  pong: ["id:s", "version:s"],
+  info: ["id:s", "info:json"],
+  artists: ["id:s", "page:json"],
+  genres: ["id:s", "page:json"],
+  accepted: ["id:s", "job:s"],
+  progress: ["job:s", "fraction:f", "stage:s", "eta:f"],
+  done: ["job:s", "take:i", "path:s", "position:f", "length:f"],
+  finished: ["job:s", "state:s", "takes:i"],
+  error: ["id:s", "code:s", "message:s"],
+  cancelled: ["id:s", "count:i"],
+  engine: ["state:s", "version:s"],
+  param: ["name:s", "value:any"]
+};
+
+function convert(type, v) {
+  if (type === "s") {
+    return str(v);
+  }
+  if (type === "i" || type === "f") {
+    return num(v, 0);
+  }
+  if (type === "json") {
+    return parseJson(v);
+  }
+  return v;
+}
+
+// One reply (address + atoms, as udpreceive outputs them) -> a plain object, or null if unknown.
+function parseReply(address, args) {
+  var verb, spec, r, i, parts;
+  if (typeof address !== "string" || address.indexOf(PREFIX) !== 0) {
+    return null;
+  }
+  verb = address.substring(PREFIX.length);
+  spec = REPLY_ARGS.hasOwnProperty(verb) ? REPLY_ARGS[verb] : null;
+  if (!spec) {
+    return null;
+  }
+  args = args || [];
+  r = { type: verb };
+  for (i = 0; i < spec.length; i++) {
+    parts = spec[i].split(":");
+    r[parts[0]] = convert(parts[1], args[i]);
+  }
+  if (verb === "progress") {
+    r.fraction = clamp(r.fraction, 0, 1);
+    if (args.length < 4) {
+      r.eta = -1;
+    }
+  }
+  return r;
+}
+
+// ---- placing takes ----------------------------------------------------------------------------------
+
+// Where take n of a job goes. job: {verb, start_beats, end_beats, session_slot (index or -1),
+// is_arrangement_clip}; caps: {arrangement: bool, session: bool}; placeOn: index into PLACE_ON.
+// Returns {mode: "arrangement"|"session"|"none", position_beats, slot, track: "new"|"clip"}.
+function placement(job, take, caps, placeOn) {
+  var onClipTrack = PLACE_ON[placeOn] === "clip_track" && job.verb !== "rerender" && take === 1;
+  var beats = job.verb === "rerender" ? job.start_beats : job.end_beats;
+  if (job.is_arrangement_clip && caps.arrangement) {
+    return { mode: "arrangement", position_beats: beats, slot: -1, track: onClipTrack ? "clip" : "new" };
+  }
+  if (caps.session) {
+    // Session clips (and Arrangement clips in a Live without Track.create_audio_clip) go to a new
+    // track's slots, starting at the source clip's scene so the takes line up with it.
+    return { mode: "session", position_beats: beats, slot: Math.max(0, job.session_slot) + take - 1,
+             track: "new" };
+  }
+  if (caps.arrangement) {
+    // a Session clip in a Live that can only write to the Arrangement: its region length from bar 1
+    return { mode: "arrangement", position_beats: beats, slot: -1, track: "new" };
+  }
+  return { mode: "none", position_beats: beats, slot: -1, track: "new" };
+}
+
+function versionAtLeast(v, want) {
+  var i;
+  for (i = 0; i < want.length; i++) {
+    if ((v[i] || 0) !== want[i]) {
+      return (v[i] || 0) > want[i];
+    }
+  }
+  return true;
+}
+
+function versionString(v) {
+  return v && v.length ? v.join(".") : "unknown";
+}
+
+// ---- text for the status line -----------------------------------------------------------------------
+
+function beatLabel(beats, numerator) {
+  var n = numerator > 0 ? numerator : 4;
+  var bar = Math.floor(beats / n) + 1;
+  var beat = Math.floor(beats - (bar - 1) * n) + 1;
+  return bar + "." + beat;
+}
+
+function progressText(p) {
+  var pct = Math.round(p.fraction * 100);
+  var s = (p.stage || "working") + " " + pct + "%";
+  if (p.eta >= 0) {
+    s += ", about " + Math.ceil(p.eta) + " s left";
+  }
+  return s;
+}
+
+function menuItems(names, current) {
+  var items = [DEFAULT_LABEL];
+  var i;
+  if (current && names.indexOf(current) < 0) {
+    items.push(current);
+  }
+  for (i = 0; i < names.length; i++) {
+    items.push(String(names[i]));
+  }
+  return items;
+}
+
+exports.PROTOCOL = PROTOCOL;
+exports.ENGINE_HOST = ENGINE_HOST;
+exports.ENGINE_PORT = ENGINE_PORT;
+exports.DEFAULT_REPLY_PORT = DEFAULT_REPLY_PORT;
+exports.REPLY_PORT_SPAN = REPLY_PORT_SPAN;
+exports.PREFIX = PREFIX;
+exports.RENDER_VERBS = RENDER_VERBS;
+exports.PARAM_RANGES = PARAM_RANGES;
+exports.QUALITIES = QUALITIES;
+exports.LENGTH_UNITS = LENGTH_UNITS;
+exports.PLACE_ON = PLACE_ON;
+exports.DEFAULT_LABEL = DEFAULT_LABEL;
+exports.MENU_LIMIT = MENU_LIMIT;
+exports.MIN_VERSION_ARRANGEMENT = MIN_VERSION_ARRANGEMENT;
+exports.MIN_VERSION_SESSION = MIN_VERSION_SESSION;
+exports.requestMessage = requestMessage;
+exports.beatsToSeconds = beatsToSeconds;
+exports.secondsToBeats = secondsToBeats;
+exports.warpedBeatToSourceSeconds = warpedBeatToSourceSeconds;
+exports.clipTimeToSourceSeconds = clipTimeToSourceSeconds;
+exports.clipRegion = clipRegion;
+exports.renderParams = renderParams;
+exports.replyPortFor = replyPortFor;
+exports.REPLY_ARGS = REPLY_ARGS;
+exports.parseReply = parseReply;
+exports.placement = placement;
+exports.versionAtLeast = versionAtLeast;
+exports.versionString = versionString;
+exports.beatLabel = beatLabel;
+exports.progressText = progressText;
+exports.menuItems = menuItems;

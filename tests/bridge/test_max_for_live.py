@@ -1,0 +1,193 @@
+"""The Max for Live device (max_for_live/): its Node test suite, and an end-to-end run against an engine.
+
+The device's own tests are JavaScript (tests/max_for_live/*.test.js, Node's built-in runner); this
+file runs them, so ``./jb test`` covers them. Node >= 20 is required: a missing node fails, never skips.
+The end-to-end test starts ``python -m engine.cli serve --model debug`` on a free loopback port and
+drives the device's JavaScript against it over real UDP (tests/max_for_live/e2e.test.js).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.request import RenderRequest
+
+ROOT = Path(__file__).resolve().parents[2]
+NODE_TESTS = ROOT / "tests" / "max_for_live"
+PATCHER = ROOT / "max_for_live" / "src" / "JukeboxBridge.maxpat"
+ENGINE_START_TIMEOUT = 180.0  # seconds for the engine to load the debug model and answer a ping
+
+
+def _node() -> str:
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("Node.js >= 20 is needed to test the Max for Live device (apt-get install nodejs, "
+                    "or https://nodejs.org); it runs tests/max_for_live with `node --test`.")
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    major = int(re.match(r"v(\d+)", version).group(1))
+    if major < 20:
+        pytest.fail(f"Node.js {version} is too old for tests/max_for_live (needs >= 20: node --test with a folder)")
+    return node
+
+
+def _run_node(args: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run([_node(), "--test", *args], cwd=ROOT, env={**os.environ, **env}, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _counts(tap: str) -> dict[str, int]:
+    return {k: int(v) for k, v in re.findall(r"^# (pass|fail|skipped|cancelled|todo) (\d+)$", tap, re.M)}
+
+
+def test_device_javascript_patcher_and_build():
+    """Every tests/max_for_live/*.test.js (the end-to-end file skips itself without an engine)."""
+    r = _run_node([str(NODE_TESTS) + os.sep], {"JB_PYTHON": sys.executable}, timeout=300)
+    assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
+    counts = _counts(r.stdout)
+    assert counts.get("fail", 1) == 0 and counts.get("pass", 0) >= 50, counts
+
+
+def _device_session() -> dict:
+    r = subprocess.run([_node(), str(NODE_TESTS / "dump_requests.js")], cwd=ROOT, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_every_request_the_device_sends_passes_the_engines_parser():
+    """hello, info, artists, genres, continue/prime/rerender (seconds, bars, labels), cancel."""
+    from bridge.protocol import parse_request
+
+    messages = _device_session()["messages"]
+    verbs = {m[0] for m in messages}
+    assert {"/jukebox/hello", "/jukebox/info", "/jukebox/artists", "/jukebox/genres", "/jukebox/continue",
+            "/jukebox/prime", "/jukebox/rerender", "/jukebox/cancel"} <= verbs
+    for address, *args in messages:
+        request = parse_request(address, args)
+        assert request.reply_port == args[0]
+    prime = next(m for m in messages if m[0] == "/jukebox/prime")
+    fields = json.loads(prime[3])
+    assert fields["bars"] == 4 and fields["tempo"] == 120 and fields["takes"] == 8 and fields["genre"] == "rock"
+
+
+def test_the_devices_reply_table_matches_the_protocol():
+    """jb_core.REPLY_ARGS reads each reply's arguments in bridge/protocol.py's order and types."""
+    from bridge.protocol import PREFIX, REPLIES
+
+    kinds = {"s": {"s"}, "json": {"s"}, "i": {"i"}, "f": {"f"}, "any": {"f|s"}}
+    for name, spec in _device_session()["replies"].items():
+        protocol = REPLIES.get(PREFIX + name)
+        assert protocol is not None, f"the device reads /jukebox/{name}, which the protocol does not send"
+        assert len(spec) == len(protocol.args), name
+        for ours, theirs in zip(spec, protocol.args):
+            assert theirs[1] in kinds[ours.split(":")[1]], f"{name}: {ours} vs {theirs}"
+
+
+def _params() -> dict[str, dict]:
+    boxes = [b["box"] for b in json.loads(PATCHER.read_text())["patcher"]["boxes"]]
+    out = {}
+    for b in boxes:
+        v = b.get("saved_attribute_attributes", {}).get("valueof", {})
+        if "parameter_longname" in v:
+            out[v["parameter_longname"]] = v
+    return out
+
+
+@pytest.mark.parametrize("name, field", [("Temperature", "temperature"), ("Takes", "takes"),
+                                         ("Length Seconds", "seconds"), ("Length Bars", "bars")])
+def test_control_ranges_are_accepted_by_the_engine(name, field):
+    """Both ends of each live.* range pass the engine's own validator (engine/request.py)."""
+    v = _params()[name]
+    for value in (v["parameter_mmin"], v["parameter_mmax"], v["parameter_initial"][0]):
+        value = int(value) if v["parameter_type"] == 1 else float(value)
+        fields = {"source": "/a.wav", field: value}
+        if field == "bars":
+            fields["tempo"] = 120.0
+        RenderRequest.from_fields("continue", fields)
+
+
+def test_quality_menu_matches_the_protocol():
+    for quality in _params()["Quality"]["parameter_enum"]:
+        RenderRequest.from_fields("continue", {"source": "/a.wav", "quality": quality})
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_pong(port: int, proc: subprocess.Popen, timeout: float) -> None:
+    from pythonosc.osc_message_builder import OscMessageBuilder
+    from pythonosc.osc_packet import OscPacket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(0.5)
+        b = OscMessageBuilder("/jukebox/ping")
+        b.add_arg(s.getsockname()[1], "i")
+        b.add_arg("wait-1", "s")
+        ping = b.build().dgram
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                out, err = proc.communicate()
+                pytest.fail(f"the engine exited with {proc.returncode}:\n{out[-3000:]}\n{err[-3000:]}")
+            s.sendto(ping, ("127.0.0.1", port))
+            try:
+                data, _ = s.recvfrom(65536)
+            except socket.timeout:
+                continue
+            if any(m.message.address == "/jukebox/pong" for m in OscPacket(data).messages):
+                return
+    pytest.fail(f"the engine did not answer a ping on port {port} within {timeout:.0f} s")
+
+
+@pytest.fixture()
+def engine(tmp_path):
+    # Until the engine's server lands (bridge/server.py and `jukebox-bridge serve`), there is nothing to run.
+    if not (ROOT / "bridge" / "server.py").exists() or '"serve"' not in (ROOT / "engine" / "cli.py").read_text():
+        pytest.skip("the engine's OSC server (bridge/server.py, `jukebox-bridge serve`) is not in this tree yet")
+    port = _free_udp_port()
+    render_dir = tmp_path / "renders"
+    render_dir.mkdir()
+    config = tmp_path / "serve.toml"  # empty: the user's own config.toml (a token, a port) stays out of it
+    config.write_text("")
+    env = {k: v for k, v in os.environ.items() if k != "JUKEBOX_BRIDGE_TOKEN"}
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--model", "debug", "--port", str(port),
+                             "--render-dir", str(render_dir), "--no-midi", "--config", str(config)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_pong(port, proc, ENGINE_START_TIMEOUT)
+        yield port, render_dir
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.mark.slow
+def test_device_against_a_running_engine_over_udp(engine):
+    """Selected clip -> request -> debug render -> done -> tracks and clips at the right beats."""
+    port, render_dir = engine
+    r = _run_node([str(NODE_TESTS / "e2e.test.js")],
+                  {"JB_ENGINE_PORT": str(port), "JB_RENDER_DIR": str(render_dir)}, timeout=600)
+    assert r.returncode == 0, r.stdout[-8000:] + r.stderr[-3000:]
+    counts = _counts(r.stdout)
+    assert counts.get("pass") == 3 and counts.get("skipped", 0) == 0 and counts.get("fail") == 0, counts
+    assert len(list(render_dir.rglob("*.wav"))) >= 2

@@ -1,0 +1,326 @@
+"""The job queue with a small real renderer (a sine, step codes saved in the work folder), no model."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from engine import jobs as jobs_module
+from engine.jobs import JobFinished, JobProgress, JobQueue, SourceCache, TakeDone, check_source
+from engine.params import LiveParams
+from engine.pipeline import RenderedTake
+from engine.progress import Progress
+from engine.request import RenderRequest, RequestError
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class Crash(BaseException):
+    """Stands in for kill -9: escapes every ``except Exception`` and leaves the journal as it was."""
+
+
+class SineRenderer:
+    """The renderer's contract in miniature: ``steps`` saved as files in ``workdir`` (a second call
+    resumes after the last saved step), progress per step, cancel checked between steps."""
+
+    def __init__(self, steps: int = 4, step_seconds: float = 0.01, crash_at: int | None = None,
+                 fail: BaseException | None = None) -> None:
+        self.steps, self.step_seconds, self.crash_at, self.fail = steps, step_seconds, crash_at, fail
+        self.calls: list[tuple[str, int, RenderRequest]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.inside = threading.Event()
+
+    def __call__(self, models, req, progress, cancel, workdir: Path, cache=None) -> list[RenderedTake]:
+        workdir.mkdir(parents=True, exist_ok=True)
+        first = len(list(workdir.glob("step*.npy")))
+        self.calls.append((workdir.name, first, req))
+        self.inside.set()
+        if self.fail is not None:
+            raise self.fail
+        for i in range(first, self.steps):
+            assert self.gate.wait(20)
+            cancel.raise_if_cancelled()
+            if i == self.crash_at:
+                raise Crash()
+            time.sleep(self.step_seconds)
+            np.save(workdir / f"step{i}.npy", np.array([i]))
+            progress(Progress("sampling level 2", i + 1, self.steps, 0.9 * (i + 1) / self.steps, 0.1, 2))
+        n = round(req.target_seconds * req.sample_rate)
+        t = np.arange(n) / req.sample_rate
+        return [RenderedTake(k, np.repeat(0.2 * np.sin(2 * np.pi * 220 * k * t)[:, None], req.channels, 1)
+                             .astype(np.float32), req.position + 1.0, req.seed + k - 1, codes={})
+                for k in range(1, req.takes + 1)]
+
+
+class Models:
+    name = "sine"
+
+
+class Events:
+    def __init__(self) -> None:
+        self.items: list = []
+        self.lock = threading.Lock()
+
+    def __call__(self, event) -> None:
+        with self.lock:
+            self.items.append(event)
+
+    def of(self, job_id: str, kind: type | None = None) -> list:
+        with self.lock:
+            return [e for e in self.items if e.job_id == job_id and (kind is None or isinstance(e, kind))]
+
+    def wait_finished(self, job_id: str, timeout: float = 20.0) -> JobFinished:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done = self.of(job_id, JobFinished)
+            if done:
+                return done[0]
+            time.sleep(0.01)
+        raise AssertionError(f"job {job_id} did not finish; events: {self.of(job_id)}")
+
+
+def req(mode: str = "generate", **fields) -> RenderRequest:
+    return RenderRequest.from_fields(mode, {"seconds": 0.2, "sample_rate": 48000, "channels": 2, **fields})
+
+
+def make(tmp_path: Path, renderer=None, **kw) -> tuple[JobQueue, Events, SineRenderer]:
+    renderer = renderer or SineRenderer()
+    events = Events()
+    return JobQueue(tmp_path, Models(), renderer, events, **kw), events, renderer
+
+
+def wavs(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob("*.wav"))
+
+
+def test_a_job_runs_to_a_published_take_with_events_in_order(tmp_path):
+    q, events, _ = make(tmp_path)
+    announced = []
+    q.start()
+    try:
+        job = q.submit(req(takes=2, position=4.0), "127.0.0.1 9000", announce=lambda j: announced.append(
+            (j.id, len(events.of(j.id)))))
+        finished = events.wait_finished(job.id)
+    finally:
+        q.stop()
+    assert announced == [(job.id, 0)]  # accepted goes out before the job's first event
+    assert (finished.state, finished.takes, finished.error) == ("done", 2, None)
+    seq = events.of(job.id)
+    assert isinstance(seq[0], JobProgress) and seq[0].stage == "queued"
+    assert [type(e) for e in seq[-3:]] == [TakeDone, TakeDone, JobFinished]
+    for done in events.of(job.id, TakeDone):
+        info = sf.info(done.path)
+        assert (info.samplerate, info.channels, info.frames) == (48000, 2, 9600)
+        assert done.position == 5.0 and done.length == pytest.approx(0.2) and done.path.startswith(str(tmp_path))
+    assert not (tmp_path / ".jukebox" / "work" / job.id).exists()  # codes are dropped once the job is done
+    assert q.get(job.id).summary(detail=True)["takes"][1]["take"] == 2
+
+
+def test_drafts_jump_ahead_of_full_jobs(tmp_path):
+    q, events, renderer = make(tmp_path)
+    a, b = q.submit(req(), "h 1"), q.submit(req(), "h 1")
+    c = q.submit(req(quality="draft"), "h 1")
+    q.start()
+    try:
+        events.wait_finished(b.id)
+    finally:
+        q.stop()
+    assert [call[0] for call in renderer.calls] == [c.id, a.id, b.id]
+
+
+def test_the_queue_is_bounded_and_says_busy(tmp_path):
+    q, _, _ = make(tmp_path, max_queued=2)
+    q.submit(req(), "h 1")
+    q.submit(req(), "h 1")
+    with pytest.raises(RequestError) as info:
+        q.submit(req(), "h 1")
+    assert info.value.code == "busy"
+    q.stop()
+
+
+def test_live_values_are_captured_at_submission_and_explicit_fields_win(tmp_path):
+    live = LiveParams()
+    q, _, _ = make(tmp_path, live=live)
+    live.set("temperature", 0.5)
+    live.set("takes", 3.0)  # MIDI sends whole floats
+    first = q.submit(req(), "h 1", given=frozenset({"seconds"}))
+    explicit = q.submit(req(temperature=1.2, takes=1), "h 1", given=frozenset({"temperature", "takes"}))
+    live.set("temperature", 1.5)
+    assert (first.request.temperature, first.request.takes) == (0.5, 3)
+    assert (explicit.request.temperature, explicit.request.takes) == (1.2, 1)
+    assert first.request.seed is not None  # drawn at submission, so a resumed job samples the same music
+    with pytest.raises(RequestError):
+        live.set("temperature", 3.0)
+    q.stop()
+
+
+def test_cancel_a_queued_job_a_running_job_and_an_unknown_one(tmp_path):
+    renderer = SineRenderer(steps=50)
+    q, events, _ = make(tmp_path, renderer)
+    renderer.gate.clear()
+    q.start()
+    try:
+        running = q.submit(req(), "h 1")
+        queued = q.submit(req(), "h 1")
+        assert renderer.inside.wait(10)
+        order = []
+        assert q.cancel(queued.id, announce=lambda n: order.append(("cancelled", n, len(events.of(queued.id,
+                                                                                                   JobFinished))))) == 1
+        assert order == [("cancelled", 1, 0)] and events.of(queued.id, JobFinished)[0].state == "cancelled"
+        assert q.cancel(running.id) == 1
+        renderer.gate.set()
+        finished = events.wait_finished(running.id)
+        assert (finished.state, finished.error[0]) == ("cancelled", "cancelled")
+        assert q.cancel(running.id) == 0  # already over
+        with pytest.raises(RequestError) as info:
+            q.cancel("nope")
+        assert info.value.code == "unknown_job"
+    finally:
+        q.stop()
+    assert len(renderer.calls) == 1 and wavs(tmp_path) == []
+
+
+def test_progress_is_repeated_while_a_job_waits(tmp_path):
+    renderer = SineRenderer(steps=1)
+    q, events, _ = make(tmp_path, renderer, tick=0.1)
+    renderer.gate.clear()
+    q.start()
+    try:
+        q.submit(req(), "h 1")
+        waiting = q.submit(req(), "h 1")
+        time.sleep(0.55)
+        ticks = events.of(waiting.id, JobProgress)
+        assert len(ticks) >= 4 and {t.stage for t in ticks} == {"queued"}
+        renderer.gate.set()
+        events.wait_finished(waiting.id)
+    finally:
+        q.stop()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_crash_mid_render_resumes_from_the_saved_steps(tmp_path):
+    q1, events1, _ = make(tmp_path, SineRenderer(steps=5, crash_at=3))
+    q1.start()
+    job = q1.submit(req(takes=2), "127.0.0.1 9000")
+    time.sleep(0.3)
+    q1.stop()  # the worker died in the "crash"; nothing more is written
+    assert not events1.of(job.id, JobFinished)
+    q2, events2, renderer2 = make(tmp_path, SineRenderer(steps=5))
+    assert q2.get(job.id).state == "queued"
+    q2.start()
+    try:
+        assert events2.wait_finished(job.id).state == "done"
+    finally:
+        q2.stop()
+    assert renderer2.calls[0][1] == 3  # steps 0..2 came from the work folder
+    assert renderer2.calls[0][2].seed == job.request.seed
+    assert len(wavs(tmp_path)) == 2 and all(e.owner == "127.0.0.1 9000" for e in events2.of(job.id))
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+@pytest.mark.parametrize("crash_after_writing", [False, True])
+def test_a_crash_while_publishing_leaves_each_file_exactly_once(tmp_path, monkeypatch, crash_after_writing):
+    real = jobs_module.render.publish_take
+
+    def crashing(path, staging, rendered, r, meta):
+        if rendered.take == 2:
+            if crash_after_writing:
+                real(path, staging, rendered, r, meta)
+            raise Crash()
+        return real(path, staging, rendered, r, meta)
+
+    monkeypatch.setattr(jobs_module.render, "publish_take", crashing)
+    q1, events1, _ = make(tmp_path)
+    q1.start()
+    job = q1.submit(req(takes=3), "h 1")
+    time.sleep(0.5)
+    q1.stop()
+    assert len(events1.of(job.id, TakeDone)) == 1 and len(wavs(tmp_path)) == 1 + crash_after_writing
+    monkeypatch.setattr(jobs_module.render, "publish_take", real)
+    q2, events2, _ = make(tmp_path)
+    q2.start()
+    try:
+        assert events2.wait_finished(job.id).takes == 3
+    finally:
+        q2.stop()
+    names = wavs(tmp_path)
+    assert len(names) == 3 and [n.split("-")[1] for n in names] == ["take1", "take2", "take3"]
+    assert [e.take for e in events2.of(job.id, TakeDone)] == [2, 3]
+
+
+def test_a_graceful_stop_keeps_the_running_job_for_the_next_start(tmp_path):
+    renderer = SineRenderer(steps=50)
+    q1, events1, _ = make(tmp_path, renderer)
+    renderer.gate.clear()
+    q1.start()
+    job = q1.submit(req(), "h 1")
+    assert renderer.inside.wait(10)
+    threading.Timer(0.1, renderer.gate.set).start()
+    q1.stop()
+    assert not events1.of(job.id, JobFinished)
+    q2, events2, _ = make(tmp_path, SineRenderer(steps=2))
+    q2.start()
+    try:
+        assert events2.wait_finished(job.id).state == "done"
+        assert [j.id for j in q2.jobs()] == [job.id]
+    finally:
+        q2.stop()
+
+
+def test_renderer_errors_fail_the_job_and_the_worker_goes_on(tmp_path):
+    class Flaky(SineRenderer):
+        def __call__(self, models, r, *args, **kw):
+            if r.artist == "nobody":
+                raise RequestError("unknown_label", "Unknown artist 'nobody'.", "artist")
+            if r.artist == "boom":
+                raise RuntimeError("out of memory")
+            return super().__call__(models, r, *args, **kw)
+
+    q, events, _ = make(tmp_path, Flaky())
+    q.start()
+    try:
+        bad = q.submit(req(artist="nobody"), "h 1")
+        boom = q.submit(req(artist="boom"), "h 1")
+        good = q.submit(req(), "h 1")
+        assert events.wait_finished(bad.id).error[0] == "unknown_label"
+        assert events.wait_finished(boom.id).error == ("render_failed", "RuntimeError: out of memory")
+        assert events.wait_finished(good.id).state == "done"
+    finally:
+        q.stop()
+    status = {j.id: j.summary() for j in q.jobs()}
+    assert status[boom.id]["state"] == "failed" and status[boom.id]["error"]["code"] == "render_failed"
+
+
+def test_bad_sources_fail_at_submission(tmp_path):
+    wav = tmp_path / "in.wav"
+    sf.write(wav, np.zeros((44100, 1), np.float32), 44100)
+    (tmp_path / "notes.txt").write_text("not audio")
+    check_source(req("continue", source=str(wav), start=0.5, length=0.5))
+    cases = {"source_not_found": dict(source=str(tmp_path / "missing.wav")),
+             "not_audio": dict(source=str(tmp_path / "notes.txt")),
+             "bad_value": dict(source="relative.wav")}
+    for code, fields in cases.items():
+        with pytest.raises(RequestError) as info:
+            check_source(req("continue", **fields))
+        assert info.value.code == code
+    for region in (dict(start=2.0), dict(start=0.5, length=0.6)):
+        with pytest.raises(RequestError) as info:
+            check_source(req("continue", source=str(wav), **region))
+        assert info.value.code == "not_audio"
+
+
+def test_the_source_cache_stores_codes_by_key(tmp_path):
+    cache = SourceCache(tmp_path / "cache")
+    codes = {0: np.arange(8)[None], 2: np.array([[3, 1]])}
+    assert cache.get("ab12") is None
+    cache.put("ab12", codes)
+    got = cache.get("ab12")
+    assert set(got) == {0, 2} and all(np.array_equal(got[k], codes[k]) for k in codes)
+    with pytest.raises(ValueError):
+        cache.get("../escape")

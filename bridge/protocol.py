@@ -274,8 +274,8 @@ def reply(name: str, *values: Any) -> Reply:
 def _typed(tag: str, value: Any) -> tuple[str, Any]:
     if tag == "f|s":
         tag = "s" if isinstance(value, str) else "f"
-    if tag == "s":
-        return "s", str(value)
+    if tag == "s":  # JSON may carry NULs (they end an OSC string) and lone surrogates (not UTF-8)
+        return "s", str(value).replace("\0", "").encode("utf-8", "replace").decode("utf-8")
     if tag == "i":
         return "i", int(value)
     return "f", float(value)

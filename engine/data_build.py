@@ -201,6 +201,11 @@ def _truncate(midi, seconds: float) -> None:
 
 # ------------------------------------------------------------------------------------- game music
 
+# File-name prefix -> composer, from the holders in /usr/share/doc/ufoai-music/copyright and the files' tags
+# (the copyright stanzas list several holders per group of files, so per-file credit is best effort).
+UFOAI_ARTISTS = {"psymong": "simon green (psymong)", "crystan": "christian hoffmann (crystan)",
+                 "marine": "marine baklund", "david": "david reeves (destructavator)", "ufo": "paulb",
+                 "van": "manuel marino (vanethian)", "azrael": "azrael1322", "karlmacklin": "karl macklin"}
 WZ = Path("/usr/share/games/warzone2100/music/albums")
 WESNOTH = Path("/usr/share/games/wesnoth/1.16/data/core/music")
 UFOAI = Path("/usr/share/games/ufoai/base/0music.pk3")
@@ -261,7 +266,8 @@ def game_items() -> Iterator[tuple[Item, Callable[[], tuple[np.ndarray, int]]]]:
         with zipfile.ZipFile(UFOAI) as z:
             names = sorted(n for n in z.namelist() if n.endswith(".ogg") and Path(n).name in lic)
         for n in _pick([Path(x) for x in names], 10, "ufoai"):
-            artist = re.split(r"[-_0-9]", n.stem)[0].lower() or "ufo:ai composers"
+            prefix = re.split(r"[-_0-9]", n.stem)[0].lower()
+            artist = next((a for k, a in UFOAI_ARTISTS.items() if prefix.startswith(k)), "the ufo:ai team")
             def blob(name=str(n)) -> bytes:
                 with zipfile.ZipFile(UFOAI) as z:
                     return z.read(name)
@@ -307,7 +313,8 @@ def build(out: Path, log: Callable[[str], None] = print) -> list[Item]:
         flac = out / "audio" / f"{item.id}.flac"
         item = Item(**{**asdict(item), "split": split_of(item.id)})
         if flac.exists() and item.id in old:
-            items.append(Item(**{**old[item.id], "programs": tuple(old[item.id].get("programs", ()))}))
+            items.append(Item(**{**asdict(item), "seconds": old[item.id]["seconds"],
+                                 "programs": tuple(old[item.id].get("programs", ()))}))
             log(f"[{i + 1}/{len(sources)}] cached  {item.id}")
             continue
         try:

@@ -33,7 +33,9 @@ import numpy as np
 import soundfile as sf
 
 from . import render
+from .models import Models
 from .params import LiveParams
+from .pipeline import check_labels
 from .progress import CancelToken, Cancelled, Progress, ProgressCallback
 from .request import RenderRequest, RequestError
 
@@ -280,8 +282,10 @@ class JobQueue:
                given: frozenset[str] | None = None) -> Job:
         """Queue ``req`` with live values for the fields not in ``given``; ``announce(job)`` runs after the
         journal commit and before any event of the job. Raises ``RequestError`` (busy, source_not_found,
-        not_audio, bad_value)."""
+        not_audio, bad_value, unknown_label)."""
         check_source(req)
+        if isinstance(self.models, Models):  # unknown artists/genres fail at submission, not when the job runs
+            check_labels(self.models, req)
         req = self.live.fill(req, given)
         if req.seed is None:
             req = replace(req, seed=secrets.randbelow(2**31))

@@ -220,6 +220,11 @@ def _label_fn(models: Models, level: int, req: RenderRequest, total: int, batch:
     return labels_at
 
 
+def check_labels(models: Models, req: RenderRequest) -> None:
+    """Resolve the request's artist and genre for the top prior now; raises ``RequestError`` (unknown_label)."""
+    _label_fn(models, models.levels - 1, req, models.vqvae.hop_lengths[-1], 1)
+
+
 class _WorkDir:
     """Per-job folder of codes saved after every window, so a restarted job resumes where it stopped."""
 

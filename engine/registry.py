@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import http.client
 import json
 import os
 import urllib.request
@@ -91,12 +92,17 @@ def download_file(url: str, dest: Path, size: int | None = None, sha256: str | N
             have = 0
         length = resp.headers.get("Content-Length")
         total = size or (have + int(length) if length is not None else None)
+        done = have
         with open(part, "ab" if have else "wb") as f:
-            done = have
-            while block := resp.read(CHUNK):
-                f.write(block)
-                done += len(block)
-                progress(done, total)
+            try:
+                while block := resp.read(CHUNK):
+                    f.write(block)
+                    done += len(block)
+                    progress(done, total)
+            except (OSError, http.client.HTTPException) as e:
+                raise ConnectionError(f"{url}: interrupted after {done} bytes ({e}); run again to resume") from e
+    if total is not None and done < total:  # the connection dropped: keep the .part to resume
+        raise ConnectionError(f"{url}: got {done} of {total} bytes; run the download again to resume")
     problem = check_file(part, size, sha256)
     if problem:
         part.unlink()

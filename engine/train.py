@@ -40,9 +40,10 @@ VQVAE_CFG = VQVAEConfig(
 
 
 def prior_configs(vq: VQVAEConfig, n_artists: int, n_genres: int) -> list[PriorConfig]:
-    """Two upsamplers and a top prior with timing; dense attention (short contexts make it cheap)."""
+    """Two upsamplers and a top prior with timing; the official factorised attention (row, column, previous
+    row: attn_order 2), ~3x cheaper to train than dense attention at these lengths on a CPU."""
     common = dict(levels=vq.levels, bins=vq.l_bins, artist_bins=n_artists, genre_bins=n_genres,
-                  max_bow_genre_size=1, sample_rate=vq.sample_rate, attn_order=0, blocks=16, m_attn=0.5, m_mlp=2.0)
+                  max_bow_genre_size=1, sample_rate=vq.sample_rate, attn_order=2, blocks=16, m_attn=0.5, m_mlp=2.0)
     ups = [PriorConfig(level=lv, n_ctx=512, width=128, depth=4, heads=2, raw_to_tokens=vq.hop_lengths[lv],
                        cond_down_t=vq.downs_t[lv + 1], cond_stride=vq.strides_t[lv + 1], cond_width=64,
                        cond_depth=2, cond_dilation_cycle=None, **common) for lv in range(vq.levels - 1)]

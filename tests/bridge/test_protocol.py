@@ -160,6 +160,7 @@ def test_replies_are_type_checked_against_the_table():
     assert reply("param", "quality", "draft").args[1] == ("s", "draft")
     assert reply("param", "temperature", 1).args[1] == ("f", 1.0)
     assert reply("finished", "job", "done", 2.0).args[2] == ("i", 2)
+    assert reply("pong", "a\0b\ud800", "v").args[0] == ("s", "ab?")  # strings survive OSC framing
     with pytest.raises(TypeError):
         reply("pong", "only-one-argument")
     with pytest.raises(AssertionError):

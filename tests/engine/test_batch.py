@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -65,8 +66,9 @@ def test_good_stems_render_and_the_corrupt_one_is_reported(local):
         assert not np.array_equal(read(out / f"{name}-take1-rerender.wav"), read(out / f"{name}-take2-rerender.wav"))
 
 
-def test_a_rerun_renders_nothing_new_and_a_fixed_stem_is_retried(local, monkeypatch):
-    stems, out, _, _ = local
+def test_a_rerun_renders_nothing_new_and_a_fixed_stem_is_retried(local, tmp_path, monkeypatch):
+    stems, out = write_stems(tmp_path / "stems"), tmp_path / "out"  # a copy: the other tests keep theirs
+    shutil.copytree(local[1], out)
     before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.wav")}
 
     def no_model(*args, **kwargs):
@@ -110,19 +112,20 @@ def test_the_same_batch_on_a_dask_cluster_gives_the_same_outputs(local, tmp_path
     from distributed import LocalCluster
 
     stems, out, _, _ = local
+    stems = stems[:-1] + [write_stems(tmp_path / "stems")[-1]]  # the same batch, a corrupt stem included
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, host="127.0.0.1", protocol="tcp",
                       dashboard_address=None) as cluster:
         assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
         report = io.StringIO()
-        summary = run_batch(stems[:-1], tmp_path / "out", "rerender", FIELDS, model="debug",
+        summary = run_batch(stems, tmp_path / "out", "rerender", FIELDS, model="debug",
                             cluster=cluster.scheduler_address, reporter=PlainReporter(report))
-    assert sorted(summary.rendered) == sorted(STEMS) and summary.ok, report.getvalue()
+    assert sorted(summary.rendered) == sorted(STEMS) and list(summary.failed) == ["broken"], report.getvalue()
     for name in STEMS:
         for take in (1, 2):
             file = f"{name}-take{take}-rerender.wav"
             assert np.array_equal(read(tmp_path / "out" / file), read(out / file)), file
     manifest = json.loads((tmp_path / "out" / "jukebox-batch.json").read_text())
-    assert {e["state"] for e in manifest["stems"].values()} == {"done"}
+    assert {k: e["state"] for k, e in manifest["stems"].items()} == {**{n: "done" for n in STEMS}, "broken": "failed"}
 
 
 def test_rich_display_on_a_terminal_plain_lines_elsewhere(tmp_path):

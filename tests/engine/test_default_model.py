@@ -1,0 +1,80 @@
+"""The embedded default model: it loads with no path, knows its own labels, and meets its held-out metrics.
+
+The held-out clips in ``tests/engine/data/default_model_heldout`` (three 5-second excerpts of corpus
+files never trained on, with their labels) make the test self-contained. Thresholds sit a little above
+the values measured when the model was exported (docs/default-model.md), so a regression fails while
+float noise does not.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.models import DEFAULT_MODEL_DIR, load_models
+
+CLIPS = Path(__file__).parent / "data" / "default_model_heldout"
+pytestmark = pytest.mark.skipif(not (DEFAULT_MODEL_DIR / "model.json").exists(), reason="no default model installed")
+
+MAX_SPECTRAL_CONVERGENCE = (0.45, 0.80, 0.97)  # per level, bottom first
+MAX_UPSAMPLER_BITS = (7.5, 7.5)
+
+
+@pytest.fixture(scope="module")
+def models():
+    return load_models(None)
+
+
+@pytest.fixture(scope="module")
+def metrics(models):
+    from engine.model_eval import evaluate, load_clips
+
+    clips, counts = load_clips(CLIPS)
+    return evaluate(models, clips, counts)
+
+
+def test_loads_as_the_default_with_its_own_vocabulary(models) -> None:
+    assert models.levels == 3 and models.sample_rate == 22050
+    assert models.vocab is not None and models.info()["label_vocab"] == "model"
+    total, names = models.search_labels("artist", "bach")
+    assert total == 1 and names == ["johann sebastian bach"]
+    assert models.vocab["genre"].resolve("Chorale") == models.vocab["genre"].ids["chorale"]
+
+
+def test_size_budget() -> None:
+    size = sum(f.stat().st_size for f in DEFAULT_MODEL_DIR.iterdir())
+    assert size < 20e6, f"the default model is {size / 1e6:.1f} MB"
+
+
+def test_heldout_clips_are_small() -> None:
+    assert sum(f.stat().st_size for f in CLIPS.iterdir()) < 1e6
+
+
+def test_vqvae_spectral_convergence(metrics) -> None:
+    for level, (sc, limit) in enumerate(zip(metrics["spectral_convergence"], MAX_SPECTRAL_CONVERGENCE)):
+        assert sc < limit, f"level {level}: spectral convergence {sc:.3f} >= {limit}"
+
+
+def test_top_prior_beats_the_unigram_baselines(metrics) -> None:
+    bits = metrics["bits_per_token"][2]
+    assert bits < metrics["top_unigram_entropy"], metrics
+    assert bits < metrics["top_unigram_train_cross_entropy"], metrics
+
+
+def test_upsamplers_bits_per_token(metrics) -> None:
+    for level, limit in enumerate(MAX_UPSAMPLER_BITS):
+        bits = metrics["bits_per_token"][level]
+        assert bits < limit < math.log2(512), f"level {level}: {bits:.2f} bits per token"
+
+
+def test_model_vocab_labels_reach_the_prior(models) -> None:
+    from engine.pipeline import _label_fn
+    from engine.request import RenderRequest
+
+    req = RenderRequest.from_fields("generate", {"artist": "Johann Sebastian Bach", "genre": "chorale", "seconds": 2})
+    y = _label_fn(models, 2, req, 22050 * 4, 1)(0)
+    assert y[0, 3] == models.vocab["artist"].ids["johann sebastian bach"] and y[0, 4] == models.vocab["genre"].ids["chorale"]
+    assert np.all(y[0, 5:].numpy() == -1)

@@ -186,12 +186,10 @@ class Bridge:
         return [reply("learning", req.request_id, req.params.name)]
 
     def _audition(self, req: Request, host: str) -> list[Reply]:
-        job = self.jobs.get(req.params.job_id)
-        take = next((t for t in job.published if t.take == req.params.take), None)
-        if take is None:
-            raise RequestError("bad_value", f"job {job.id} has no finished take {req.params.take}", "take")
-        _play(Path(take.path))
-        return [reply("auditioning", req.request_id, job.id, take.take)]
+        from engine.audition import audition_take  # sounddevice is only needed when someone auditions
+
+        audition_take(self.jobs, req.params.job_id, req.params.take)
+        return [reply("auditioning", req.request_id, req.params.job_id, req.params.take)]
 
     # ------------------------------------------------------------------ events and broadcasts
 
@@ -259,18 +257,6 @@ def _parse_owner(owner: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _play(path: Path) -> None:
-    """Play a file on the default output device without blocking; ``unavailable`` when there is none."""
-    try:
-        import sounddevice as sd
-        import soundfile as sf
-
-        data, rate = sf.read(path, dtype="float32")
-        sd.play(data, rate)
-    except Exception as exc:  # ImportError, PortAudioError (no device), OSError (no PortAudio)
-        raise RequestError("unavailable", f"cannot play audio here: {exc}") from None
-
-
 def _open_midi(cfg: ServeConfig, bridge: Bridge) -> Any:
     """The MIDI adapter if mido and an input are available; otherwise None (OSC keeps working)."""
     if not cfg.midi:
@@ -318,7 +304,10 @@ def start_engine(cfg: ServeConfig, models: Any = None, renderer: Callable[..., l
         log.info("loading model %s", cfg.model or "(embedded default)")
         models = load_models(cfg.model)
     if renderer is None:
-        from engine.pipeline import render as renderer
+        from engine.effects import with_effects
+        from engine.pipeline import render
+
+        renderer = with_effects(render)  # each request's effect chain runs after sampling
     live = LiveParams()
     jobs = JobQueue(cfg.render_dir, models, renderer, on_event=lambda e: bridge.on_job_event(e), live=live)
     bridge = Bridge(models, jobs, live, osc.send)  # before jobs.start(): the first event needs it

@@ -49,10 +49,12 @@ def _sounddevice() -> Any:
 
 
 def rescan() -> None:
-    """Make PortAudio list devices again (it lists them only when it starts)."""
+    """Make PortAudio list devices again (it lists them only when it starts); stops any playback.
+
+    sounddevice has no public re-scan; its maintainer suggests these two calls (python-sounddevice #125)."""
     sd = _sounddevice()
     with _lock:
-        sd._terminate()  # sounddevice has no public re-scan; these two are what its docs suggest
+        sd._terminate()
         sd._initialize()
 
 

@@ -244,12 +244,16 @@ def _publish(result: StemResult, job: StemJob, out: Path, manifest: Manifest, ch
         return
     req = RenderRequest.from_fields(job.mode, job.fields)
     entry.outputs = []
-    for take in result.takes:
-        path = out / f"{result.name}-take{take.take}-{job.mode}.wav"
-        meta = render.provenance(f"batch-{manifest.seed}", req, take, result.model)
-        render.publish_take(path, out / STATE_DIR / "staging", take, req, meta)
-        entry.outputs.append({"file": path.name, "take": take.take, "seed": take.seed,
-                              "position": take.position, "length": len(take.audio) / req.sample_rate})
+    try:
+        for take in result.takes:
+            path = out / f"{result.name}-take{take.take}-{job.mode}.wav"
+            meta = render.provenance(f"batch-{manifest.seed}", req, take, result.model)
+            render.publish_take(path, out / STATE_DIR / "staging", take, req, meta)
+            entry.outputs.append({"file": path.name, "take": take.take, "seed": take.seed,
+                                  "position": take.position, "length": len(take.audio) / req.sample_rate})
+    except (OSError, AudioError) as exc:  # a full disk or a read-only folder: this stem fails, a re-run retries it
+        entry.state, entry.error = "failed", {"code": "write_failed", "message": f"cannot write {path}: {exc}"}
+        return
     entry.state, entry.error = "done", None
 
 
@@ -296,6 +300,9 @@ def run_batch(stems: Iterable[str | Path], out: str | Path, mode: str, fields: d
         else:
             failed[result.name] = entry.error["message"] if entry.error else "failed"
         reporter.finished(result.name, entry)
+    for leftover in (out / STATE_DIR / "staging", out / STATE_DIR):  # publishing leaves them empty
+        if leftover.is_dir() and not any(leftover.iterdir()):
+            leftover.rmdir()
     summary = BatchSummary(rendered, skipped, failed, manifest.path)
     reporter.close(summary)
     return summary

@@ -35,9 +35,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-import threading
 import tomllib
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -45,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 from scipy import ndimage, signal
 
+from . import plugins
 from .pipeline import FADE_SECONDS
 from .request import RequestError
 
@@ -126,19 +125,13 @@ class PeakLimiter:
         return np.clip(x * gain, -ceiling, ceiling).astype(np.float32)
 
 
-def _pedalboard_effects() -> dict[str, Any]:
-    import pedalboard as pb
-
-    return {"highpass": pb.HighpassFilter, "lowpass": pb.LowpassFilter, "high_shelf": pb.HighShelfFilter,
-            "low_shelf": pb.LowShelfFilter, "peak_eq": pb.PeakFilter, "gain": pb.Gain, "compressor": pb.Compressor,
-            "noise_gate": pb.NoiseGate, "reverb": pb.Reverb, "delay": pb.Delay, "chorus": pb.Chorus,
-            "phaser": pb.Phaser, "distortion": pb.Distortion}
-
-
+PEDALBOARD_EFFECTS: dict[str, str] = {  # type -> pedalboard class; JUCE's Limiter is left out on purpose
+    "highpass": "HighpassFilter", "lowpass": "LowpassFilter", "high_shelf": "HighShelfFilter",
+    "low_shelf": "LowShelfFilter", "peak_eq": "PeakFilter", "gain": "Gain", "compressor": "Compressor",
+    "noise_gate": "NoiseGate", "reverb": "Reverb", "delay": "Delay", "chorus": "Chorus", "phaser": "Phaser",
+    "distortion": "Distortion"}
 OWN_EFFECTS: dict[str, type] = {"denoise": Denoise, "limiter": PeakLimiter}
-BUILTIN_EFFECTS: tuple[str, ...] = ("highpass", "lowpass", "high_shelf", "low_shelf", "peak_eq", "gain", "compressor",
-                                    "noise_gate", "reverb", "delay", "chorus", "phaser", "distortion",
-                                    *OWN_EFFECTS)
+BUILTIN_EFFECTS: tuple[str, ...] = (*PEDALBOARD_EFFECTS, *OWN_EFFECTS)
 
 BUILTIN_CHAINS: dict[str, str] = {
     "polish": """
@@ -170,11 +163,16 @@ def _builtin(kind: str, params: dict[str, Any], where: str) -> Stage:
         cls = OWN_EFFECTS[kind]
         valid = [f.name for f in dataclasses.fields(cls)]
         _check_names(params, valid, where)
+        wrong = [k for k, v in params.items() if isinstance(v, bool) or not isinstance(v, (int, float))]
+        if wrong:
+            raise ChainError(f"{where}: {', '.join(wrong)} must be a number")
         try:
-            return cls(**{k: float(v) if isinstance(v, int) else v for k, v in params.items()})
-        except (TypeError, ValueError) as exc:
+            return cls(**{k: float(v) for k, v in params.items()})
+        except ValueError as exc:
             raise ChainError(f"{where}: {exc}") from None
-    cls = _pedalboard_effects()[kind]
+    import pedalboard
+
+    cls = getattr(pedalboard, PEDALBOARD_EFFECTS[kind])
     _check_names(params, _pedalboard_params(cls), where)
     effect = cls()
     for name, value in params.items():
@@ -191,68 +189,21 @@ def _check_names(params: dict[str, Any], valid: list[str], where: str) -> None:
         raise ChainError(f"{where}: no parameter {', '.join(map(repr, unknown))}; valid: {', '.join(valid)}")
 
 
-_host: ThreadPoolExecutor | None = None
-_host_lock = threading.Lock()
-HOST_THREAD = "vst3-host"
-
-
-def on_plugin_thread(fn: Callable[..., Any], *args: Any) -> Any:
-    """Run ``fn(*args)`` on the one thread that hosts VST3 plugins, and return its result.
-
-    JUCE (inside pedalboard) creates plugins, and re-creates them to reset their state, only on its
-    "message thread", which is the first thread that loads a plugin. Job workers, Dask callbacks and
-    the main thread all come through here, so that thread is always this one.
-    """
-    global _host
-    if threading.current_thread().name.startswith(HOST_THREAD):
-        return fn(*args)
-    with _host_lock:
-        if _host is None:
-            _host = ThreadPoolExecutor(1, thread_name_prefix=HOST_THREAD)
-    return _host.submit(fn, *args).result()
-
-
-def load_plugin(path: Path, where: str = "") -> Any:
-    """A VST3 plugin by bundle path (loaded on the plugin thread), or ``ChainError`` explaining the path."""
-    import pedalboard
-
-    where = where or str(path)
-    if not path.exists():
-        raise ChainError(f"{where}: VST3 plugin {path} not found (give the .vst3 bundle's path)")
-    try:
-        return on_plugin_thread(pedalboard.load_plugin, str(path))
-    except ImportError as exc:
-        raise ChainError(f"{where}: {path} is not a VST3 plugin pedalboard can load "
-                         f"({str(exc).splitlines()[-1].strip()})") from None
-
-
 def _vst3(spec: dict[str, Any], base: Path, where: str) -> Stage:
     _check_names(spec, ["type", "path", "preset", "params"], where)
     if "path" not in spec:
         raise ChainError(f"{where}: a vst3 effect needs path = \"/path/to/Plugin.vst3\"")
-    path = (base / str(spec["path"])).expanduser()
-    plugin = load_plugin(path, where)
-    where = where.replace("(vst3)", f"(VST3 {plugin.name!r})")
     params = spec.get("params", {})
     if not isinstance(params, dict):
         raise ChainError(f"{where}: params must be a table, e.g. params = {{ decay_s = 2.0 }}")
-    _check_names(params, list(plugin.parameters), where)
-
-    def configure() -> None:
-        if "preset" in spec:
-            preset = (base / str(spec["preset"])).expanduser()
-            try:
-                plugin.load_preset(str(preset))
-            except Exception as exc:  # pedalboard raises RuntimeError/ValueError for missing or foreign presets
-                raise ChainError(f"{where}: cannot load preset {preset}: {exc}") from None
-        for name, value in params.items():
-            try:
-                setattr(plugin, name, value)
-            except (TypeError, ValueError) as exc:
-                raise ChainError(f"{where}: parameter {name} = {value!r} was refused: {exc}") from None
-
-    on_plugin_thread(configure)
-    return lambda x, sr: on_plugin_thread(plugin, x, sr)
+    preset = (base / str(spec["preset"])).expanduser() if "preset" in spec else None
+    try:
+        plugin = plugins.load_plugin((base / str(spec["path"])).expanduser())
+        where = where.replace("(vst3)", f"(VST3 {plugin.name!r})")
+        plugins.configure(plugin, params, preset)
+    except plugins.PluginError as exc:
+        raise ChainError(f"{where}: {exc}") from None
+    return lambda x, sr: plugins.on_plugin_thread(plugin, x, sr)
 
 
 # ------------------------------------------------------------------ chains
@@ -369,39 +320,3 @@ def with_effects(renderer: Callable[..., list]) -> Callable[..., list]:
             raise RequestError("render_failed", str(exc), "chain") from None
 
     return render_with_effects
-
-
-# ------------------------------------------------------------------ plugin inspection
-
-@dataclass(frozen=True)
-class PluginParam:
-    name: str
-    value: str  # the plugin's own display string
-    minimum: float | None
-    maximum: float | None
-    units: str
-    choices: tuple[str, ...] = ()  # for switch and list parameters
-
-    def line(self) -> str:
-        span = f"{self.minimum:g}..{self.maximum:g}" if self.minimum is not None else ""
-        if self.choices:
-            span = " | ".join(self.choices)
-        return f"{self.name:<24} {self.value:<14} {span} {self.units}".rstrip()
-
-
-def plugin_parameters(path: str | Path) -> tuple[str, list[PluginParam]]:
-    """The plugin's name and its parameters, as names usable in a chain's ``params`` table."""
-    plugin = load_plugin(Path(path).expanduser())
-    return plugin.name, on_plugin_thread(lambda: [_describe(name, p) for name, p in plugin.parameters.items()])
-
-
-def _describe(name: str, p: Any) -> PluginParam:
-    numeric = p.type in (float, int) and p.min_value is not None
-    shown = str(p.string_value).strip()
-    try:
-        shown = f"{float(shown):g}"
-    except ValueError:
-        pass
-    choices = tuple(map(str, p.valid_values))[:16] if not numeric and p.valid_values else ()
-    return PluginParam(name, shown, p.min_value if numeric else None, p.max_value if numeric else None,
-                       str(p.units or p.label or ""), choices)

@@ -17,7 +17,7 @@ import torch
 from . import labels
 from .checkpoints import CheckpointError, LoadedFile, load_into, load_vqvae, read_checkpoint, save_native
 from .config import OFFICIAL_PRIORS, PriorConfig
-from .device import pick_device
+from .device import pick_device, set_threads, threads_for
 from .keymaps import prior_official_keys
 from .prior import Prior
 from .vqvae import VQVAE
@@ -120,12 +120,24 @@ def load_models(spec: str | os.PathLike | None = None, top: str | None = None,
     """``None``: the embedded default model; ``"debug"``: tiny random models; else a model directory.
 
     An official directory holds ``vqvae.pth.tar`` and ``prior_level_{0,1,2}.pth.tar``; name its top
-    prior (5b, 5b_lyrics or 1b_lyrics) with ``top`` or by the folder's name.
+    prior (5b, 5b_lyrics or 1b_lyrics) with ``top`` or by the folder's name. ``device``: see
+    ``device.pick_device`` (CUDA, then MPS, then CPU); on a CPU the thread count suits the model's width.
     """
+    models = _load(spec, top, pick_device(device))
+    if models.device.type == "cpu":
+        set_threads(threads_for(models.top.cfg.width))
+    return models
+
+
+def _load(spec: str | os.PathLike | None, top: str | None, device: torch.device) -> Models:
     if spec == "debug":
         from .debug_models import debug_models
 
-        return debug_models()
+        models = debug_models()
+        models.vqvae.to(device)
+        for prior in models.priors:
+            prior.to(device)
+        return models
     directory = DEFAULT_MODEL_DIR if spec is None else Path(spec)
     if spec is None and not (directory / "model.json").exists():
         raise CheckpointError("no embedded default model is installed yet; start with --model DIR (an official "

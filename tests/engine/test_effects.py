@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine import effects
+from engine import effects, plugins
 from engine.cli import main
 from engine.effects import ChainError, parse_chain, resolve_chain, with_effects
 from engine.jobs import JobFinished, JobQueue
@@ -112,14 +112,14 @@ def test_tail_extends_the_clip_by_exactly_the_documented_amount(dragonfly):
 
 
 def test_a_saved_plugin_preset_is_applied(dragonfly, tmp_path):
-    plugin = effects.load_plugin(dragonfly)
+    plugin = plugins.load_plugin(dragonfly)
 
     def save() -> bytes:
         plugin.decay_s, plugin.dry_level, plugin.late_level = 10.0, 0.0, 100.0
         plugin(np.zeros((2, 512), np.float32), SR)  # the plugin reports its new state after a block
         return plugin.preset_data
 
-    (tmp_path / "long.vstpreset").write_bytes(effects.on_plugin_thread(save))
+    (tmp_path / "long.vstpreset").write_bytes(plugins.on_plugin_thread(save))
     base = f'[[effect]]\ntype = "vst3"\npath = "{dragonfly}"\n'
     long = parse_chain(base + 'preset = "long.vstpreset"\n', "long", tmp_path).process(clicks(2.0), SR)
     default = parse_chain(base, "default", Path(".")).process(clicks(2.0), SR)
@@ -144,6 +144,7 @@ def test_bad_plugin_path_or_parameter_is_a_clear_error(dragonfly, tmp_path):
     ('[[effect]]\ntype = "highpass"\ncutoff = 30\n', "no parameter 'cutoff'; valid: cutoff_frequency_hz"),
     ('[[effect]]\ntype = "denoise"\nreduction_db = -5\n', "0 < reduction_db <= 60"),
     ('[[effect]]\ntype = "gain"\ngain_db = "loud"\n', "gain_db = 'loud' was refused"),
+    ('[[effect]]\ntype = "limiter"\nceiling_db = "-1"\n', "ceiling_db must be a number"),
     ('tail = -1\n', "tail must be seconds from 0 to 60"),
     ('effects = []\n', "unknown key(s) effects"),
     ('[[effect\n', "not valid TOML"),

@@ -18,9 +18,13 @@ tokens), then ``--tokens`` new tokens drawn one by one. Reported per repeat, the
 CPU seconds of the thread are printed beside wall seconds: on a shared machine the gap is time the
 process spent descheduled.
 
-``--dtype bf16`` casts the transformer's projections to bf16 (``cast_projections``) and runs bf16
-activations; ``--dtype int8`` quantises them to weight-only int8 (``quantize_projections``) with bf16
-activations. Both first compare their logits with fp32 on a fixed random sequence (teacher-forced
+Reduced precision touches only the transformer's projections (``Conv1D``: ~99 % of the weights); the
+residual stream, LayerNorm, attention, KV cache, embeddings and head stay fp32. ``--dtype bf16``: bf16
+weights and products (``cast_projections``); ``--dtype int8``: int8 weights, products on int16-rounded
+inputs by the w8a16 AVX-512 VNNI kernel (``quantize_projections(.., "w8a16")``); ``--dtype int8w``: int8
+weights on bf16 inputs with ``torch._weight_int8pack_mm`` (``"weight_only"``); ``--dtype bf16-all``: bf16 weights and a
+bf16 residual stream and KV cache (``SamplingParams.dtype``, like the reference's fp16 sampling). Each
+first compares their logits with fp32 on a fixed random sequence (teacher-forced
 through the same prefill + single-token steps as sampling) and print max |diff|, max |diff| / std of
 the fp32 logits and the argmax agreement. ``--compile`` uses the compiled fixed-shape step
 (``SamplingParams.compile``); its first (warm-up) window includes the compilation, printed separately.
@@ -36,7 +40,6 @@ import argparse
 import dataclasses
 import gc
 import json
-import math
 import os
 import statistics
 import sys
@@ -48,11 +51,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.config import OFFICIAL_PRIORS, PriorConfig  # noqa: E402
-from engine.prior import START, Prior  # noqa: E402
+from engine.prior import Prior  # noqa: E402
 from engine.sampling import SamplingParams, Window, sample_window  # noqa: E402
 from engine.transformer import Conv1D, cast_projections, quantize_projections  # noqa: E402
 
-DTYPES = {"fp32": None, "bf16": torch.bfloat16, "int8": torch.bfloat16}  # int8: weights; activations bf16
+# --dtype -> transformer activation dtype (SamplingParams.dtype): fp32 in every mode; the projections'
+# weights and products follow ``convert``. "bf16-all" also runs the residual stream and KV cache in bf16.
+DTYPES = {"fp32": None, "bf16": None, "int8": None, "int8w": None, "bf16-all": torch.bfloat16}
 
 
 def tiny_config() -> PriorConfig:
@@ -68,6 +73,8 @@ def build(name: str, seed: int = 0) -> Prior:
     with torch.device("meta"):
         prior = Prior(OFFICIAL_PRIORS[name])
     prior = prior.to_empty(device="cpu").eval()
+    if not prior.cfg.merged_decoder:  # to_empty unties the head from the embedding
+        prior.lm.x_out.weight = prior.lm.x_emb.weight
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for mod_name, mod in prior.named_modules():
@@ -96,10 +103,12 @@ def labels(cfg: PriorConfig, batch: int, seed: int = 1) -> torch.Tensor:
 
 
 def convert(prior: Prior, dtype: str) -> None:
-    if dtype == "bf16":
+    if dtype in ("bf16", "bf16-all"):
         cast_projections(prior.lm.transformer, torch.bfloat16)
     elif dtype == "int8":
-        quantize_projections(prior.lm.transformer)
+        quantize_projections(prior.lm.transformer, "w8a16")
+    elif dtype == "int8w":
+        quantize_projections(prior.lm.transformer, "weight_only")
     gc.collect()
 
 
@@ -117,6 +126,30 @@ def decode_logits(prior: Prior, y: torch.Tensor, seq: torch.Tensor, n_prefill: i
     return torch.stack(out, 1)
 
 
+@torch.inference_mode()
+def compiled_step_parity(prior: Prior, y: torch.Tensor, batch: int, prefill: int = 40, steps: int = 80) -> dict:
+    """Logits of the compiled fixed-shape step vs ``Prior.step`` along one random sequence (this also
+    compiles the step for ``batch``): max |diff| / max |logit|, which the parity tests hold below 1e-5."""
+    cfg = prior.cfg
+    seq = torch.randint(0, cfg.bins, (batch, prefill + steps), generator=torch.Generator().manual_seed(3))
+    model_seq = prior.to_model_tokens(seq, y)
+    n0 = cfg.n_prime + prefill
+    cond = prior.conditioning(y)
+    ref_cache, cache = prior.start_cache(cond), prior.start_cache(cond)
+    prior.prefill(ref_cache, model_seq[:, :n0])
+    prior.prefill(cache, model_seq[:, :n0])
+    t = time.perf_counter()
+    dec = prior.static_decoder(cache, compile=True)
+    ours = [dec(model_seq[:, n0 : n0 + 1])]
+    first = time.perf_counter() - t
+    ref = [prior.step(ref_cache, model_seq[:, n0 : n0 + 1])[:, -1]]
+    for i in range(n0 + 1, model_seq.shape[1]):
+        ours.append(dec(model_seq[:, i : i + 1]))
+        ref.append(prior.step(ref_cache, model_seq[:, i : i + 1])[:, -1])
+    ref, ours = torch.stack(ref, 1), torch.stack(ours, 1)
+    return {"rel_max_diff": float((ours - ref).abs().max() / ref.abs().max()), "first_call_s": first}
+
+
 def logit_error(ref: torch.Tensor, ours: torch.Tensor) -> dict:
     diff = (ours - ref).abs()
     return {"max_abs_diff": float(diff.max()), "max_diff_over_std": float(diff.max() / ref.std()),
@@ -131,14 +164,14 @@ def run_window(prior: Prior, y, known, new: int, params: SamplingParams, seeds) 
     window = Window(prior.cfg.level, 0, 0, length)
     t0, c0 = time.perf_counter(), time.thread_time()
     out = sample_window(prior, y, known, length, params, seeds, window,
-                        on_token=lambda: stamps.append(time.perf_counter()))
+                        on_token=lambda: stamps.append((time.perf_counter(), time.thread_time())))
     wall, cpu = time.perf_counter() - t0, time.thread_time() - c0
     assert out.shape == (known.shape[0], length)
-    n = known.shape[0]
-    loop = (len(stamps) - 1) / (stamps[-1] - stamps[0]) * n if len(stamps) > 1 else float("nan")
-    return {"wall_s": wall, "cpu_s": cpu, "window_tok_s": new * n / wall, "loop_tok_s": loop,
-            "window_tok_per_cpu_s": new * n / cpu,
-            "prefill_s": stamps[0] - t0, "tokens": out}
+    n, steps = known.shape[0], len(stamps) - 1
+    loop_wall, loop_cpu = stamps[-1][0] - stamps[0][0], stamps[-1][1] - stamps[0][1]
+    return {"wall_s": wall, "cpu_s": cpu, "window_tok_s": new * n / wall, "window_tok_per_cpu_s": new * n / cpu,
+            "loop_tok_s": steps * n / loop_wall, "loop_tok_per_cpu_s": steps * n / loop_cpu,
+            "prefill_s": stamps[0][0] - t0, "tokens": out}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -192,6 +225,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     params = SamplingParams(dtype=dtype, compile=args.compile)
     y = labels(cfg, args.batch)
+    if args.compile:
+        result["compiled_step"] = par = compiled_step_parity(prior, y, args.batch)
+        print(f"compiled step: first call (compilation) {par['first_call_s']:.1f} s; logits vs Prior.step: "
+              f"max|diff| = {par['rel_max_diff']:.2e} x max|logit| (parity tests allow 1e-5)", flush=True)
     known = torch.randint(0, cfg.bins, (args.batch, prime), generator=gen)
     seeds = list(range(100, 100 + args.batch))
     runs = []
@@ -199,8 +236,8 @@ def main(argv: list[str] | None = None) -> dict:
         r = run_window(prior, y, known, new, params, seeds)
         tag = "warm-up" if i < args.warmup else f"run {i - args.warmup + 1}"
         print(f"{tag:8s} wall {r['wall_s']:7.2f} s  cpu {r['cpu_s']:7.2f} s  prefill {r['prefill_s']:6.2f} s  "
-              f"window {r['window_tok_s']:8.1f} tok/s  loop {r['loop_tok_s']:8.1f} tok/s  "
-              f"(per CPU second {r['window_tok_per_cpu_s']:8.1f})", flush=True)
+              f"window {r['window_tok_s']:8.1f} tok/s  loop {r['loop_tok_s']:8.1f} tok/s  | per CPU second: "
+              f"window {r['window_tok_per_cpu_s']:8.1f} loop {r['loop_tok_per_cpu_s']:8.1f}", flush=True)
         if i == 0:
             first = r["tokens"]
             result["first_window_s"] = r["wall_s"]
@@ -210,9 +247,9 @@ def main(argv: list[str] | None = None) -> dict:
             runs.append({k: v for k, v in r.items() if k != "tokens"})
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     result.update(runs=runs, median=med, loadavg_end=os.getloadavg()[0])
-    print(f"median   wall {med['wall_s']:7.2f} s  cpu {med['cpu_s']:7.2f} s  window {med['window_tok_s']:.1f} tok/s  "
-          f"loop {med['loop_tok_s']:.1f} tok/s  (best loop {max(r['loop_tok_s'] for r in runs):.1f}; per CPU second "
-          f"{med['window_tok_per_cpu_s']:.1f}); "
+    print(f"median   wall {med['wall_s']:7.2f} s  cpu {med['cpu_s']:7.2f} s  window {med['window_tok_s']:8.1f} tok/s  "
+          f"loop {med['loop_tok_s']:8.1f} tok/s  | per CPU second: window {med['window_tok_per_cpu_s']:8.1f} loop "
+          f"{med['loop_tok_per_cpu_s']:8.1f}  (best loop {max(r['loop_tok_s'] for r in runs):.1f} tok/s); "
           f"load average {os.getloadavg()[0]:.1f}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))

@@ -145,7 +145,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.what == "vqvae":
         train.train_vqvae(args.corpus, args.work, args.steps, threads=args.threads)
     elif args.what == "prior":
-        train.train_prior(args.corpus, args.work, args.level, args.steps, batch=args.batch, threads=args.threads)
+        train.train_prior(args.corpus, args.work, args.level, args.steps, batch=args.batch, lr=args.lr,
+                          threads=args.threads)
     elif args.what == "export":
         print(f"wrote {train.export(args.work, args.out)}")
     else:
@@ -201,7 +202,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
-    from .effects import plugin_parameters
+    from .plugins import plugin_parameters
 
     name, params = plugin_parameters(args.plugin)
     print(f"{name}: {len(params)} parameters (use these names in a chain's params table; values in these units)")
@@ -314,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     trn.add_argument("--level", type=int, default=2, help="prior: 2 = top, 1 and 0 = upsamplers")
     trn.add_argument("--steps", type=int, default=2000)
     trn.add_argument("--batch", type=int, default=8)
+    trn.add_argument("--lr", type=float, default=6e-4, help="prior: peak learning rate (warm-up, cosine decay)")
     trn.add_argument("--threads", type=int, default=1, help="torch threads (1 lets several runs share the cores)")
     trn.add_argument("--out", type=Path, help="export: the model folder to write; evaluate: the model folder")
     trn.add_argument("--clips", type=Path, help="evaluate: also write short held-out clips for the test here")

@@ -5,8 +5,13 @@
   reference fp32 kernels, so codes and decodes are bit-identical to the reference implementation;
   ``FP32`` runs fp32 in a faster memory layout (decodes differ from ``EXACT`` by ~1e-6 relative, the
   size of fp32 rounding itself); ``BF16`` runs bfloat16 weights and activations (AMX on recent Xeons,
-  tensor cores on CUDA), much faster and audibly close but not exact (~30-37 dB SNR against fp32 on
-  the official-architecture fixture). VQ-VAE *encoding* is always exact: a code can flip at a near-tie.
+  tensor cores on CUDA), much faster but lossy (31-38 dB SNR against fp32 on the random-weight
+  official-architecture fixture). VQ-VAE *encoding* is always exact: a code can flip at a near-tie.
+  "Exact" means against the reference kernels on the same CPU *with the same thread count*: oneDNN's
+  summation order depends on it (1 of 27552 level-0 codes of a 5-s test signal differ between 1 and 2
+  threads, in the original code as well).
+* ``bucket_length`` is the padding policy of the fast (non-exact) paths, so oneDNN's per-shape kernels
+  are reused across requests.
 * ``inference_context`` is what every inference entry point runs under: ``torch.inference_mode`` plus,
   once per process on glibc CPUs, the allocator tuning below.
 
@@ -14,8 +19,9 @@ Allocator tuning (``configure_cpu_allocator``). The VQ-VAE's activations are 10-
 glibc serves such blocks with fresh ``mmap``s and unmaps them on free, so every layer pays page faults
 to zero new memory (~200k faults, 15-30 % of encode time on 3 s of audio, more on long audio).
 The ``"reuse"`` policy (default) tells malloc to keep freed memory for reuse instead; the resident size
-then stays at the peak of the largest job until ``release_cpu_memory()`` (call it when the engine idles). ``JUKEBOX_MALLOC=off`` (or ``configure_cpu_allocator("off")``
-before the first inference) leaves glibc's defaults alone. Numerics are unaffected either way.
+then stays at the peak of the largest job until ``release_cpu_memory()`` (call it when the engine
+idles). ``JUKEBOX_MALLOC=off`` (or ``configure_cpu_allocator("off")`` before the first inference) leaves
+glibc's defaults alone. Numerics are unaffected either way.
 
 Benchmarks and figures: ``benchmarks/README.md``.
 """
@@ -50,7 +56,7 @@ class Precision(str, Enum):
 
     EXACT = "exact"  # reference kernels and layout, bit-identical to the reference implementation
     FP32 = "fp32"  # fp32 in a channels-last layout: faster, ~1e-6 relative to EXACT
-    BF16 = "bf16"  # bfloat16 weights and activations: fastest, ~2-4 % of peak error
+    BF16 = "bf16"  # bfloat16 weights and activations: fastest, ~1-4 % of peak error
 
     @classmethod
     def parse(cls, value: "Precision | str | None") -> "Precision":

@@ -33,6 +33,7 @@ import numpy as np
 import soundfile as sf
 
 from . import render
+from .device import release_cpu_memory
 from .models import Models
 from .params import LiveParams
 from .pipeline import check_labels
@@ -351,6 +352,7 @@ class JobQueue:
                         job.state = "running"
                         self.journal.set_state(job)
                         return job
+                release_cpu_memory()  # idle: give the last job's peak memory back to the OS
                 self._wake.wait()
             return None
 

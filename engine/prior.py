@@ -316,7 +316,11 @@ class StaticDecoder:
         if self.t >= self.n_ctx:
             raise ValueError(f"position {self.t} exceeds the context of {self.n_ctx}")
         t = torch.tensor(self.t, device=token.device)
-        logits = self._fn(self.prior.lm, token, t, self.bufs, self.x_cond, self.dtype)
+        if torch.is_grad_enabled():  # the compiled graph is inference-only
+            with torch.no_grad():
+                logits = self._fn(self.prior.lm, token, t, self.bufs, self.x_cond, self.dtype)
+        else:
+            logits = self._fn(self.prior.lm, token, t, self.bufs, self.x_cond, self.dtype)
         self.t += 1
         return logits
 

@@ -8,6 +8,11 @@ reference kernels; without autograd it updates its own temporaries in place, whi
 (physically NTC), in a chosen dtype. PyTorch only hands channels-last tensors to oneDNN's brgemm
 convolutions for 4-D inputs, and those need no reorder between layers and have no slow fallback for
 large dilations; the results are fp32-rounding-close (~1e-6 relative), not bit-identical, to ``forward``.
+
+``valid`` (fast path): the true length of a time axis that was zero-padded to a bucketed length
+(``device.bucket_length``) so oneDNN's per-shape kernels are reused. Every convolution output is
+zeroed past ``valid``, which is exactly the zero padding the unpadded sequence would see, so outputs
+before ``valid`` do not depend on the padding.
 """
 
 from __future__ import annotations
@@ -39,12 +44,12 @@ class ResBlock(nn.Module):
             h.mul_(self.res_scale)
         return h.add_(x)
 
-    def forward_fast(self, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    def forward_fast(self, x: torch.Tensor, dtype: torch.dtype, valid: int | None = None) -> torch.Tensor:
         """Inference only: ``forward`` on the fast layout (see the module docstring)."""
-        h = conv_fast(F.relu(x), self.conv_dilated, dtype, relu=True)
+        h = conv_fast(F.relu(x), self.conv_dilated, dtype, relu=True, valid=valid)
         if self.res_scale != 1.0:
-            return conv_fast(h, self.conv_pointwise, dtype).mul_(self.res_scale).add_(x)
-        return conv_fast(h, self.conv_pointwise, dtype, add=x)
+            return _zero_tail(conv_fast(h, self.conv_pointwise, dtype).mul_(self.res_scale).add_(x), valid)
+        return conv_fast(h, self.conv_pointwise, dtype, add=x, valid=valid)
 
 
 def dilations(depth: int, growth_rate: int, cycle: int | None, reverse: bool) -> list[int]:
@@ -76,9 +81,9 @@ class Resnet1D(nn.Module):
             x = block(x)
         return x
 
-    def forward_fast(self, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    def forward_fast(self, x: torch.Tensor, dtype: torch.dtype, valid: int | None = None) -> torch.Tensor:
         for block in self.blocks:
-            x = block.forward_fast(x, dtype)
+            x = block.forward_fast(x, dtype, valid)
         return x
 
 
@@ -102,8 +107,10 @@ def _fused_available(x: torch.Tensor) -> bool:
 
 
 def conv_fast(x: torch.Tensor, conv: nn.Conv1d | nn.ConvTranspose1d, dtype: torch.dtype, relu: bool = False,
-              add: torch.Tensor | None = None) -> torch.Tensor:
+              add: torch.Tensor | None = None, valid: int | None = None) -> torch.Tensor:
     """Apply a ``Conv1d``/``ConvTranspose1d`` module to a fast-layout tensor: ``relu(conv(x))`` or ``conv(x) + add``.
+
+    ``valid``: true length of the *output* time axis; positions from there on are set to zero.
 
     On CPU the ReLU or the residual add runs inside the oneDNN convolution (the post-ops PyTorch's
     inductor uses), saving a pass over memory; bf16 elementwise ops are slow in eager PyTorch, so this
@@ -118,7 +125,7 @@ def conv_fast(x: torch.Tensor, conv: nn.Conv1d | nn.ConvTranspose1d, dtype: torc
     if isinstance(conv, nn.ConvTranspose1d):
         y = F.conv_transpose2d(x, w, b, (1, conv.stride[0]), (0, conv.padding[0]), (0, conv.output_padding[0]),
                                conv.groups, (1, conv.dilation[0]))
-        return _unfused_tail(y, relu, add)
+        return _zero_tail(_unfused_tail(y, relu, add), valid)
     if isinstance(conv.padding, str):
         raise ValueError("conv_fast needs numeric padding")
     stride, padding, dilation = [1, conv.stride[0]], [0, conv.padding[0]], [1, conv.dilation[0]]
@@ -131,13 +138,19 @@ def conv_fast(x: torch.Tensor, conv: nn.Conv1d | nn.ConvTranspose1d, dtype: torc
                 y = torch.ops.mkldnn._convolution_pointwise.binary(x, add, w, b, padding, stride, dilation,
                                                                    conv.groups, "add", None, None, [], None)
             _fused_state["ok"] = True
-            return y
+            return _zero_tail(y, valid)
         except (RuntimeError, NotImplementedError):
             if _fused_state["ok"]:  # worked before: a genuine error, not a missing kernel
                 raise
             _fused_state["ok"] = False
     y = F.conv2d(x, w, b, stride, padding, dilation, conv.groups)
-    return _unfused_tail(y, relu, add)
+    return _zero_tail(_unfused_tail(y, relu, add), valid)
+
+
+def _zero_tail(y: torch.Tensor, valid: int | None) -> torch.Tensor:
+    if valid is not None and valid < y.shape[-1]:
+        y[..., valid:] = 0
+    return y
 
 
 def _unfused_tail(y: torch.Tensor, relu: bool, add: torch.Tensor | None) -> torch.Tensor:

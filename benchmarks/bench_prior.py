@@ -140,12 +140,13 @@ def compiled_step_parity(prior: Prior, y: torch.Tensor, batch: int, prefill: int
     prior.prefill(cache, model_seq[:, :n0])
     t = time.perf_counter()
     dec = prior.static_decoder(cache, compile=True)
-    ours = [dec(model_seq[:, n0 : n0 + 1])]
+    step_in = [model_seq[:, i : i + 1].clone() for i in range(n0, model_seq.shape[1])]  # as sampling feeds them
+    ours = [dec(step_in[0])]
     first = time.perf_counter() - t
-    ref = [prior.step(ref_cache, model_seq[:, n0 : n0 + 1])[:, -1]]
-    for i in range(n0 + 1, model_seq.shape[1]):
-        ours.append(dec(model_seq[:, i : i + 1]))
-        ref.append(prior.step(ref_cache, model_seq[:, i : i + 1])[:, -1])
+    ref = [prior.step(ref_cache, step_in[0])[:, -1]]
+    for token in step_in[1:]:
+        ours.append(dec(token))
+        ref.append(prior.step(ref_cache, token)[:, -1])
     ref, ours = torch.stack(ref, 1), torch.stack(ours, 1)
     return {"rel_max_diff": float((ours - ref).abs().max() / ref.abs().max()), "first_call_s": first}
 

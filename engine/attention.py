@@ -210,14 +210,14 @@ class KVCache:
     """Keys and values of one layer for the absolute positions [start, end).
 
     Appending writes only the new chunk into a preallocated buffer (the reference concatenates, copying
-    the whole cache every step). Dropping positions no future query needs just advances ``start``; the
-    buffer is compacted or grown when a chunk no longer fits.
+    the whole cache every step); keys and values share it, k | v side by side, so the projection's
+    adjacent k|v columns go in with one copy. Dropping positions no future query needs just advances
+    ``start``; the buffer is compacted or grown when a chunk no longer fits.
     """
 
     def __init__(self, capacity: int):
         self.capacity = max(capacity, 1)
-        self.k: Tensor | None = None
-        self.v: Tensor | None = None
+        self.kv: Tensor | None = None  # (N, capacity, 2 * D): k | v
         self.base = 0  # absolute position of buffer slot 0
         self.start = 0
         self.end = 0
@@ -225,37 +225,50 @@ class KVCache:
     def __len__(self) -> int:
         return self.end - self.start
 
+    @property
+    def k(self) -> Tensor | None:
+        return None if self.kv is None else self.kv[..., : self.kv.shape[-1] // 2]
+
+    @property
+    def v(self) -> Tensor | None:
+        return None if self.kv is None else self.kv[..., self.kv.shape[-1] // 2 :]
+
     def append(self, k: Tensor, v: Tensor) -> None:
-        n, c, d = k.shape
-        if self.k is None:
+        self.append_kv(torch.cat([k, v], dim=2))
+
+    def append_kv(self, kv: Tensor) -> None:
+        """kv (N, C, 2D): keys | values of the next C positions."""
+        n, c, d2 = kv.shape
+        if self.kv is None:
             self.capacity = max(self.capacity, c)
-            self.k = k.new_empty(n, self.capacity, d)
-            self.v = v.new_empty(n, self.capacity, d)
-        if self.end + c - self.base > self.k.shape[1]:
+            self.kv = kv.new_empty(n, self.capacity, d2)
+        if self.end + c - self.base > self.kv.shape[1]:
             self._make_room(c)
-        s = self.end - self.base
-        self.k[:, s : s + c] = k
-        self.v[:, s : s + c] = v
+        self.kv.narrow(1, self.end - self.base, c).copy_(kv)
         self.end += c
 
     def _make_room(self, c: int) -> None:
         """Move the kept positions to the front of a buffer (twice as long if they and c do not fit)."""
-        n, cap, d = self.k.shape
-        keep = slice(self.start - self.base, self.end - self.base)
+        n, cap, d2 = self.kv.shape
         size = cap if len(self) + c <= cap else max(2 * cap, len(self) + c)
-        k, v = self.k.new_empty(n, size, d), self.v.new_empty(n, size, d)
-        k[:, : len(self)], v[:, : len(self)] = self.k[:, keep], self.v[:, keep]
-        self.k, self.v, self.base = k, v, self.start
+        kv = self.kv.new_empty(n, size, d2)
+        kv[:, : len(self)] = self.kv[:, self.start - self.base : self.end - self.base]
+        self.kv, self.base = kv, self.start
 
     def drop_before(self, pos: int) -> None:
         self.start = min(max(self.start, pos), self.end)
 
-    def get(self, pos: range) -> tuple[Tensor, Tensor]:
-        """Cached keys and values (N, len(pos), D) at absolute positions ``pos`` (a range with a step)."""
+    def get_kv(self, pos: range) -> Tensor:
+        """Cached k | v (N, len(pos), 2D) at absolute positions ``pos`` (a range with a step)."""
         if len(pos) and (pos.start < self.start or pos[-1] >= self.end):
             raise IndexError(f"positions {pos} are not cached (cache holds [{self.start}, {self.end}))")
-        sl = slice(pos.start - self.base, pos.stop - self.base, pos.step)
-        return self.k[:, sl], self.v[:, sl]
+        return self.kv[:, pos.start - self.base : pos.stop - self.base : pos.step]
+
+    def get(self, pos: range) -> tuple[Tensor, Tensor]:
+        """Cached keys and values (N, len(pos), D) at absolute positions ``pos`` (a range with a step)."""
+        kv = self.get_kv(pos)
+        d = kv.shape[-1] // 2
+        return kv[..., :d], kv[..., d:]
 
 
 # ------------------------------------------------------------------------- fixed-shape single-token steps

@@ -87,7 +87,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     }.items() if v is not None}
     req = RenderRequest.from_fields(args.mode, fields)  # validate before the slow model load
     models = load_models(args.model, args.top)
-    print(f"{models.name}: {LICENCE_NOTE if models.name != 'debug' else 'random test weights'}")
+    print(f"{models.name}: {models.meta.get('licence', LICENCE_NOTE) if models.name != 'debug' else 'random test weights'}")
 
     shown: list[tuple[str, int]] = []
 

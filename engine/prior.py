@@ -70,24 +70,25 @@ class AutoregressiveLM(nn.Module):
             raise ValueError(f"positions up to {t0 + c} exceed the context of {self.n_ctx}")
         if validate:
             self.check_inputs(inputs, t0)
+        m = self._modules  # per-token hot path: dict lookups and forward calls, not nn.Module machinery
         if t0 == 0:  # START can only enter position 0
             is_start = inputs == START
             start = self.start_token if start is None else start
-            x = self.x_emb(inputs.clamp(min=0))
+            x = m["x_emb"].forward(inputs.clamp(min=0))
             x = torch.where(is_start[..., None], start.view(-1, 1, x.shape[-1]).to(x.dtype), x)
         else:
-            x = self.x_emb(inputs)
-        x = x + self.pos_emb.weight[t0 : t0 + c]
+            x = m["x_emb"].forward(inputs)
+        x = x + m["pos_emb"]._parameters["weight"][t0 : t0 + c]
         if x_cond is not None:
             x = x + x_cond
         if dtype is not None and dtype != x.dtype:
             x = x.to(dtype)
-        x = self.transformer(x, encoder_kv, cache, t0)
+        x = m["transformer"].forward(x, encoder_kv, cache, t0)
         if x.dtype != torch.float32:
             x = x.float()
         if x_cond is not None and self.add_cond_after:
             x = x + x_cond
-        return self.x_out(x) if hasattr(self, "x_out") else x
+        return m["x_out"].forward(x) if "x_out" in m else x
 
     def check_inputs(self, inputs: Tensor, t0: int) -> None:
         """START exactly at position 0 and every other token in [0, bins); raises ValueError."""

@@ -329,7 +329,12 @@ def export(work: Path, out: Path, name: str = "jukebox-bridge-default") -> Path:
     meta = {"licence": "trained only on freely licensed and public-domain music (GPL-2+, CC BY-SA 3.0, CC BY 3.0, "
                        "public domain); see docs/default-model.md", "card": "docs/default-model.md"}
     vocab = {kind: load_label_vocab_file(work / "vocab" / f"{kind}s.txt", kind) for kind in ("artist", "genre")}
-    return save_models(Models(name, vqvae, priors, meta, vocab), out)
+    directory = save_models(Models(name, vqvae, priors, meta, vocab), out)
+    from .registry import file_sha256
+
+    pins = {f.name: {"size": f.stat().st_size, "sha256": file_sha256(f)} for f in sorted(directory.iterdir())}
+    (directory / "SHA256SUMS.json").write_text(json.dumps(pins, indent=1))  # `models verify default`
+    return directory
 
 
 def evaluate_and_pick_clips(work: Path, corpus: Path, model_dir: Path, clips_dir: Path | None,
@@ -353,7 +358,8 @@ def evaluate_and_pick_clips(work: Path, corpus: Path, model_dir: Path, clips_dir
     (work / "metrics.json").write_text(json.dumps(metrics, indent=1))
     if clips_dir is not None:
         picked, genres = [], set()
-        for it, x in sorted(held, key=lambda p: p[0].id):
+        prefer = ["chorale", "electronic", "orchestral"]  # a rendered score and two recordings
+        for it, x in sorted(held, key=lambda p: (prefer.index(p[0].genre) if p[0].genre in prefer else 9, p[0].id)):
             if it.genre not in genres and len(picked) < n_clips:
                 genres.add(it.genre)
                 start = len(x) // 3 // 256 * 256

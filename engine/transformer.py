@@ -38,7 +38,8 @@ class Conv1D(nn.Module):
         self.b = nn.Parameter(torch.zeros(n_out))
 
     def forward(self, x: Tensor) -> Tensor:  # (..., in) -> (..., out); weights follow x's dtype
-        w, b = self.w, self.b
+        p = self._parameters  # hot path (16+ calls per token): a dict lookup, not nn.Module.__getattr__
+        w, b = p["w"], p["b"]
         if self.compute_dtype is not None and x.dtype != self.compute_dtype:  # reduced-precision weights
             return F.linear(x.to(w.dtype), w.t(), b).to(x.dtype)
         if w.dtype != x.dtype:  # e.g. fp16 sampling of fp32 weights: a copy per call, as the reference does
@@ -225,9 +226,10 @@ class LayerNorm(nn.LayerNorm):
         super().__init__(width, eps=1e-5)
 
     def forward(self, x: Tensor) -> Tensor:
+        p = self._parameters  # hot path: a dict lookup, not nn.Module.__getattr__
         if x.dtype == torch.float32:
-            return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
-        return F.layer_norm(x.float(), self.normalized_shape, self.weight, self.bias, self.eps).to(x.dtype)
+            return torch.layer_norm(x, self.normalized_shape, p["weight"], p["bias"], self.eps)
+        return torch.layer_norm(x.float(), self.normalized_shape, p["weight"], p["bias"], self.eps).to(x.dtype)
 
 
 def quick_gelu(x: Tensor) -> Tensor:
@@ -242,7 +244,8 @@ class MLP(nn.Module):
         self.c_proj = Conv1D(hidden, width)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.c_proj(quick_gelu(self.c_fc(x)))
+        m = self._modules  # the per-token hot path calls submodules' forward directly (no hooks are used)
+        return m["c_proj"].forward(quick_gelu(m["c_fc"].forward(x)))
 
 
 class FactoredAttention(nn.Module):
@@ -267,7 +270,8 @@ class FactoredAttention(nn.Module):
     def forward(self, x: Tensor, encoder_kv: Tensor | None = None, cache: KVCache | None = None,
                 t0: int = 0) -> Tensor:
         """x (N, C, width) at positions [t0, t0 + C) -> (N, C, width). Without a cache, t0 must be 0."""
-        h = self.c_attn(x)
+        m = self._modules  # the per-token hot path calls submodules' forward directly (no hooks are used)
+        h = m["c_attn"].forward(x)
         if self.attn_func == ENC_DEC:
             a = attend(h, *self._encoder_kv(x, encoder_kv, cache), self.n_head)
         elif cache is None:
@@ -275,26 +279,27 @@ class FactoredAttention(nn.Module):
             a = full_attention(self.attn_func, q, k, v, self.n_head, self.geometry)
         else:
             a = self._cached(h, cache, t0)
-        return self.c_proj(a)
+        return m["c_proj"].forward(a)
 
     def _encoder_kv(self, x: Tensor, encoder_kv: Tensor | None, cache: KVCache | None) -> tuple[Tensor, Tensor]:
         if cache is not None and len(cache):  # projected once per window, at the first chunk
             return cache.get(range(cache.start, cache.end))
         if encoder_kv is None:
             raise ValueError("an encoder-decoder layer needs the lyric encoder's states (encoder_kv)")
-        k, v = self.c_enc_kv(encoder_kv.to(x.dtype)).chunk(2, dim=2)
+        kv = self.c_enc_kv(encoder_kv.to(x.dtype))  # k | v
         if cache is not None:
-            cache.append(k, v)
-        return k, v
+            cache.append_kv(kv)
+        return kv.chunk(2, dim=2)
 
     def _cached(self, h: Tensor, cache: KVCache, t0: int) -> Tensor:
-        q, k, v = h.chunk(3, dim=2)
+        d = h.shape[2] // 3
+        q, kv = h[..., :d], h[..., d:]  # q | k | v: k and v adjacent, one copy into the cache
         g, pattern, t1 = self.geometry, PATTERNS[self.attn_func], t0 + h.shape[1]
         n_new = h.shape[1] if self.attn_func != PRIME else max(0, min(t1, g.prime_len) - t0)
         if n_new:  # PRIME layers stop storing once the lyric prefix is cached
             if cache.end != t0:
                 raise ValueError(f"cache holds positions up to {cache.end}, got a chunk starting at {t0}")
-            cache.append(k, v) if n_new == h.shape[1] else cache.append(k[:, :n_new], v[:, :n_new])
+            cache.append_kv(kv if n_new == h.shape[1] else kv[:, :n_new])
         key_pos = pattern.keys(t0, t1, g)
         if t1 - t0 == 1 and len(key_pos):  # one query: every key of its pattern's range is visible
             a = attend_one(q, *cache.get(key_pos), self.n_head)
@@ -329,8 +334,9 @@ class ResAttnBlock(nn.Module):
 
     def forward(self, x: Tensor, encoder_kv: Tensor | None = None, cache: KVCache | None = None,
                 t0: int = 0) -> Tensor:
-        x = x + self.attn(self.ln_0(x), encoder_kv, cache, t0)  # (x + a) + m, as the reference sums
-        return x + self.mlp(self.ln_1(x))
+        m = self._modules  # the per-token hot path calls submodules' forward directly (no hooks are used)
+        x = x + m["attn"].forward(m["ln_0"].forward(x), encoder_kv, cache, t0)  # (x + a) + m, as the reference
+        return x + m["mlp"].forward(m["ln_1"].forward(x))
 
 
     def step_static(self, x: Tensor, t: Tensor, buf: Tensor) -> Tensor:
@@ -363,9 +369,9 @@ class Transformer(nn.Module):
         """The fixed-shape buffers (see ``attention.static_keys``) holding what the per-layer caches hold."""
         bufs = []
         for layer, c in zip(self.layers, cache):
-            if c.k is None:
+            if c.kv is None:
                 raise ValueError("prefill the cache (at least position 0) before switching to fixed-shape steps")
-            func, kv = layer.attn.attn_func, torch.cat(c.get(range(c.start, c.end)), dim=2)
+            func, kv = layer.attn.attn_func, c.get_kv(range(c.start, c.end))
             buf = kv.new_zeros(kv.shape[0], static_slots(func, self.geometry, len(c)), kv.shape[2])
             pos = torch.arange(c.start, c.end, device=kv.device)
             buf.index_copy_(1, pos if func == ENC_DEC else static_slot(func, pos, self.geometry), kv)
@@ -384,5 +390,5 @@ class Transformer(nn.Module):
         if cache is None and t0 != 0:
             raise ValueError("a pass without a KV cache must start at position 0")
         for i, layer in enumerate(self.layers):
-            x = layer(x, encoder_kv, None if cache is None else cache[i], t0)
+            x = layer.forward(x, encoder_kv, None if cache is None else cache[i], t0)
         return x

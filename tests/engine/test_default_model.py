@@ -17,7 +17,6 @@ import pytest
 from engine.models import DEFAULT_MODEL_DIR, load_models
 
 CLIPS = Path(__file__).parent / "data" / "default_model_heldout"
-pytestmark = pytest.mark.skipif(not (DEFAULT_MODEL_DIR / "model.json").exists(), reason="no default model installed")
 
 MAX_SPECTRAL_CONVERGENCE = (0.40, 0.70, 0.99)  # per level, bottom first
 MAX_UPSAMPLER_BITS = (7.3, 7.2)

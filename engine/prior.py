@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import math
 import types
+import weakref
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -275,22 +277,26 @@ def _compile_options() -> dict:
 
     - ``cpp_wrapper``: the generated code calls its ~30 kernels from C++, not Python;
     - ``size_asserts`` off: no per-call shape checks of every buffer;
-    - guards on tensors only: skips ~900 guards on the module tree each call. Safe here because each prior
-      gets its own compiled function (``_compiled_step``), so the modules cannot change under it; a new
-      batch size or dtype still shows in the tensor guards and compiles a new graph.
+    - guards on tensors only: skips ~900 guards on the module tree each call. Each prior gets its own
+      compiled function (``_compiled_step``), so no other model's graph can be picked; a new batch size,
+      dtype or weight shape still fails a tensor guard and compiles a new graph. The one assumption: a
+      prior's non-tensor structure (attention patterns, geometry, which submodules exist) does not change
+      after its first compiled step. Weights may be reloaded in place or cast (``cast_projections``).
     """
     return {"cpp_wrapper": True, "size_asserts": False,
             "guard_filter_fn": torch.compiler.keep_tensor_guards_unsafe}
 
 
-def _compiled_step(prior: Prior):
+_COMPILED_STEPS: "weakref.WeakKeyDictionary[Prior, Callable]" = weakref.WeakKeyDictionary()
+
+
+def _compiled_step(prior: Prior) -> Callable:
     """``_static_step`` compiled for this prior: a fresh code object gives it its own Dynamo cache."""
-    fn = prior.__dict__.get("_compiled_static_step")
+    fn = _COMPILED_STEPS.get(prior)
     if fn is None:
         code = _static_step.__code__.replace(co_name=f"_static_step_{id(prior):x}")
         fresh = types.FunctionType(code, _static_step.__globals__, code.co_name)
-        fn = torch.compile(fresh, fullgraph=True, dynamic=False, options=_compile_options())
-        prior.__dict__["_compiled_static_step"] = fn
+        fn = _COMPILED_STEPS[prior] = torch.compile(fresh, fullgraph=True, dynamic=False, options=_compile_options())
     return fn
 
 

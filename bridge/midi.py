@@ -13,7 +13,6 @@ import logging
 import math
 import os
 import sys
-import tempfile
 import threading
 import tomllib
 from collections.abc import Callable
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import mido
+
+from engine.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -143,17 +144,7 @@ class MidiMapping:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write through a temporary file and rename, so a crash never leaves half a mapping."""
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(self.to_toml())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(path, self.to_toml(), overwrite=True)
 
     def bind(self, new: ControlBinding) -> MidiMapping:
         """Add `new`, dropping other bindings of its parameter and of its control: one knob, one job."""

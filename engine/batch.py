@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import secrets
 import tempfile
 import time
@@ -35,6 +34,7 @@ from . import render
 from .audio import AudioError
 from .batch_report import PlainReporter
 from .effects import Chain, ChainError, resolve_chain
+from .files import atomic_write_text
 from .progress import CancelToken, Progress
 from .request import RenderRequest, RequestError
 
@@ -94,12 +94,7 @@ class Manifest:
         """Write the whole manifest to a temporary file and rename it over the old one (atomic)."""
         body = {"version": MANIFEST_VERSION, "settings": self.settings, "seed": self.seed,
                 "stems": {k: dataclasses.asdict(v) for k, v in self.stems.items()}}
-        tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(6)}.part")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(body, fh, indent=1, ensure_ascii=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, json.dumps(body, indent=1, ensure_ascii=False), overwrite=True)
 
 
 def file_sha256(path: Path) -> str:

@@ -24,6 +24,7 @@ from torch import nn
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_model
 
+from .files import atomic_write
 from .hf_keys import official_to_hf
 from .config import OFFICIAL_VQVAE, VQVAEConfig
 from .keymaps import OfficialKey, vqvae_official_keys
@@ -276,11 +277,5 @@ def save_official(model: nn.Module, official_keys: Callable[[nn.Module], dict[st
         raise CheckpointError(f"{path}: already exists; choose another name.")
     own = model.state_dict()
     state = {fk.name: (own[k].t() if fk.transpose else own[k]).contiguous() for k, fk in official_keys(model).items()}
-    fd, tmp = tempfile.mkstemp(suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"hps": dict(hps), "model": state, "opt": None, "step": 0}, f)
-        os.link(tmp, path)
-    finally:
-        os.unlink(tmp)
-    return path
+    container = {"hps": dict(hps), "model": state, "opt": None, "step": 0}
+    return atomic_write(path, lambda f: torch.save(container, f), overwrite=False)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .files import atomic_write
 
 CODES_VERSION = 1
 
@@ -39,14 +40,7 @@ class CodesFile:
         meta = {k: v for k, v in asdict(self).items() if k != "codes"}
         meta["version"] = CODES_VERSION
         arrays = {f"level{lv}": np.asarray(z, dtype=np.int64) for lv, z in sorted(self.codes.items())}
-        fd, tmp = tempfile.mkstemp(suffix=".part.npz", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
-            os.link(tmp, path)
-        finally:
-            os.unlink(tmp)
-        return path
+        return atomic_write(path, lambda f: np.savez(f, meta=np.array(json.dumps(meta)), **arrays), overwrite=False)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "CodesFile":

@@ -7,7 +7,7 @@ checkpoint describe itself (the JSON written beside a safetensors file).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 SAMPLE_RATE = 44100

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -33,6 +32,7 @@ import numpy as np
 import soundfile as sf
 
 from . import audio
+from .files import atomic_write, atomic_write_text
 
 SAMPLE_RATE = 22050
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
@@ -324,9 +324,7 @@ def build(out: Path, log: Callable[[str], None] = print) -> list[Item]:
             continue
         limit = MAX_SCORE_SECONDS if item.id.startswith("m21-") else MAX_TRACK_SECONDS
         x = _excerpt(x, limit, item.id)
-        tmp = flac.with_suffix(".part.flac")
-        sf.write(tmp, x, SAMPLE_RATE, subtype="PCM_16")
-        os.replace(tmp, flac)
+        atomic_write(flac, lambda fh: sf.write(fh, x, SAMPLE_RATE, subtype="PCM_16", format="FLAC"), overwrite=True)
         item = Item(**{**asdict(item), "seconds": round(len(x) / SAMPLE_RATE, 3), "programs": programs})
         items.append(item)
         log(f"[{i + 1}/{len(sources)}] built   {item.id} ({item.seconds:.1f} s, {item.split})")
@@ -339,9 +337,7 @@ def build(out: Path, log: Callable[[str], None] = print) -> list[Item]:
 
 def _write_manifest(out: Path, items: list[Item]) -> None:
     data = {"sample_rate": SAMPLE_RATE, "items": [asdict(it) for it in items]}
-    tmp = out / "manifest.json.part"
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, out / "manifest.json")
+    atomic_write_text(out / "manifest.json", json.dumps(data, indent=1), overwrite=True)
 
 
 def load_manifest(corpus: Path) -> list[Item]:

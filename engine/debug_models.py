@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from .config import PriorConfig, VQVAEConfig
 from .vqvae import VQVAE
+
+if TYPE_CHECKING:
+    from .models import Models
 
 
 def debug_vqvae_config(**overrides) -> VQVAEConfig:

@@ -34,6 +34,7 @@ import soundfile as sf
 
 from . import render
 from .device import release_cpu_memory
+from .files import atomic_write
 from .models import Models
 from .params import LiveParams
 from .pipeline import check_labels
@@ -172,10 +173,9 @@ class SourceCache:
     def put(self, key: str, codes: dict[int, np.ndarray]) -> None:
         path = self._path(key)
         self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{secrets.token_hex(6)}.part.npz")
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **{f"level{lv}": np.asarray(z) for lv, z in codes.items()})
-        os.replace(tmp, path)  # content-addressed: replacing an entry with the same content is harmless
+        arrays = {f"level{lv}": np.asarray(z) for lv, z in codes.items()}
+        # content-addressed: replacing an entry with the same content is harmless
+        atomic_write(path, lambda fh: np.savez(fh, **arrays), overwrite=True)
 
 
 class Journal:

@@ -9,7 +9,6 @@ fixture README states and reported with its max abs error.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 

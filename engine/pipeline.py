@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
 import os
 import time
@@ -20,6 +19,7 @@ import torch
 from . import audio, labels
 from .codes import CodesFile
 from .device import inference_context
+from .files import atomic_write, atomic_write_text
 from .lyrics import load_lyric_vocab
 from .models import Models
 from .progress import CancelToken, EtaClock, Progress, ProgressCallback
@@ -240,7 +240,7 @@ class _WorkDir:
         if meta.exists():
             return int(json.loads(meta.read_text())["seed"])
         seed = requested if requested is not None else int(np.random.randint(0, 2**31 - 1))
-        self._atomic(meta, json.dumps({"seed": seed}).encode())
+        atomic_write_text(meta, json.dumps({"seed": seed}), overwrite=True)
         return seed
 
     def load(self, level: int) -> np.ndarray | None:
@@ -249,18 +249,8 @@ class _WorkDir:
 
     def save(self, level: int, codes: torch.Tensor) -> None:
         if self.path is not None:
-            buf = io.BytesIO()
-            np.save(buf, codes.cpu().numpy())
-            self._atomic(self.path / f"codes_level{level}.npy", buf.getvalue())
-
-    @staticmethod
-    def _atomic(path: Path, data: bytes) -> None:
-        tmp = path.with_suffix(path.suffix + ".part")
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+            z = codes.cpu().numpy()
+            atomic_write(self.path / f"codes_level{level}.npy", lambda f: np.save(f, z), overwrite=True)
 
 
 def _finish(x: np.ndarray, req: RenderRequest, sr: int) -> np.ndarray:

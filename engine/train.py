@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import torch
 
 from .config import PriorConfig, VQVAEConfig
 from .data_build import Item, load_manifest
+from .files import atomic_write
 from .losses import spectral_convergence, stft_magnitude
 from .prior import Prior
 from .train_prior import PriorTrainConfig, PriorTrainer, init_prior
@@ -90,9 +90,7 @@ def fixed_segments(audios: list[np.ndarray], length: int, per_file: int = 2) -> 
 
 
 def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: torch.save(obj, f), overwrite=True)
 
 
 class RunLog:
@@ -210,9 +208,8 @@ def encode_corpus(vqvae: VQVAE, corpus: Path, work: Path) -> dict[str, dict]:
             x, _ = sf.read(corpus / "audio" / f"{item.id}.flac", dtype="float32")
             x = x[: len(x) // vqvae.hop_lengths[-1] * vqvae.hop_lengths[-1]]
             zs = vqvae.encode(torch.from_numpy(x)[None])
-            tmp = f.with_suffix(".tmp.npz")
-            np.savez(tmp, **{f"level{lv}": z[0].numpy().astype(np.int16) for lv, z in enumerate(zs)})
-            os.replace(tmp, f)
+            arrays = {f"level{lv}": z[0].numpy().astype(np.int16) for lv, z in enumerate(zs)}
+            atomic_write(f, lambda fh: np.savez(fh, **arrays), overwrite=True)
         z = np.load(f)
         result[item.id] = {"item": item, **{lv: z[f"level{lv}"].astype(np.int64) for lv in range(vqvae.cfg.levels)}}
     return result

@@ -167,15 +167,20 @@ class SourceCache:
         try:
             with np.load(path, allow_pickle=False) as data:
                 return {int(k[5:]): data[k] for k in data.files if k.startswith("level")}
-        except (OSError, ValueError):  # missing or damaged entries are simply encoded again
+        except FileNotFoundError:
+            return None
+        except Exception:  # a damaged entry (empty, truncated, not a zip) is dropped and encoded again
+            path.unlink(missing_ok=True)
             return None
 
     def put(self, key: str, codes: dict[int, np.ndarray]) -> None:
         path = self._path(key)
         self.folder.mkdir(parents=True, exist_ok=True)
         arrays = {f"level{lv}": np.asarray(z) for lv, z in codes.items()}
-        # content-addressed: replacing an entry with the same content is harmless
-        atomic_write(path, lambda fh: np.savez(fh, **arrays), overwrite=True)
+        try:  # content-addressed: replacing an entry with the same content is harmless
+            atomic_write(path, lambda fh: np.savez(fh, **arrays), overwrite=True)
+        except OSError as exc:  # a cache that cannot be written (disk full) must not fail the job
+            log.warning("region cache not written: %s", exc)
 
 
 class Journal:
@@ -357,8 +362,15 @@ class JobQueue:
             return None
 
     def _work(self) -> None:
-        while (job := self._next()) is not None:
-            self._run(job)
+        while True:
+            try:
+                job = self._next()
+                if job is None:
+                    return
+                self._run(job)
+            except Exception:  # e.g. the journal's disk is full: log it and keep serving the queue
+                log.exception("job worker error")
+                time.sleep(1.0)
 
     def _run(self, job: Job) -> None:
         workdir = self.work_root / job.id

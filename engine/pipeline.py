@@ -192,6 +192,21 @@ def _model_vocab_label(models: Models, cfg, req: RenderRequest, total_len: int, 
     return [total_len, 0, cfg.n_ctx * cfg.raw_to_tokens, ids[0], *genre]
 
 
+def _label_vector(models: Models, cfg, level: int, version: int, req: RenderRequest, total_len: int) -> list[int]:
+    """y at the song's start for one level; unknown names are an error at the top, 'unknown' (0) below."""
+    if models.vocab is not None:  # a model with its own vocabulary (the embedded default model)
+        return _model_vocab_label(models, cfg, req, total_len, level == models.levels - 1)
+    window = cfg.n_ctx * cfg.raw_to_tokens
+    try:
+        return labels.label_vector(req.artist or "unknown", req.genre or "unknown", req.lyrics, total_len, 0, window,
+                                   version, cfg.max_bow_genre_size, cfg.n_tokens, forgiving=True)
+    except labels.UnknownLabelError as e:
+        if level == models.levels - 1:
+            raise RequestError("unknown_label", str(e), e.kind) from None
+        return labels.label_vector(req.artist or "", req.genre or "", req.lyrics, total_len, 0, window, version,
+                                   cfg.max_bow_genre_size, cfg.n_tokens)
+
+
 def _label_fn(models: Models, level: int, req: RenderRequest, total: int, batch: int):
     """Window start -> y (batch, y_len) for one level's prior, names resolved forgivingly."""
     cfg = models.priors[level].cfg
@@ -199,18 +214,12 @@ def _label_fn(models: Models, level: int, req: RenderRequest, total: int, batch:
     total_len = int(total)
     if cfg.has_timing and cfg.min_duration is not None:  # the timing embedding covers [min, max] only
         total_len = int(min(max(total_len, cfg.min_duration * cfg.sample_rate), cfg.max_duration * cfg.sample_rate - 1))
-    if models.vocab is not None:  # a model with its own vocabulary (the embedded default model)
-        y0 = _model_vocab_label(models, cfg, req, total_len, level == models.levels - 1)
-    else:
-        try:
-            y0 = labels.label_vector(req.artist or "unknown", req.genre or "unknown", req.lyrics, total_len, 0,
-                                     cfg.n_ctx * cfg.raw_to_tokens, version, cfg.max_bow_genre_size, cfg.n_tokens,
-                                     forgiving=True)
-        except labels.UnknownLabelError as e:
-            if level == models.levels - 1:
-                raise RequestError("unknown_label", str(e), e.kind) from None
-            y0 = labels.label_vector(req.artist or "", req.genre or "", req.lyrics, total_len, 0,
-                                     cfg.n_ctx * cfg.raw_to_tokens, version, cfg.max_bow_genre_size, cfg.n_tokens)
+    try:
+        y0 = _label_vector(models, cfg, level, version, req, total_len)
+    except RequestError:
+        raise
+    except ValueError as e:  # e.g. more genre words than the model's bag holds
+        raise RequestError("bad_value", str(e), "genre") from None
     full_lyrics = load_lyric_vocab(version).encode(req.lyrics) if cfg.n_tokens else []
 
     def labels_at(start: int) -> torch.Tensor:
@@ -253,15 +262,19 @@ class _WorkDir:
             atomic_write(self.path / f"codes_level{level}.npy", lambda f: np.save(f, z), overwrite=True)
 
 
-def _finish(x: np.ndarray, req: RenderRequest, sr: int) -> np.ndarray:
-    """Model-rate mono audio (T,) -> the clip: faded, at the DAW's rate and channel count (T', C)."""
-    x = np.clip(x, -1.0, 1.0).astype(np.float32)
-    fade = min(len(x) // 2, int(FADE_SECONDS * sr))
-    if fade:
-        x[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
-        if req.mode == "generate":  # continuations and re-renders join their source seamlessly
-            x[:fade] *= np.linspace(0.0, 1.0, fade, dtype=np.float32)
-    y = audio.resample(x, sr, req.sample_rate)
+def _finish(x: np.ndarray, keep: tuple[int, int], req: RenderRequest, sr: int) -> np.ndarray:
+    """Model-rate mono audio of the whole decoded span (T,) -> the clip ``keep`` of it at the DAW's rate and
+    channel count (T', C). The whole span is resampled before slicing, so the resampler sees the prompt's
+    audio before a continuation's first sample (slicing first would make it ring against silence)."""
+    ratio = req.sample_rate / sr
+    y = audio.resample(np.clip(x, -1.0, 1.0).astype(np.float32), sr, req.sample_rate)
+    start = int(round(keep[0] * ratio))
+    y = y[start: start + int(round((keep[1] - keep[0]) * ratio))].copy()
+    fade = min(len(y) // 2, int(FADE_SECONDS * req.sample_rate))
+    if fade and req.mode in ("generate", "continue", "prime"):  # a re-render joins what follows its region
+        y[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+        if req.mode == "generate":  # continuations join their source seamlessly
+            y[:fade] *= np.linspace(0.0, 1.0, fade, dtype=np.float32)
     return audio.convert_channels(y[:, None], req.channels)
 
 
@@ -324,8 +337,12 @@ def render(models: Models, req: RenderRequest, progress: ProgressCallback, cance
             work.save(level, codes[level])
         progress(Progress("decoding", 0, 1, 0.95, clock.eta(0.95)))
         cancel.raise_if_cancelled()
-        # renders use the fast fp32 decoder (within 2.3e-6 of peak of the exact one; see benchmarks/README.md)
-        audio_out = models.vqvae.decode(codes[plan.decode_level], plan.decode_level, precision="fp32").cpu().numpy()
-    lo, hi = plan.keep
-    return [RenderedTake(i + 1, _finish(audio_out[i, lo:hi], req, models.sample_rate), plan.position, seeds[i],
-                         {lv: z[i].cpu().numpy() for lv, z in codes.items()}) for i in range(req.takes)]
+        takes = []
+        for i in range(req.takes):  # one take at a time: decoder activations scale with takes x length
+            cancel.raise_if_cancelled()
+            # the fast fp32 decoder is within 2.3e-6 of peak of the exact one (see benchmarks/README.md)
+            z = codes[plan.decode_level][i: i + 1]
+            x = models.vqvae.decode(z, plan.decode_level, precision="fp32")[0].cpu().numpy()
+            takes.append(RenderedTake(i + 1, _finish(x, plan.keep, req, models.sample_rate), plan.position,
+                                      seeds[i], {lv: z[i].cpu().numpy() for lv, z in codes.items()}))
+    return takes

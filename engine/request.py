@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
+MAX_SECONDS = 300.0  # generated audio per request: inside the top prior's 600 s timing range, prompt included
+
 Mode = Literal["continue", "prime", "rerender", "generate"]
 MODES: tuple[str, ...] = ("continue", "prime", "rerender", "generate")
 
@@ -76,7 +78,16 @@ class RenderRequest:
             raise RequestError("bad_value", f"{mode} needs a source audio file path", "source")
         if "bars" in values and "tempo" not in values:
             raise RequestError("bad_value", "bars needs tempo (the project's BPM) too", "tempo")
-        return cls(mode=mode, **values)  # type: ignore[arg-type]
+        req = cls(mode=mode, **values)  # type: ignore[arg-type]
+        if req.target_seconds > MAX_SECONDS:
+            raise RequestError("bad_value", f"at most {MAX_SECONDS:.0f} seconds per request; got "
+                               f"{req.target_seconds:.1f} s (queue several continuations for more)",
+                               "bars" if req.bars is not None else "seconds")
+        if mode == "rerender" and req.length is not None and req.length > MAX_SECONDS:
+            raise RequestError("bad_value", f"re-render at most {MAX_SECONDS:.0f} s of a region at a time", "length")
+        if req.stop_level is not None and req.level is not None and req.stop_level > req.level:
+            raise RequestError("bad_value", f"stop_level {req.stop_level} is above level {req.level}", "stop_level")
+        return req
 
 
 # field -> (python types, check, description of the allowed values)
@@ -85,7 +96,7 @@ _RULES: dict[str, tuple[tuple[type, ...], Any, str]] = {
     "start": ((int, float), lambda v: 0 <= v < 86400, "seconds, 0 or more"),
     "length": ((int, float), lambda v: 0 < v <= 3600, "seconds, more than 0 and at most 3600"),
     "position": ((int, float), lambda v: -1e7 < v < 1e7, "timeline seconds"),
-    "seconds": ((int, float), lambda v: 0 < v <= 600, "more than 0 and at most 600 seconds"),
+    "seconds": ((int, float), lambda v: 0 < v <= MAX_SECONDS, "more than 0 and at most 300 seconds"),
     "tempo": ((int, float), lambda v: 10 <= v <= 999, "BPM from 10 to 999"),
     "bars": ((int, float), lambda v: 0 < v <= 512, "more than 0 and at most 512 bars"),
     "artist": ((str,), lambda v: len(v) <= 200, "a name of at most 200 characters"),

@@ -96,7 +96,8 @@ def uniforms(generators: list[torch.Generator], n: int) -> Tensor:
 
 def draw_with_uniforms(logits: Tensor, params: SamplingParams, u: Tensor) -> Tensor:
     """``draw`` with each row's uniform u (N,) given: a sampling loop draws a window's uniforms at once."""
-    logits = logits.float()
+    device = logits.device
+    logits = logits.float() if device.type != "mps" else logits.float().cpu()  # MPS has no float64 for the CDF
     if params.temperature != 1.0:
         logits = logits / params.temperature
     if params.top_k or params.top_p < 1.0:
@@ -106,7 +107,7 @@ def draw_with_uniforms(logits: Tensor, params: SamplingParams, u: Tensor) -> Ten
         u = u.to(cdf.device)
     # u < 1 in steps of 2**-53, so u * total rounds strictly below total: the last positive token bounds it
     token = torch.searchsorted(cdf, u[:, None] * cdf[:, -1:], right=True)
-    return token.view(-1).clamp_(max=cdf.shape[-1] - 1)
+    return token.view(-1).clamp_(max=cdf.shape[-1] - 1).to(device)
 
 
 def window_generators(seeds: list[int], window: Window) -> list[torch.Generator]:

@@ -284,7 +284,7 @@
 							"parameter_initial": [10.0],
 							"parameter_initial_enable": 1,
 							"parameter_longname": "Length Seconds",
-							"parameter_mmax": 600.0,
+							"parameter_mmax": 300.0,
 							"parameter_mmin": 1.0,
 							"parameter_shortname": "Seconds",
 							"parameter_type": 0,
@@ -292,7 +292,7 @@
 						}
 					},
 					"varname": "Length Seconds",
-					"annotation": "Seconds of new material (Continue, Prime), 1 to 600."
+					"annotation": "Seconds of new material (Continue, Prime), 1 to 300."
 				}
 			},
 			{
@@ -311,7 +311,7 @@
 							"parameter_initial": [4.0],
 							"parameter_initial_enable": 1,
 							"parameter_longname": "Length Bars",
-							"parameter_mmax": 512.0,
+							"parameter_mmax": 128.0,
 							"parameter_mmin": 1.0,
 							"parameter_shortname": "Bars",
 							"parameter_type": 0,
@@ -319,7 +319,7 @@
 						}
 					},
 					"varname": "Length Bars",
-					"annotation": "Bars of new material (Continue, Prime), 1 to 512; trimmed or padded to whole bars."
+					"annotation": "Bars of new material (Continue, Prime), 1 to 128 (at most 300 s); trimmed or padded to whole bars."
 				}
 			},
 			{

@@ -16,8 +16,8 @@ var RENDER_VERBS = ["continue", "prime", "rerender"];
 var PARAM_RANGES = {
   temperature: { min: 0.01, max: 2.0, initial: 0.98 },
   takes: { min: 1, max: 8, initial: 1 },
-  length_seconds: { min: 1, max: 600, initial: 10 },
-  length_bars: { min: 1, max: 512, initial: 4 }
+  length_seconds: { min: 1, max: 300, initial: 10 },
+  length_bars: { min: 1, max: 128, initial: 4 }
 };
 var QUALITIES = ["draft", "full"];
 var LENGTH_UNITS = ["seconds", "bars"];

@@ -324,3 +324,13 @@ def test_the_source_cache_stores_codes_by_key(tmp_path):
     assert set(got) == {0, 2} and all(np.array_equal(got[k], codes[k]) for k in codes)
     with pytest.raises(ValueError):
         cache.get("../escape")
+
+
+def test_a_damaged_cache_entry_is_dropped_and_encoded_again(tmp_path):
+    from engine.jobs import SourceCache
+
+    cache = SourceCache(tmp_path)
+    cache.put("abc123", {0: np.arange(4)})
+    assert np.array_equal(cache.get("abc123")[0], np.arange(4))
+    (tmp_path / "abc123.npz").write_bytes(b"")  # e.g. a crash of an older version mid-write
+    assert cache.get("abc123") is None and not (tmp_path / "abc123.npz").exists()

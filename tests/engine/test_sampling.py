@@ -158,3 +158,13 @@ def test_bad_requests_raise_protocol_errors(models, tmp_path):
     with pytest.raises(RequestError) as err:
         _render(models, _req("generate", artist="Beatels"))
     assert err.value.code == "unknown_label" and "the_beatles" in str(err.value)
+
+
+def test_lengths_beyond_the_cap_and_oversized_genre_bags_are_bad_values(models):
+    for fields in ({"seconds": 301}, {"bars": 64, "tempo": 40}):
+        with pytest.raises(RequestError) as err:
+            RenderRequest.from_fields("generate", fields)
+        assert err.value.code == "bad_value" and "300" in str(err.value)
+    with pytest.raises(RequestError) as err:  # the v2 genre bag holds 5 words
+        _render(models, _req("generate", quality="draft", genre="rock pop soul jazz blues folk"))
+    assert err.value.code == "bad_value" and err.value.field == "genre"

@@ -102,7 +102,7 @@ test("render params clamp to the protocol's ranges and drop an unknown sample ra
                               { ...SETTINGS, temperature: 5, takes: 40, length_seconds: 9999, sample_rate: 0 });
   assert.equal(p.temperature, 2);
   assert.equal(p.takes, 8);
-  assert.equal(p.seconds, 600);
+  assert.equal(p.seconds, 300);
   assert.equal(p.sample_rate, undefined);
 });
 

@@ -208,10 +208,10 @@ test("automatable controls: live.* objects, ranges inside the protocol's, matchi
   assert.deepEqual([k.cls, k.type, k.min, k.max, k.initial], ["live.numbox", 1, 1, 8, R.takes.initial]);
   const s = range("Length Seconds");
   assert.deepEqual([s.type, s.min, s.max, s.initial], [0, R.length_seconds.min, R.length_seconds.max, R.length_seconds.initial]);
-  assert.ok(s.min > 0 && s.max <= 600, "seconds in (0, 600]");
+  assert.ok(s.min > 0 && s.max <= 300, "seconds in (0, 300]");
   const b = range("Length Bars");
   assert.deepEqual([b.type, b.min, b.max, b.initial], [0, R.length_bars.min, R.length_bars.max, R.length_bars.initial]);
-  assert.ok(b.min > 0 && b.max <= 512, "bars in (0, 512]");
+  assert.ok(b.min > 0 && b.max <= 128, "bars in (0, 128]");
   const q = range("Quality");
   assert.deepEqual([q.cls, q.enum], ["live.tab", core.QUALITIES]);
   assert.equal(range("Length Unit").enum.length, core.LENGTH_UNITS.length);

@@ -21,7 +21,7 @@ M.SPECS = {
   { key = "takes", label = "Takes (1-8)", kind = "integer", default = 1, min = 1, max = 8 },
   { key = "quality", label = "Quality (draft/full)", kind = "choice", default = "full",
     choices = { "draft", "full" } },
-  { key = "seconds", label = "Seconds to generate", kind = "number", default = 10, min = 0.5, max = 600 },
+  { key = "seconds", label = "Seconds to generate", kind = "number", default = 10, min = 0.5, max = 300 },
   { key = "bars", label = "Bars to generate (0: use seconds)", kind = "number", default = 0, min = 0, max = 512 },
   { key = "target_track", label = "Target track (source/new/selected)", kind = "choice", default = "source",
     choices = { "source", "new", "selected" } },

@@ -219,7 +219,7 @@ def _plan(stems: list[Path], out: Path, mode: str, fields: dict[str, Any],
         except Exception as exc:  # libsndfile raises several types for files that are not audio
             fail(entry, "not_audio", f"{src} is not audio the engine can read: {exc}")
             continue
-        stem_fields = {"source": str(src), "sample_rate": int(info.samplerate), "channels": min(int(info.channels), 8),
+        stem_fields = {"source": str(Path(src).resolve()), "sample_rate": int(info.samplerate), "channels": min(int(info.channels), 8),
                        "seed": manifest.seed}
         jobs.append(StemJob(output_name(src), mode, {**fields, **stem_fields}))
     return jobs, skipped, failed

@@ -79,7 +79,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     from .request import RenderRequest
 
     fields = {k: v for k, v in {
-        "source": str(args.prime) if args.prime else None, "start": args.start, "length": args.length,
+        "source": str(args.prime.resolve()) if args.prime else None, "start": args.start, "length": args.length,
         "seconds": args.seconds, "artist": args.artist, "genre": args.genre,
         "lyrics": args.lyrics_file.read_text() if args.lyrics_file else None, "temperature": args.temperature,
         "top_k": args.top_k, "top_p": args.top_p, "takes": args.takes, "seed": args.seed, "quality": args.quality,

@@ -18,7 +18,6 @@ import dataclasses
 import heapq
 import json
 import logging
-import os
 import secrets
 import shutil
 import sqlite3
@@ -30,14 +29,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import soundfile as sf
 
 from . import render
 from .device import release_cpu_memory
 from .files import atomic_write
 from .models import Models
 from .params import LiveParams
-from .pipeline import check_labels
+from .pipeline import check_labels, check_source
 from .progress import CancelToken, Cancelled, Progress, ProgressCallback
 from .request import RenderRequest, RequestError
 
@@ -126,28 +124,6 @@ class JobFinished:
 
 
 JobEvent = JobProgress | TakeDone | JobFinished
-
-
-def check_source(req: RenderRequest) -> None:
-    """Fail fast, at submission, for a source that is missing, unreadable, not audio or too short."""
-    if req.source is None:
-        return
-    path = Path(req.source)
-    if not path.is_absolute():
-        raise RequestError("bad_value", f"source must be an absolute path; got {req.source!r}", "source")
-    if not path.is_file() or not os.access(path, os.R_OK):
-        raise RequestError("source_not_found", f"source {req.source} does not exist or is not a readable file",
-                           "source")
-    try:
-        info = sf.info(str(path))
-    except Exception as exc:  # libsndfile raises several types for non-audio input
-        raise RequestError("not_audio", f"source {req.source} is not an audio file the engine can read "
-                           f"(WAV, AIFF, FLAC, OGG, MP3): {exc}", "source") from None
-    duration = info.frames / info.samplerate if info.samplerate else 0.0
-    end = req.start + (req.length or 0.0)
-    if info.frames <= 0 or req.start >= duration or end > duration + 1e-6:
-        raise RequestError("not_audio", f"region {req.start:g}..{end:g} s lies outside {req.source} "
-                           f"(duration {duration:.3f} s)", "start")
 
 
 class SourceCache:

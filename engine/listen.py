@@ -56,7 +56,7 @@ def listen(out: Path, model: str | None = None, seed: int = 0, prime: Path | Non
     wav = audio.write_audio(audio.unique_path(out, "prime"), x, region.sample_rate, source_rate=region.sample_rate)
     written += [wav, spectrogram_png(x, region.sample_rate, wav.with_suffix(".png"), "prime (5 s)")]
     for name, mode, fields in SETS:
-        req = RenderRequest.from_fields(mode, {"source": str(prime), "start": 0.0, "length": 5.0, "seed": seed,
+        req = RenderRequest.from_fields(mode, {"source": str(Path(prime).resolve()), "start": 0.0, "length": 5.0, "seed": seed,
                                                "takes": 1, "sample_rate": 44100, "channels": 1, **fields})
         take = render(models, req, lambda p: None, CancelToken())[0]
         y = take.audio[:, 0]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import torch
 
 from . import audio, labels
@@ -112,10 +113,31 @@ def region_key(path: str, start: float, length: float | None, model: str) -> str
     return h.hexdigest()
 
 
+def check_source(req: RenderRequest) -> None:
+    """Fail fast, at submission, for a source that is missing, unreadable, not audio or too short."""
+    if req.source is None:
+        return
+    path = Path(req.source)
+    if not path.is_absolute():
+        raise RequestError("bad_value", f"source must be an absolute path; got {req.source!r}", "source")
+    if not path.is_file() or not os.access(path, os.R_OK):
+        raise RequestError("source_not_found", f"source {req.source} does not exist or is not a readable file",
+                           "source")
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # libsndfile raises several types for non-audio input
+        raise RequestError("not_audio", f"source {req.source} is not an audio file the engine can read "
+                           f"(WAV, AIFF, FLAC, OGG, MP3): {exc}", "source") from None
+    duration = info.frames / info.samplerate if info.samplerate else 0.0
+    end = req.start + (req.length or 0.0)
+    if info.frames <= 0 or req.start >= duration or end > duration + 1e-6:
+        raise RequestError("not_audio", f"region {req.start:g}..{end:g} s lies outside {req.source} "
+                           f"(duration {duration:.3f} s)", "start")
+
+
 def _read_source(req: RenderRequest, sample_rate: int = audio.MODEL_SAMPLE_RATE) -> tuple[np.ndarray, float]:
     """The request's region as model input (T,) and its length in seconds; errors as protocol codes."""
-    if not os.path.exists(req.source):
-        raise RequestError("source_not_found", f"source file not found: {req.source}", "source")
+    check_source(req)
     try:
         region = audio.read_region(req.source, req.start, req.length)
     except audio.AudioError as e:

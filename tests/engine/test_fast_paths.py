@@ -9,7 +9,6 @@ import copy
 import pytest
 import torch
 
-from engine.prior import START
 from engine.transformer import cast_projections, quantize_projections
 
 from .prior_fixtures import fixture_prior, reference

@@ -11,7 +11,8 @@ import pytest
 import soundfile as sf
 
 from engine import jobs as jobs_module
-from engine.jobs import JobFinished, JobProgress, JobQueue, SourceCache, TakeDone, check_source
+from engine.jobs import JobFinished, JobProgress, JobQueue, SourceCache, TakeDone
+from engine.pipeline import check_source
 from engine.params import LiveParams
 from engine.pipeline import RenderedTake
 from engine.progress import Progress

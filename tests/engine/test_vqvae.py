@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 import torch
 
-from engine.checkpoints import load_vqvae
 from engine.debug_models import debug_vqvae
 from engine.keymaps import vqvae_official_keys
 from engine.parity import run_parity

@@ -15,11 +15,11 @@ import time
 
 import torch
 
-from engine.demo import example_path
-from engine.models import load_models
-from engine.pipeline import render
-from engine.progress import CancelToken
-from engine.request import RenderRequest
+from engine.dev.demo import example_path
+from engine.generate.pipeline import render
+from engine.generate.request import RenderRequest
+from engine.runtime.progress import CancelToken
+from engine.weights.bundle import load_models
 
 TARGETS = {"draft": 10.0, "full": 90.0}
 

@@ -54,7 +54,7 @@ class Client:
 
 
 def start_engine(render_dir: Path) -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--model", "debug", "--port", "0",
+    proc = subprocess.Popen([sys.executable, "-m", "jukebox_bridge.cli", "serve", "--model", "debug", "--port", "0",
                              "--render-dir", str(render_dir), "--no-midi", "--config", "/dev/null"],
                             cwd=ROOT, stderr=subprocess.PIPE, text=True)
     for line in proc.stderr:

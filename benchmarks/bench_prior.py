@@ -1,4 +1,4 @@
-"""Prior sampling throughput: new tokens per second of ``engine.sampling.sample_window`` on CPU.
+"""Prior sampling throughput: new tokens per second of ``engine.generate.sampling.sample_window`` on CPU.
 
 Two models, both with random weights (figures and method: benchmarks/README.md, "Prior sampling"):
 
@@ -50,10 +50,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.config import OFFICIAL_PRIORS, PriorConfig  # noqa: E402
-from engine.prior import Prior  # noqa: E402
-from engine.sampling import SamplingParams, Window, sample_window  # noqa: E402
-from engine.transformer import Conv1D, cast_projections, quantize_projections  # noqa: E402
+from engine.generate.sampling import SamplingParams, Window, sample_window  # noqa: E402
+from engine.model.config import OFFICIAL_PRIORS, PriorConfig  # noqa: E402
+from engine.model.prior import Prior  # noqa: E402
+from engine.model.transformer import Conv1D, cast_projections, quantize_projections  # noqa: E402
 
 # --dtype -> transformer activation dtype (SamplingParams.dtype): fp32 in every mode; the projections'
 # weights and products follow ``convert``. "bf16-all" also runs the residual stream and KV cache in bf16.

@@ -12,7 +12,7 @@ path at every position, and each decode's max abs difference / relative error / 
 with the fixture directory present, also the 3-s chord against the stored reference codes/decodes.
 
 The machine's malloc policy is process-wide: ``--malloc off`` measures with glibc's defaults
-(``engine.device.configure_cpu_allocator``). Exit status 1 if any encode is not exact.
+(``engine.runtime.device.configure_cpu_allocator``). Exit status 1 if any encode is not exact.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from engine.checkpoints import load_vqvae  # noqa: E402
-from engine.device import Precision, configure_cpu_allocator, set_threads  # noqa: E402
-from engine.vqvae import VQVAE  # noqa: E402
+from engine.model.vqvae import VQVAE  # noqa: E402
+from engine.runtime.device import Precision, configure_cpu_allocator, set_threads  # noqa: E402
+from engine.weights.checkpoints import load_vqvae  # noqa: E402
 
 SR = 44100
 FIXTURE_DIR = REPO.parent / "shared" / "jukebox_reference" / "vqvae"
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (median; default 3)")
     ap.add_argument("--checkpoint", type=Path, default=DEFAULT_CKPT, help=f"VQ-VAE checkpoint (default {DEFAULT_CKPT})")
     ap.add_argument("--precisions", default=",".join(p.value for p in Precision),
-                    help="decode precisions to time (default: all of engine.device.Precision)")
+                    help="decode precisions to time (default: all of engine.runtime.device.Precision)")
     ap.add_argument("--no-plain", action="store_true", help="skip timing the pre-optimisation path")
     ap.add_argument("--malloc", choices=("reuse", "off"), default=None, help="allocator policy (default: engine's)")
     ap.add_argument("--json", type=Path, help="also write the results here")

@@ -23,7 +23,7 @@ from typing import Any
 
 import mido
 
-from engine.files import atomic_write_text
+from engine.io.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 

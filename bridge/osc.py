@@ -20,7 +20,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 from pythonosc.parsing import osc_types
 
-from engine.request import RequestError
+from engine.generate.request import RequestError
 
 from . import protocol
 from .protocol import ProtocolError, Reply, Request

@@ -15,8 +15,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from engine.jobs import MAX_QUEUED
-from engine.request import MODES, RenderRequest, RequestError
+from engine.generate.request import MODES, RenderRequest, RequestError
+from engine.jobs.queue import MAX_QUEUED
 
 PROTOCOL_VERSION = 1
 PREFIX = "/jukebox/"

@@ -23,9 +23,9 @@ from typing import Any, Callable
 import platformdirs
 
 from engine import LICENCE_NOTE, __version__
-from engine.jobs import JobEvent, JobFinished, JobProgress, JobQueue, TakeDone
-from engine.params import LIVE_DEFAULTS, LiveParams
-from engine.request import RenderRequest, RequestError
+from engine.generate.params import LIVE_DEFAULTS, LiveParams
+from engine.generate.request import RenderRequest, RequestError
+from engine.jobs.queue import JobEvent, JobFinished, JobProgress, JobQueue, TakeDone
 
 from . import protocol
 from .osc import OscServer
@@ -186,7 +186,7 @@ class Bridge:
         return [reply("learning", req.request_id, req.params.name)]
 
     def _audition(self, req: Request, host: str) -> list[Reply]:
-        from engine.audition import audition_take  # sounddevice is only needed when someone auditions
+        from engine.io.audition import audition_take  # sounddevice is only needed when someone auditions
 
         audition_take(self.jobs, req.params.job_id, req.params.take)
         return [reply("auditioning", req.request_id, req.params.job_id, req.params.take)]
@@ -299,13 +299,13 @@ def start_engine(cfg: ServeConfig, models: Any = None, renderer: Callable[..., l
     cfg.render_dir.mkdir(parents=True, exist_ok=True)
     osc = OscServer(cfg.listen, cfg.port, cfg.token)  # bind first: a port in use fails before the model loads
     if models is None:
-        from engine.models import load_models
+        from engine.weights.bundle import load_models
 
         log.info("loading model %s", cfg.model or "(embedded default)")
         models = load_models(cfg.model)
     if renderer is None:
-        from engine.effects import with_effects
-        from engine.pipeline import render
+        from engine.generate.pipeline import render
+        from engine.io.effects import with_effects
 
         renderer = with_effects(render)  # each request's effect chain runs after sampling
     live = LiveParams()

@@ -2,7 +2,7 @@
 
 The device's own tests are JavaScript (tests/max_for_live/*.test.js, Node's built-in runner); this
 file runs them, so ``./jb test`` covers them. Node >= 20 is required: a missing node fails, never skips.
-The end-to-end test starts ``python -m engine.cli serve --model debug`` on a free loopback port and
+The end-to-end test starts ``python -m jukebox_bridge.cli serve --model debug`` on a free loopback port and
 drives the device's JavaScript against it over real UDP (tests/max_for_live/e2e.test.js).
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.request import RenderRequest
+from engine.generate.request import RenderRequest
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_TESTS = ROOT / "tests" / "max_for_live"
@@ -162,7 +162,7 @@ def engine(tmp_path):
     config = tmp_path / "serve.toml"  # empty: the user's own config.toml (a token, a port) stays out of it
     config.write_text("")
     env = {k: v for k, v in os.environ.items() if k != "JUKEBOX_BRIDGE_TOKEN"}
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--model", "debug", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "jukebox_bridge.cli", "serve", "--model", "debug", "--port", str(port),
                              "--render-dir", str(render_dir), "--no-midi", "--config", str(config)],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

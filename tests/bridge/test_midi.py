@@ -8,8 +8,18 @@ from pathlib import Path
 import mido
 import pytest
 
-from bridge.midi import (Action, ControlBinding, Learned, MidiAdapter, MidiMapping, MidiTranslator,
-                         NoteBinding, ParamChange, find_port, scale)
+from bridge.midi import (
+    Action,
+    ControlBinding,
+    Learned,
+    MidiAdapter,
+    MidiMapping,
+    MidiTranslator,
+    NoteBinding,
+    ParamChange,
+    find_port,
+    scale,
+)
 
 JACK = "mido.backends.rtmidi/UNIX_JACK"
 

@@ -31,8 +31,8 @@ from pythonosc.osc_packet import OscPacket
 
 from bridge.osc import RateLimiter, salvage
 from bridge.server import ServeConfig, load_config, start_engine
-from engine.models import load_models
-from engine.pipeline import render
+from engine.generate.pipeline import render
+from engine.weights.bundle import load_models
 
 ROOT = Path(__file__).parents[2]
 DRAFT = {"quality": "draft", "seed": 3}
@@ -386,7 +386,7 @@ def test_fuzzing_does_not_stop_the_engine_or_lose_accepted_jobs(engine, client):
 
 
 def _start_serving(render_dir: Path, config: Path) -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--model", "debug", "--port", "0",
+    proc = subprocess.Popen([sys.executable, "-m", "jukebox_bridge.cli", "serve", "--model", "debug", "--port", "0",
                              "--render-dir", str(render_dir), "--no-midi", "--config", str(config)],
                             cwd=ROOT, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60

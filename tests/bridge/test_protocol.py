@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from bridge import protocol
-from bridge.protocol import (CancelParams, NoParams, ProtocolError, SearchParams, SetParams, parse_request,
-                             reply)
-from engine.request import RenderRequest
+from bridge.protocol import CancelParams, NoParams, ProtocolError, SearchParams, SetParams, parse_request, reply
+from engine.generate.request import RenderRequest
 
 DOC = (Path(__file__).parents[2] / "docs" / "osc-protocol.md").read_text(encoding="utf-8")
 

@@ -110,7 +110,7 @@ def running_engine(tmp_path: Path):
     port, render_dir, log = free_udp_port(), tmp_path / "renders", tmp_path / "engine.log"
     config = tmp_path / "serve.toml"
     config.write_text("")  # not the user's own config.toml
-    cmd = [sys.executable, "-m", "engine.cli", "serve", "--model", "debug", "--port", str(port),
+    cmd = [sys.executable, "-m", "jukebox_bridge.cli", "serve", "--model", "debug", "--port", str(port),
            "--render-dir", str(render_dir), "--no-midi", "--config", str(config)]
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, text=True,
@@ -138,7 +138,7 @@ def test_actions_against_a_running_engine(running_engine: tuple[int, Path], tmp_
     sf.write(source, np.stack([0.3 * np.sin(2 * np.pi * 220 * t)] * 2, axis=1), 44100)
     env = {
         "JB_E2E_PORT": str(port), "JB_E2E_SOURCE": str(source), "JB_E2E_DEAD_PORT": str(free_udp_port()),
-        "JB_E2E_CLIENT": f"{shlex.quote(sys.executable)} -m engine.cli", "PYTHONPATH": str(REPO),
+        "JB_E2E_CLIENT": f"{shlex.quote(sys.executable)} -m jukebox_bridge.cli", "PYTHONPATH": str(REPO),
     }
     proc = run_busted([E2E_SPEC], env=env, timeout=900)
     assert proc.returncode == 0, f"end-to-end spec failed:\n{proc.stdout}\n{proc.stderr}"

@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 
-from engine.prior import Prior
-from engine.prior_fixture import fixture_outputs, load_fixture_prior
+from engine.dev.fixtures import fixture_outputs, load_fixture_prior
+from engine.model.prior import Prior
 
 from .shared import shared_path
 
@@ -27,7 +27,7 @@ def fixture_prior(name: str) -> Prior:
 
 @functools.lru_cache(maxsize=None)
 def fixture_results(name: str) -> dict:
-    """Everything ``engine.prior_fixture`` recomputes for the fixture, keyed like its files."""
+    """Everything ``engine.dev.fixtures`` recomputes for the fixture, keyed like its files."""
     return fixture_outputs(fixture_dir(name), fixture_prior(name))
 
 

@@ -1,4 +1,4 @@
-"""Tests for engine.audio: region reads, formats, resampling, atomic writes and error messages."""
+"""Tests for engine.io.audio: region reads, formats, resampling, atomic writes and error messages."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine import audio
-from engine.audio import AudioError, AudioExistsError, AudioRegion
+from engine.io import audio
+from engine.io.audio import AudioError, AudioExistsError, AudioRegion
 
 SR = 48000
 

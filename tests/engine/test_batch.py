@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from jukebox_bridge.cli import main
 
-from engine import batch, models
-from engine.batch import BatchError, run_batch
-from engine.batch_report import PlainReporter, RichReporter, make_reporter
-from engine.cli import main
+from engine.batch import run as batch
+from engine.batch.report import PlainReporter, RichReporter, make_reporter
+from engine.batch.run import BatchError, run_batch
+from engine.weights import bundle as models
 
 pytestmark = pytest.mark.timeout(120)
 FIELDS = {"takes": 2, "quality": "draft", "seed": 11}

@@ -7,9 +7,9 @@ import types
 import pytest
 import torch
 
-from engine.checkpoints import CheckpointError, load_vqvae, read_checkpoint, save_vqvae
-from engine.debug_models import debug_vqvae
-from engine.hf_keys import official_to_hf
+from engine.weights.checkpoints import CheckpointError, load_vqvae, read_checkpoint, save_vqvae
+from engine.weights.debug import debug_vqvae
+from engine.weights.hf_keys import official_to_hf
 
 from .shared import shared_path
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.models import DEFAULT_MODEL_DIR, load_models
+from engine.weights.bundle import DEFAULT_MODEL_DIR, load_models
 
 CLIPS = Path(__file__).parent / "data" / "default_model_heldout"
 
@@ -29,7 +29,7 @@ def models():
 
 @pytest.fixture(scope="module")
 def metrics(models):
-    from engine.model_eval import evaluate, load_clips
+    from engine.train.evaluate import evaluate, load_clips
 
     clips, counts = load_clips(CLIPS)
     return evaluate(models, clips, counts)
@@ -70,8 +70,8 @@ def test_upsamplers_bits_per_token(metrics) -> None:
 
 
 def test_model_vocab_labels_reach_the_prior(models) -> None:
-    from engine.pipeline import _label_fn
-    from engine.request import RenderRequest
+    from engine.generate.pipeline import _label_fn
+    from engine.generate.request import RenderRequest
 
     req = RenderRequest.from_fields("generate", {"artist": "Johann Sebastian Bach", "genre": "chorale", "seconds": 2})
     y = _label_fn(models, 2, req, 22050 * 4, 1)(0)

@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from jukebox_bridge.cli import main
 
-from engine import effects, plugins
-from engine.cli import main
-from engine.effects import ChainError, parse_chain, resolve_chain, with_effects
-from engine.jobs import JobFinished, JobQueue
-from engine.pipeline import RenderedTake
-from engine.request import RenderRequest, RequestError
+from engine.generate.pipeline import RenderedTake
+from engine.generate.request import RenderRequest, RequestError
+from engine.io import effects, plugins
+from engine.io.effects import ChainError, parse_chain, resolve_chain, with_effects
+from engine.jobs.queue import JobFinished, JobQueue
 
 pytestmark = pytest.mark.timeout(120)
 REPO = Path(__file__).resolve().parents[2]

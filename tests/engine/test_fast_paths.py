@@ -9,7 +9,7 @@ import copy
 import pytest
 import torch
 
-from engine.transformer import cast_projections, quantize_projections
+from engine.model.transformer import cast_projections, quantize_projections
 
 from .prior_fixtures import fixture_prior, reference
 

@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine import jobs as jobs_module
-from engine.jobs import JobFinished, JobProgress, JobQueue, SourceCache, TakeDone
-from engine.pipeline import check_source
-from engine.params import LiveParams
-from engine.pipeline import RenderedTake
-from engine.progress import Progress
-from engine.request import RenderRequest, RequestError
+from engine.generate.params import LiveParams
+from engine.generate.pipeline import RenderedTake, check_source
+from engine.generate.request import RenderRequest, RequestError
+from engine.jobs import queue as jobs_module
+from engine.jobs.queue import JobFinished, JobProgress, JobQueue, SourceCache, TakeDone
+from engine.runtime.progress import Progress
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -328,7 +327,7 @@ def test_the_source_cache_stores_codes_by_key(tmp_path):
 
 
 def test_a_damaged_cache_entry_is_dropped_and_encoded_again(tmp_path):
-    from engine.jobs import SourceCache
+    from engine.jobs.queue import SourceCache
 
     cache = SourceCache(tmp_path)
     cache.put("abc123", {0: np.arange(4)})

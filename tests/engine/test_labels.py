@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.labels import (
+from engine.model.labels import (
     INVISIBLE_MARKS,
     UnknownLabelError,
     fold,
@@ -23,7 +23,7 @@ from engine.labels import (
     search,
     window_label,
 )
-from engine.lyrics import load_lyric_vocab
+from engine.model.lyrics import load_lyric_vocab
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"

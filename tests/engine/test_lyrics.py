@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.lyrics import load_lyric_vocab, lyric_window
+from engine.model.lyrics import load_lyric_vocab, lyric_window
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 

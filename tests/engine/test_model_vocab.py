@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from engine import labels
-from engine.models import load_models, save_models
-from engine.pipeline import _label_fn
-from engine.request import RenderRequest, RequestError
+from engine.generate.pipeline import _label_fn
+from engine.generate.request import RenderRequest, RequestError
+from engine.model import labels
+from engine.weights.bundle import load_models, save_models
 
 
 def _vocab_files(folder: Path) -> dict[str, labels.LabelVocab]:

@@ -12,15 +12,16 @@ import numpy as np
 import pytest
 import torch
 
-from engine.checkpoints import save_official
-from engine.config import PriorConfig
-from engine.keymaps import prior_official_keys
-from engine.labels import label_vector, window_label
-from engine.lyrics import load_lyric_vocab
-from engine.parity import run_parity
-from engine.prior import Prior
+from engine.dev.parity import run_parity
+from engine.model.config import PriorConfig
+from engine.model.labels import label_vector, window_label
+from engine.model.lyrics import load_lyric_vocab
+from engine.model.prior import Prior
+from engine.weights.checkpoints import save_official
+from engine.weights.keymaps import prior_official_keys
 
 from .shared import shared_path
+
 
 @pytest.fixture(autouse=True)
 def one_thread():

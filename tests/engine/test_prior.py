@@ -11,14 +11,25 @@ import numpy as np
 import pytest
 import torch
 
-from engine.attention import (BLOCK, DENSE, ENC_DEC, PATTERNS, PREV_BLOCK, PRIME, TRANSPOSE_BLOCK, Geometry, attend,
-                              attn_funcs, full_attention)
-from engine.conditioners import LabelConditioner
-from engine.config import OFFICIAL_PRIORS, PriorConfig
-from engine.keymaps import prior_official_keys
-from engine.prior import START, Prior
-from engine.checkpoints import CheckpointError
-from engine.prior_fixture import load_fixture_prior
+from engine.dev.fixtures import load_fixture_prior
+from engine.model.attention import (
+    BLOCK,
+    DENSE,
+    ENC_DEC,
+    PATTERNS,
+    PREV_BLOCK,
+    PRIME,
+    TRANSPOSE_BLOCK,
+    Geometry,
+    attend,
+    attn_funcs,
+    full_attention,
+)
+from engine.model.conditioners import LabelConditioner
+from engine.model.config import OFFICIAL_PRIORS, PriorConfig
+from engine.model.prior import START, Prior
+from engine.weights.checkpoints import CheckpointError
+from engine.weights.keymaps import prior_official_keys
 
 from .prior_fixtures import FIXTURES, fixture_prior, fixture_results, reference
 from .shared import shared_path

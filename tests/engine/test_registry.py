@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import registry
+from engine.weights import registry
 
 PAYLOAD = bytes(range(256)) * 4000  # ~1 MB
 

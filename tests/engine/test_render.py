@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine import LICENCE_NOTE, __version__, render
-from engine.pipeline import RenderedTake
-from engine.request import RenderRequest
+from engine import LICENCE_NOTE, __version__
+from engine.generate.pipeline import RenderedTake
+from engine.generate.request import RenderRequest
+from engine.io import publish as render
 
 
 def _take(req: RenderRequest, seconds: float = 0.25, take: int = 1) -> RenderedTake:

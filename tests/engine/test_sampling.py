@@ -4,13 +4,21 @@ import numpy as np
 import pytest
 import torch
 
-from engine.debug_models import debug_models
-from engine.pipeline import encode_audio, prompt_length, render
-from engine.progress import CancelToken, Cancelled
-from engine.request import RenderRequest, RequestError
-from engine.sampling import LevelJob, SamplingParams, draw, filter_logits, plan_windows, sample_level, tokens_to_sample
-from engine import audio
-from engine.demo import example_path
+from engine.dev.demo import example_path
+from engine.generate.pipeline import encode_audio, prompt_length, render
+from engine.generate.request import RenderRequest, RequestError
+from engine.generate.sampling import (
+    LevelJob,
+    SamplingParams,
+    draw,
+    filter_logits,
+    plan_windows,
+    sample_level,
+    tokens_to_sample,
+)
+from engine.io import audio
+from engine.runtime.progress import Cancelled, CancelToken
+from engine.weights.debug import debug_models
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -2,13 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from engine.debug_models import debug_vqvae
-from engine.keymaps import vqvae_official_keys
-from engine.parity import run_parity
-from engine.train_vqvae import VQVAETrainer, TrainConfig
-from engine.bottleneck import Codebook, EMACodebookTrainer
-from engine.config import VQVAEConfig
-from engine.vqvae import VQVAE
+from engine.dev.parity import run_parity
+from engine.model.bottleneck import Codebook, EMACodebookTrainer
+from engine.model.config import VQVAEConfig
+from engine.model.vqvae import VQVAE
+from engine.train.vqvae import TrainConfig, VQVAETrainer
+from engine.weights.debug import debug_vqvae
+from engine.weights.keymaps import vqvae_official_keys
 
 from .shared import shared_path
 

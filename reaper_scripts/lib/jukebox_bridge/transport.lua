@@ -74,7 +74,7 @@ function M.client_candidates()
 end
 
 -- The client as a launcher-ready command prefix: the setting if given (a path is quoted, anything
--- else is used as typed, e.g. "python -m engine.cli"), else the first candidate that exists.
+-- else is used as typed, e.g. "python -m jukebox_bridge.cli"), else the first candidate that exists.
 function M.client_command(cfg)
   local setting = cfg.client or ""
   if setting ~= "" then

@@ -1,0 +1,369 @@
+"""The training loops behind ``jukebox-bridge train vqvae|prior|export`` for the embedded default model.
+
+Everything is sized for a 2-core CPU: 22.05 kHz mono (half the official rate: a quarter of the work for
+the same seconds, and the corpus is synthesised at 22.05 kHz anyway), hops 16/64/256 (twice the
+official 8/32/128 in samples, the same in milliseconds x 4: 86 top-level tokens per second), 512-code
+books and transformers of a few hundred thousand to a million weights.
+
+Runs are resumable: each writes ``ckpt.pt`` (weights, optimiser, EMA codebook state, step) to its work
+folder every ``--ckpt-every`` steps and ``best.pt`` whenever the held-out metric improves; ``log.jsonl``
+holds every printed line. Data sampling is seeded by the step, so a resumed run draws the same batches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from engine.io.files import atomic_write
+from engine.model.config import PriorConfig, VQVAEConfig
+from engine.model.losses import spectral_convergence, stft_magnitude
+from engine.model.prior import Prior
+from engine.model.vqvae import VQVAE
+
+from .data import Item, load_manifest
+from .prior import PriorTrainConfig, PriorTrainer, init_prior
+from .vqvae import TrainConfig, VQVAETrainer
+
+SAMPLE_RATE = 22050
+VQVAE_CFG = VQVAEConfig(
+    downs_t=(4, 2, 2), emb_width=32, l_bins=512, width=32, depth=2, multipliers=(1, 1, 1),
+    sample_rate=SAMPLE_RATE, linf_k=1024,
+    multispec_n_fft=(1024, 512, 256), multispec_hop=(120, 60, 25), multispec_win=(600, 300, 120))
+"""Hops 16/64/256 at 22.05 kHz: 0.73 / 2.9 / 11.6 ms per code."""
+
+
+def prior_configs(vq: VQVAEConfig, n_artists: int, n_genres: int) -> list[PriorConfig]:
+    """Two upsamplers and a top prior with timing; the official factorised attention (row, column, previous
+    row: attn_order 2), ~3x cheaper to train than dense attention at these lengths on a CPU."""
+    common = dict(levels=vq.levels, bins=vq.l_bins, artist_bins=n_artists, genre_bins=n_genres,
+                  max_bow_genre_size=1, sample_rate=vq.sample_rate, attn_order=2, blocks=16, m_attn=0.5, m_mlp=2.0)
+    ups = [PriorConfig(level=lv, n_ctx=512, width=128, depth=4, heads=2, raw_to_tokens=vq.hop_lengths[lv],
+                       cond_down_t=vq.downs_t[lv + 1], cond_stride=vq.strides_t[lv + 1], cond_width=64,
+                       cond_depth=2, cond_dilation_cycle=None, **common) for lv in range(vq.levels - 1)]
+    top = PriorConfig(level=vq.levels - 1, n_ctx=768, width=192, depth=4, heads=4, raw_to_tokens=vq.hop_lengths[-1],
+                      t_bins=64, min_duration=1.0, max_duration=600.0, **common)
+    return [*ups, top]
+
+
+# ------------------------------------------------------------------------------------------- data
+
+
+def load_audio(corpus: Path, split: str) -> list[tuple[Item, np.ndarray]]:
+    out = []
+    for item in load_manifest(corpus):
+        if item.split == split:
+            x, sr = sf.read(corpus / "audio" / f"{item.id}.flac", dtype="float32")
+            assert sr == SAMPLE_RATE, f"{item.id}: {sr} Hz"
+            out.append((item, x))
+    return out
+
+
+def random_segments(audios: list[np.ndarray], n: int, length: int, rng: np.random.Generator) -> torch.Tensor:
+    """n random (length,) excerpts, files chosen in proportion to their length."""
+    lengths = np.array([max(1, len(a) - length) for a in audios], dtype=np.float64)
+    picks = rng.choice(len(audios), size=n, p=lengths / lengths.sum())
+    out = np.zeros((n, length), np.float32)
+    for row, i in enumerate(picks):
+        a = audios[i]
+        s = int(rng.integers(0, max(1, len(a) - length)))
+        seg = a[s:s + length]
+        out[row, :len(seg)] = seg
+    return torch.from_numpy(out)
+
+
+def fixed_segments(audios: list[np.ndarray], length: int, per_file: int = 2) -> torch.Tensor:
+    """Evenly spaced excerpts of every held-out file: the same every evaluation."""
+    rows = []
+    for a in audios:
+        for k in range(per_file):
+            s = int((len(a) - length) * (k + 1) / (per_file + 1))
+            if s >= 0:
+                rows.append(a[s:s + length])
+    return torch.from_numpy(np.stack(rows))
+
+
+def _atomic_save(obj, path: Path) -> None:
+    atomic_write(path, lambda f: torch.save(obj, f), overwrite=True)
+
+
+class RunLog:
+    """Print and append JSON lines to ``log.jsonl`` (the training record the model card quotes)."""
+
+    def __init__(self, folder: Path):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path, self.t0 = folder / "log.jsonl", time.time()
+
+    def __call__(self, **fields) -> None:
+        fields = {"time": round(time.time() - self.t0, 1), **fields}
+        print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items()), flush=True)
+        with open(self.path, "a") as f:
+            f.write(json.dumps(fields) + "\n")
+
+
+# ------------------------------------------------------------------------------------------ VQ-VAE
+
+
+def bandwidth_config(cfg: VQVAEConfig, audios: list[np.ndarray], seed: int = 0) -> VQVAEConfig:
+    """Fold the reference's data 'bandwidth' normalisation into the loss weights: the reconstruction
+    terms are divided by the data variance and the spectral term by the mean spectrogram norm, so both
+    start near 1 (unnormalised, the spectral term is ~1000x the MSE and the waveform loss does nothing)."""
+    x = random_segments(audios, 64, 16384, np.random.default_rng(seed))
+    var = float(x.var())
+    spec = float(np.mean([stft_magnitude(x, n, h, w).reshape(64, -1).norm(dim=1).mean()
+                          for n, h, w in zip(cfg.multispec_n_fft, cfg.multispec_hop, cfg.multispec_win)]))
+    return dataclasses.replace(cfg, lmix_l2=1.0 / var, lmix_linf=cfg.lmix_linf / var, multispectral=1.0 / spec)
+
+
+@torch.no_grad()
+def vqvae_heldout(model: VQVAE, held: torch.Tensor, batch: int = 8) -> list[float]:
+    """Spectral convergence of each level's reconstruction of the held-out segments (lower is better)."""
+    model.eval()
+    sums = [0.0] * model.cfg.levels
+    for chunk in held.split(batch):
+        out = model(chunk)
+        for lv, rec in enumerate(out.recons):
+            sums[lv] += float(spectral_convergence(chunk, rec)) * len(chunk)
+    return [s / len(held) for s in sums]
+
+
+def train_vqvae(corpus: Path, work: Path, steps: int, batch: int = 4, seconds: float = 0.375, lr: float = 3e-4,
+                ckpt_every: int = 100, eval_every: int = 100, seed: int = 0, threads: int | None = None) -> Path:
+    if threads:
+        torch.set_num_threads(threads)
+    work = work / "vqvae"
+    log = RunLog(work)
+    train = [x for _, x in load_audio(corpus, "train")]
+    held = fixed_segments([x for _, x in load_audio(corpus, "heldout")], 32768)
+    length = int(seconds * SAMPLE_RATE) // VQVAE_CFG.hop_lengths[-1] * VQVAE_CFG.hop_lengths[-1]
+    ckpt = work / "ckpt.pt"
+    state = torch.load(ckpt, weights_only=False) if ckpt.exists() else None
+    cfg = VQVAEConfig.from_dict(state["config"]) if state else bandwidth_config(VQVAE_CFG, train, seed)
+    torch.manual_seed(seed)
+    model = VQVAE(cfg)
+    trainer = VQVAETrainer(model, TrainConfig(lr=lr, seed=seed))
+    best = math.inf
+    if state:
+        model.load_state_dict(state["model"])
+        trainer.opt.load_state_dict(state["opt"])
+        trainer.steps, best = state["steps"], state["best"]
+        for ema, (k_sum, k_elem) in zip(trainer.codebooks, state["ema"]):
+            ema.k_sum, ema.k_elem = k_sum, k_elem
+        trainer.generator.set_state(state["generator"])
+        log(event="resumed", step=trainer.steps)
+    else:
+        log(event="start", params=sum(p.numel() for p in model.parameters()), train_files=len(train),
+            heldout_segments=len(held), config=cfg.to_dict())
+
+    def save(path: Path) -> None:
+        _atomic_save({"config": cfg.to_dict(), "model": model.state_dict(), "opt": trainer.opt.state_dict(),
+                      "steps": trainer.steps, "best": best, "generator": trainer.generator.get_state(),
+                      "ema": [(e.k_sum, e.k_elem) for e in trainer.codebooks]}, path)
+
+    t0 = time.time()
+    while trainer.steps < steps:
+        x = random_segments(train, batch, length, np.random.default_rng([seed, trainer.steps]))
+        m = trainer.step(x)
+        s = trainer.steps
+        if s % 25 == 0 or s == 1:
+            log(step=s, loss=m["loss"], sc=m["spectral_convergence"], l2=m["l2_loss"],
+                used=[round(m.get(f"used_curr_l{i}", -1)) for i in (1, 2, 3)], sec_per_step=(time.time() - t0) / 25)
+            t0 = time.time()
+        if s % eval_every == 0 or s == steps:
+            sc = vqvae_heldout(model, held)
+            if sum(sc) < best:
+                best = sum(sc)
+                save(work / "best.pt")
+            log(step=s, heldout_sc=[round(v, 4) for v in sc], best=best)
+        if s % ckpt_every == 0 or s == steps:
+            save(ckpt)
+            train = [x for _, x in load_audio(corpus, "train")]  # picks up files a running build has added
+    return work / "best.pt"
+
+
+def load_vqvae_checkpoint(path: Path) -> VQVAE:
+    state = torch.load(path, weights_only=False)
+    model = VQVAE(VQVAEConfig.from_dict(state["config"]))
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+# ------------------------------------------------------------------------------------------- priors
+
+
+def encode_corpus(vqvae: VQVAE, corpus: Path, work: Path) -> dict[str, dict]:
+    """Codes of every corpus file at every level, cached in ``work/codes`` (keyed by the VQ-VAE file)."""
+    out_dir = work / "codes"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = {}
+    for item in load_manifest(corpus):
+        f = out_dir / f"{item.id}.npz"
+        if not f.exists():
+            x, _ = sf.read(corpus / "audio" / f"{item.id}.flac", dtype="float32")
+            x = x[: len(x) // vqvae.hop_lengths[-1] * vqvae.hop_lengths[-1]]
+            zs = vqvae.encode(torch.from_numpy(x)[None])
+            arrays = {f"level{lv}": z[0].numpy().astype(np.int16) for lv, z in enumerate(zs)}
+            atomic_write(f, lambda fh: np.savez(fh, **arrays), overwrite=True)
+        z = np.load(f)
+        result[item.id] = {"item": item, **{lv: z[f"level{lv}"].astype(np.int64) for lv in range(vqvae.cfg.levels)}}
+    return result
+
+
+def read_vocab(path: Path) -> dict[str, int]:
+    return {name: int(i) for name, i in (line.rsplit(";", 1) for line in path.read_text().splitlines() if line)}
+
+
+def label_row(cfg: PriorConfig, total: int, start_token: int, artist: int, genre: int) -> list[int]:
+    """y for a window: [total, offset, window length (samples), artist, genre]."""
+    return [int(total), int(start_token * cfg.raw_to_tokens), int(cfg.n_ctx * cfg.raw_to_tokens), artist, genre]
+
+
+def prior_batch(cfg: PriorConfig, codes: list[dict], vocab: tuple[dict, dict], n: int, rng: np.random.Generator,
+                length: int | None = None, starts: list[tuple[int, int]] | None = None):
+    """Windows of a level's codes with their labels and the level-above codes (upsamplers)."""
+    lv, length = cfg.level, length or cfg.n_ctx
+    up = cfg.cond_stride**cfg.cond_down_t if cfg.has_upper_conditioner else 1
+    if starts is None:
+        sizes = np.array([max(1, len(c[lv]) - length) for c in codes], np.float64)
+        files = rng.choice(len(codes), size=n, p=sizes / sizes.sum())
+        starts = [(int(i), int(rng.integers(0, max(1, len(codes[i][lv]) - length + 1)) // up * up)) for i in files]
+    toks, ys, uppers = [], [], []
+    for i, s in starts:
+        c = codes[i]
+        toks.append(c[lv][s:s + length])
+        item = c["item"]
+        total = len(c[lv]) * cfg.raw_to_tokens
+        ys.append(label_row(cfg, total, s, vocab[0].get(item.artist, 0), vocab[1].get(item.genre, 0)))
+        if cfg.has_upper_conditioner:
+            uppers.append(c[lv + 1][s // up:(s + length) // up])
+    upper = torch.from_numpy(np.stack(uppers)) if uppers else None
+    return torch.from_numpy(np.stack(toks)), torch.tensor(ys), upper
+
+
+def heldout_starts(codes: list[dict], level: int, length: int, up: int) -> list[tuple[int, int]]:
+    """Non-overlapping windows covering each held-out file (the last partial one dropped)."""
+    return [(i, s) for i, c in enumerate(codes) for s in range(0, len(c[level]) - length + 1, length)
+            if s % up == 0]
+
+
+def train_prior(corpus: Path, work: Path, level: int, steps: int, batch: int = 8, lr: float = 3e-4,
+                ckpt_every: int = 100, eval_every: int = 200, seed: int = 0, threads: int | None = None) -> Path:
+    if threads:
+        torch.set_num_threads(threads)
+    vqvae = load_vqvae_checkpoint(work / "vqvae" / "best.pt")
+    all_codes = encode_corpus(vqvae, corpus, work)
+    items = load_manifest(corpus)
+    vocab_dir = work / "vocab"
+    vocab_dir.mkdir(exist_ok=True)
+    from .data import write_vocab
+
+    vocab = write_vocab(items, vocab_dir)
+    cfg = prior_configs(vqvae.cfg, len(vocab[0]), len(vocab[1]))[level]
+    run = work / f"prior_level_{level}"
+    log = RunLog(run)
+    train = [c for c in all_codes.values() if c["item"].split == "train"]
+    held = [c for c in all_codes.values() if c["item"].split == "heldout"]
+    up = cfg.cond_stride**cfg.cond_down_t if cfg.has_upper_conditioner else 1
+    h_starts = heldout_starts(held, level, cfg.n_ctx, up)[:64]
+    torch.manual_seed(seed)
+    prior = init_prior(Prior(cfg))
+    trainer = PriorTrainer(prior, PriorTrainConfig(lr=lr, total_steps=steps, seed=seed))
+    ckpt, best = run / "ckpt.pt", math.inf
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=False)
+        trainer.load_state_dict(state["trainer"])
+        best = state["best"]
+        log(event="resumed", step=trainer.steps)
+    else:
+        log(event="start", level=level, params=sum(p.numel() for p in prior.parameters()), config=cfg.to_dict(),
+            train_tokens=sum(len(c[level]) for c in train), heldout_windows=len(h_starts))
+
+    def evaluate() -> float:
+        bits = [trainer.evaluate(*prior_batch(cfg, held, vocab, 0, None, starts=h_starts[k:k + 8]))
+                for k in range(0, len(h_starts), 8)]
+        return float(np.mean(bits))
+
+    t0 = time.time()
+    while trainer.steps < steps:
+        m = trainer.step(*prior_batch(cfg, train, vocab, batch, np.random.default_rng([seed, level, trainer.steps])))
+        s = trainer.steps
+        if s % 25 == 0 or s == 1:
+            log(step=s, bpd=m["bpd"], lr=m["lr"], grad_norm=m["grad_norm"], sec_per_step=(time.time() - t0) / 25)
+            t0 = time.time()
+        if s % eval_every == 0 or s == steps:
+            bpd = evaluate()
+            if bpd < best:
+                best = bpd
+                _atomic_save({"config": cfg.to_dict(), "model": prior.state_dict(), "steps": s, "heldout_bpd": bpd},
+                             run / "best.pt")
+            log(step=s, heldout_bpd=bpd, best=best)
+        if s % ckpt_every == 0 or s == steps:
+            _atomic_save({"trainer": trainer.state_dict(), "best": best}, ckpt)
+    return run / "best.pt"
+
+
+# ------------------------------------------------------------------------------------------- export
+
+
+def export(work: Path, out: Path, name: str = "jukebox-bridge-default") -> Path:
+    """Best checkpoints -> a model folder (safetensors + configs + ``artists.txt``/``genres.txt``)."""
+    from engine.model.labels import load_label_vocab_file
+    from engine.weights.bundle import Models, save_models
+
+    vqvae = load_vqvae_checkpoint(work / "vqvae" / "best.pt")
+    priors = []
+    for lv in range(vqvae.cfg.levels):
+        state = torch.load(work / f"prior_level_{lv}" / "best.pt", weights_only=False)
+        prior = Prior(PriorConfig.from_dict(state["config"]))
+        prior.load_state_dict(state["model"])
+        priors.append(prior.eval())
+    meta = {"licence": "trained only on freely licensed and public-domain music (GPL-2+, CC BY-SA 3.0, CC BY 3.0, "
+                       "public domain); see docs/default-model.md", "card": "docs/default-model.md"}
+    vocab = {kind: load_label_vocab_file(work / "vocab" / f"{kind}s.txt", kind) for kind in ("artist", "genre")}
+    directory = save_models(Models(name, vqvae, priors, meta, vocab), out)
+    from engine.weights.registry import file_sha256
+
+    pins = {f.name: {"size": f.stat().st_size, "sha256": file_sha256(f)} for f in sorted(directory.iterdir())}
+    (directory / "SHA256SUMS.json").write_text(json.dumps(pins, indent=1))  # `models verify default`
+    return directory
+
+
+def evaluate_and_pick_clips(work: Path, corpus: Path, model_dir: Path, clips_dir: Path | None,
+                            clip_seconds: float = 5.0, n_clips: int = 3) -> dict:
+    """Metrics on every held-out file (written to ``work/metrics.json``) and, optionally, a few short
+    held-out clips for the repository's self-contained test."""
+    from engine.weights.bundle import load_models
+
+    from .evaluate import evaluate, save_clips
+
+    models = load_models(model_dir)
+    codes = encode_corpus(models.vqvae, corpus, work)
+    counts = np.zeros(models.vqvae.cfg.l_bins, np.int64)
+    for c in codes.values():
+        if c["item"].split == "train":
+            counts += np.bincount(c[models.levels - 1], minlength=len(counts))
+    held = load_audio(corpus, "heldout")
+    full = [{"id": it.id, "audio": x, "sr": SAMPLE_RATE, "artist": it.artist, "genre": it.genre,
+             "total": len(x), "offset": 0} for it, x in held]
+    metrics = {"heldout_files": len(full), "heldout_seconds": sum(len(c["audio"]) for c in full) / SAMPLE_RATE,
+               **evaluate(models, full, counts)}
+    (work / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    if clips_dir is not None:
+        picked, genres = [], set()
+        prefer = ["chorale", "electronic", "orchestral"]  # a rendered score and two recordings
+        for it, x in sorted(held, key=lambda p: (prefer.index(p[0].genre) if p[0].genre in prefer else 9, p[0].id)):
+            if it.genre not in genres and len(picked) < n_clips:
+                genres.add(it.genre)
+                start = len(x) // 3 // 256 * 256
+                n = int(clip_seconds * SAMPLE_RATE) // 256 * 256
+                picked.append({"id": it.id, "audio": x[start:start + n], "sr": SAMPLE_RATE, "artist": it.artist,
+                               "genre": it.genre, "total": len(x), "offset": start})
+        save_clips(clips_dir, picked, counts)
+    return metrics

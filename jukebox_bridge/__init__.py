@@ -1,0 +1,1 @@
+"""Jukebox Bridge: the command line above the engine and the DAW bridge."""

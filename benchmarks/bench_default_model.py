@@ -1,4 +1,4 @@
-"""Wall-clock of the embedded default model through ``pipeline.render`` on this machine's CPU.
+"""Wall-clock of the embedded default model through ``generate.render.render`` on this machine's CPU.
 
 A 10-second continuation of a 5-second prime (the bundled pluck phrase), once in draft quality (top
 level only, decoded from the top codes) and once in full quality (top prior + both upsamplers, decoded
@@ -16,7 +16,7 @@ import time
 import torch
 
 from engine.dev.demo import example_path
-from engine.generate.pipeline import render
+from engine.generate.render import render
 from engine.generate.request import RenderRequest
 from engine.runtime.progress import CancelToken
 from engine.weights.bundle import load_models

@@ -52,8 +52,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.generate.sampling import SamplingParams, Window, sample_window  # noqa: E402
 from engine.model.config import OFFICIAL_PRIORS, PriorConfig  # noqa: E402
+from engine.model.fast.projections import cast_projections, quantize_projections  # noqa: E402
+from engine.model.fast.static_step import StaticDecoder  # noqa: E402
 from engine.model.prior import Prior  # noqa: E402
-from engine.model.transformer import Conv1D, cast_projections, quantize_projections  # noqa: E402
+from engine.model.transformer import Conv1D  # noqa: E402
 
 # --dtype -> transformer activation dtype (SamplingParams.dtype): fp32 in every mode; the projections'
 # weights and products follow ``convert``. "bf16-all" also runs the residual stream and KV cache in bf16.
@@ -139,7 +141,7 @@ def compiled_step_parity(prior: Prior, y: torch.Tensor, batch: int, prefill: int
     prior.prefill(ref_cache, model_seq[:, :n0])
     prior.prefill(cache, model_seq[:, :n0])
     t = time.perf_counter()
-    dec = prior.static_decoder(cache, compile=True)
+    dec = StaticDecoder(prior, cache, compile=True)
     step_in = [model_seq[:, i : i + 1].clone() for i in range(n0, model_seq.shape[1])]  # as sampling feeds them
     ours = [dec(step_in[0])]
     first = time.perf_counter() - t

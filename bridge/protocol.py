@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from engine.generate.request import MODES, RenderRequest, RequestError
-from engine.jobs.queue import MAX_QUEUED
+from engine.jobs.records import MAX_QUEUED
 
 PROTOCOL_VERSION = 1
 PREFIX = "/jukebox/"

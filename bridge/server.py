@@ -25,7 +25,8 @@ import platformdirs
 from engine import LICENCE_NOTE, __version__
 from engine.generate.params import LIVE_DEFAULTS, LiveParams
 from engine.generate.request import RenderRequest, RequestError
-from engine.jobs.queue import JobEvent, JobFinished, JobProgress, JobQueue, TakeDone
+from engine.jobs.queue import JobQueue
+from engine.jobs.records import JobEvent, JobFinished, JobProgress, TakeDone
 
 from . import protocol
 from .osc import OscServer
@@ -304,7 +305,7 @@ def start_engine(cfg: ServeConfig, models: Any = None, renderer: Callable[..., l
         log.info("loading model %s", cfg.model or "(embedded default)")
         models = load_models(cfg.model)
     if renderer is None:
-        from engine.generate.pipeline import render
+        from engine.generate.render import render
         from engine.io.effects import with_effects
 
         renderer = with_effects(render)  # each request's effect chain runs after sampling

@@ -18,7 +18,7 @@ class UserError(Exception):
 
 
 def _cmd_encode(args: argparse.Namespace) -> int:
-    from engine.generate.pipeline import encode_file
+    from engine.generate.codec import encode_file
     from engine.weights.checkpoints import load_vqvae
 
     vqvae = load_vqvae(args.vqvae)
@@ -30,7 +30,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
 
 
 def _cmd_decode(args: argparse.Namespace) -> int:
-    from engine.generate.pipeline import decode_to_file
+    from engine.generate.codec import decode_to_file
     from engine.io.codes import CodesFile
     from engine.weights.checkpoints import load_vqvae
 
@@ -71,7 +71,7 @@ def _cmd_request(args: argparse.Namespace) -> int:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    from engine.generate.pipeline import render
+    from engine.generate.render import render
     from engine.generate.request import RenderRequest
     from engine.io import audio
     from engine.io.codes import CodesFile

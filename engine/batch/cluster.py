@@ -1,6 +1,6 @@
 """Batch rendering on a Dask distributed cluster: stems are tasks, each worker keeps its model warm.
 
-``run_cluster`` is ``batch.run_local``'s twin: it takes the same ``StemJob`` list and yields
+``run_cluster`` is ``stems.run_local``'s twin: it takes the same ``StemJob`` list and yields
 ``StemResult``s, so ``batch.run_batch`` publishes and records them in the same manifest whichever
 ran them. ``ModelPlugin`` loads the model once when a worker joins (``JUKEBOX_DEVICE`` on the
 worker picks its GPU) and keeps it across tasks and batches; each task ships the stem's bytes and
@@ -22,7 +22,7 @@ from distributed import Client, WorkerPlugin, as_completed, get_worker
 
 from engine.runtime.progress import Progress
 
-from .run import Events, StemJob, StemResult, render_stem
+from .stems import Events, StemJob, StemResult, render_stem
 
 _TOPIC = "jukebox-batch-progress"
 _LOADING = threading.Lock()

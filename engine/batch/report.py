@@ -1,7 +1,8 @@
 """How a batch reports itself: a live rich display on a terminal, plain lines everywhere else.
 
-Both reporters take the same four calls from ``batch.run_batch``: ``start``, ``progress`` (possibly
-from the Dask client's thread, hence the lock), ``finished`` per stem, ``close``.
+Both reporters take the same calls from ``batch.run_batch``: ``start``, ``progress`` (possibly from
+the Dask client's thread, hence the lock), ``finished`` per stem, then ``close``, or ``abort`` when the
+batch stops early (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ class PlainReporter:
             f"FAILED: {entry.error['message'] if entry.error else 'unknown error'}"
         self._say(f"{name}: {what} [{self._done}/{self._total}{_eta(self._clock.eta(self._done / self._total))}]")
 
+    def abort(self) -> None:
+        """The batch stopped early (Ctrl-C); ``close`` will not be called."""
+
     def close(self, summary: Any) -> None:
         self._say(f"batch: {len(summary.rendered)} rendered, {len(summary.skipped)} skipped, "
                   f"{len(summary.failed)} failed; manifest {summary.manifest}")
@@ -98,6 +102,9 @@ class RichReporter(PlainReporter):
             self.bars.update(self._overall, completed=self._done + sum(self._fraction.values()))
         if not ok:
             self._say(f"{name}: FAILED: {entry.error['message'] if entry.error else 'unknown error'}")
+
+    def abort(self) -> None:
+        self.bars.stop()  # give the terminal back
 
     def close(self, summary: Any) -> None:
         self.bars.stop()

@@ -18,26 +18,23 @@ VST3 plugins of the chain only need to exist on this machine. docs/batch.md has 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import secrets
-import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable
 
-import numpy as np
 import soundfile as sf
 
 from engine.generate.request import RenderRequest, RequestError
 from engine.io import publish as render
 from engine.io.audio import AudioError
 from engine.io.effects import Chain, ChainError, resolve_chain
-from engine.io.files import atomic_write_text
-from engine.runtime.progress import CancelToken, Progress
+from engine.io.files import atomic_write_text, file_sha256
+from engine.runtime.records import from_dict
 
 from .report import PlainReporter
+from .stems import StemJob, StemResult, run_local
 
 MANIFEST = "jukebox-batch.json"
 MANIFEST_VERSION = 1
@@ -76,7 +73,7 @@ class Manifest:
             return cls(path, settings, secrets.randbelow(2**31) if seed is None else seed)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            stems = {k: StemEntry(**v) for k, v in data["stems"].items()}
+            stems = {k: from_dict(StemEntry, v) for k, v in data["stems"].items()}
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise BatchError(f"{path} is damaged ({exc}); move it away to start the batch afresh") from None
         if data.get("version") != MANIFEST_VERSION:
@@ -96,80 +93,6 @@ class Manifest:
         body = {"version": MANIFEST_VERSION, "settings": self.settings, "seed": self.seed,
                 "stems": {k: dataclasses.asdict(v) for k, v in self.stems.items()}}
         atomic_write_text(self.path, json.dumps(body, indent=1, ensure_ascii=False), overwrite=True)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-# ------------------------------------------------------------------ rendering one stem (anywhere)
-
-@dataclass(frozen=True)
-class StemJob:
-    """What a worker needs for one stem; ``data`` carries the file itself to a remote worker."""
-
-    name: str
-    mode: str
-    fields: dict[str, Any]  # render fields, ``source`` included
-    data: bytes | None = None
-
-
-@dataclass(frozen=True)
-class StemResult:
-    name: str
-    takes: list[Any] = field(default_factory=list)  # pipeline.RenderedTake
-    error: tuple[str, str] | None = None  # (protocol error code, message)
-    seconds: float = 0.0
-    model: str = ""
-
-
-def render_stem(models: Any, job: StemJob, progress: Callable[[Progress], None]) -> StemResult:
-    """Render one stem; every failure becomes ``StemResult.error`` so one bad stem never stops a batch."""
-    from engine.generate.pipeline import render as render_request
-
-    t0 = time.monotonic()
-    try:
-        with tempfile.TemporaryDirectory(prefix="jukebox-stem-") as tmp:
-            fields = dict(job.fields)
-            if job.data is not None:  # a remote worker: render from a private copy of the shipped file
-                local = Path(tmp) / f"source{Path(fields['source']).suffix}"
-                local.write_bytes(job.data)
-                fields["source"] = str(local)
-            req = RenderRequest.from_fields(job.mode, fields)
-            takes = render_request(models, req, progress, CancelToken())
-            if job.mode == "rerender":  # exactly the stem's length: the model-rate round trip may be 1 sample off
-                frames = sf.info(fields["source"]).frames
-                takes = [dataclasses.replace(t, audio=_fit_length(t.audio, frames)) for t in takes]
-        return StemResult(job.name, takes, None, time.monotonic() - t0, models.name)
-    except RequestError as exc:
-        error = (exc.code, str(exc))
-    except AudioError as exc:
-        error = ("not_audio", str(exc))
-    except Exception as exc:  # the model or the file system; reported per stem
-        error = ("render_failed", f"{type(exc).__name__}: {exc}")
-    return StemResult(job.name, [], error, time.monotonic() - t0, getattr(models, "name", ""))
-
-
-def _fit_length(x: np.ndarray, frames: int) -> np.ndarray:
-    return np.pad(x, ((0, max(0, frames - len(x))), (0, 0)))[:frames]
-
-
-# ------------------------------------------------------------------ executors
-
-Events = Callable[[str, Progress], None]  # (stem name, progress)
-
-
-def run_local(jobs: list[StemJob], model: str | None, events: Events) -> Iterator[StemResult]:
-    """Render in this process, one stem after another; the model loads only if there is work."""
-    from engine.weights.bundle import load_models
-
-    models = load_models(model) if jobs else None
-    for job in jobs:
-        yield render_stem(models, job, lambda p, n=job.name: events(n, p))
 
 
 # ------------------------------------------------------------------ the batch
@@ -243,7 +166,7 @@ def _publish(result: StemResult, job: StemJob, out: Path, manifest: Manifest, ch
     try:
         for take in result.takes:
             path = out / f"{result.name}-take{take.take}-{job.mode}.wav"
-            meta = render.provenance(f"batch-{manifest.seed}", req, take, result.model)
+            meta = render.provenance(f"batch-{manifest.seed}", req, take, result.model, result.licence)
             render.publish_take(path, out / STATE_DIR / "staging", take, req, meta)
             entry.outputs.append({"file": path.name, "take": take.take, "seed": take.seed,
                                   "position": take.position, "length": len(take.audio) / req.sample_rate})
@@ -251,6 +174,15 @@ def _publish(result: StemResult, job: StemJob, out: Path, manifest: Manifest, ch
         entry.state, entry.error = "failed", {"code": "write_failed", "message": f"cannot write {path}: {exc}"}
         return
     entry.state, entry.error = "done", None
+
+
+def finished_stems(out: str | Path) -> tuple[int, int]:
+    """(stems done, stems recorded) in the manifest of the batch folder ``out``; (0, 0) if it has none."""
+    try:
+        stems = json.loads((Path(out).expanduser() / MANIFEST).read_text(encoding="utf-8"))["stems"]
+        return sum(1 for v in stems.values() if v.get("state") == "done"), len(stems)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return 0, 0
 
 
 def run_batch(stems: Iterable[str | Path], out: str | Path, mode: str, fields: dict[str, Any] | None = None,
@@ -287,18 +219,24 @@ def run_batch(stems: Iterable[str | Path], out: str | Path, mode: str, fields: d
 
         run = run_cluster(jobs, model, reporter.progress, cluster)
     rendered = []
-    for result in run:
-        _publish(result, by_name[result.name], out, manifest, chain)
-        manifest.save()
-        entry = manifest.stems[result.name]
-        if entry.state == "done":
-            rendered.append(result.name)
-        else:
-            failed[result.name] = entry.error["message"] if entry.error else "failed"
-        reporter.finished(result.name, entry)
-    for leftover in (out / STATE_DIR / "staging", out / STATE_DIR):  # publishing leaves them empty
-        if leftover.is_dir() and not any(leftover.iterdir()):
-            leftover.rmdir()
+    try:
+        for result in run:
+            _publish(result, by_name[result.name], out, manifest, chain)
+            manifest.save()
+            entry = manifest.stems[result.name]
+            if entry.state == "done":
+                rendered.append(result.name)
+            else:
+                failed[result.name] = entry.error["message"] if entry.error else "failed"
+            reporter.finished(result.name, entry)
+    except BaseException:  # Ctrl-C: the manifest already records every finished stem; a re-run resumes
+        getattr(reporter, "abort", lambda: None)()
+        raise
+    finally:
+        getattr(run, "close", lambda: None)()  # a cluster run shuts its client down now, not at GC
+        for leftover in (out / STATE_DIR / "staging", out / STATE_DIR):  # publishing leaves them empty
+            if leftover.is_dir() and not any(leftover.iterdir()):
+                leftover.rmdir()
     summary = BatchSummary(rendered, skipped, failed, manifest.path)
     reporter.close(summary)
     return summary

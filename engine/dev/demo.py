@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.generate.pipeline import decode_codes, encode_audio
+from engine.generate.codec import decode_codes, encode_audio
 from engine.io import audio
 from engine.io.codes import CodesFile
 from engine.model.config import VQVAEConfig

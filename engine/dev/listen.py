@@ -1,6 +1,6 @@
 """A repeatable listening check: continuations and re-renders of the bundled prime, with spectrograms.
 
-``jukebox-bridge listen --out DIR`` renders, through the same ``pipeline.render`` a DAW request uses,
+``jukebox-bridge listen --out DIR`` renders, through the same ``generate.render.render`` a DAW request uses,
 a few takes from ``engine/data/examples/pluck_phrase.flac`` (a freely licensed phrase shipped with the
 package): the prime itself, draft and full continuations, and re-renders from the middle and top
 levels. Each WAV gets a log-magnitude spectrogram PNG beside it, so changes to the model or the
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.generate.pipeline import render
+from engine.generate.render import render
 from engine.generate.request import RenderRequest
 from engine.io import audio
 from engine.runtime.progress import CancelToken

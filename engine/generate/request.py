@@ -11,18 +11,16 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from engine.errors import ErrorCode, RequestError
+
+from .params import LIVE_PARAMS
+
+__all__ = ["MAX_SECONDS", "MODES", "Mode", "RenderRequest", "RequestError"]
+
 MAX_SECONDS = 300.0  # generated audio per request: inside the top prior's 600 s timing range, prompt included
 
 Mode = Literal["continue", "prime", "rerender", "generate"]
 MODES: tuple[str, ...] = ("continue", "prime", "rerender", "generate")
-
-
-class RequestError(ValueError):
-    """A request field is wrong; ``code`` is the protocol error code, ``field`` the offending field."""
-
-    def __init__(self, code: str, message: str, field: str | None = None):
-        super().__init__(message)
-        self.code, self.field = code, field
 
 
 @dataclass(frozen=True)
@@ -38,10 +36,12 @@ class RenderRequest:
     artist: str | None = None
     genre: str | None = None
     lyrics: str = ""
-    temperature: float | None = None  # None: the live parameter's value at submission
-    top_k: int = 0
-    top_p: float = 1.0
-    takes: int = 1
+    # The live parameters (engine/generate/params.py): their table's defaults. Over OSC a field the
+    # client leaves out takes the live value at submission instead (LiveParams.fill).
+    temperature: float = LIVE_PARAMS["temperature"].default
+    top_k: int = LIVE_PARAMS["top_k"].default
+    top_p: float = LIVE_PARAMS["top_p"].default
+    takes: int = LIVE_PARAMS["takes"].default
     seed: int | None = None
     quality: Literal["draft", "full"] = "full"
     level: int | None = None
@@ -64,29 +64,33 @@ class RenderRequest:
     def from_fields(cls, mode: str, fields: dict[str, Any]) -> "RenderRequest":
         """Validate JSON-like fields for a render verb; raises ``RequestError``."""
         if mode not in MODES:
-            raise RequestError("unknown_verb", f"unknown render mode {mode!r}; use one of {', '.join(MODES)}")
+            raise RequestError(ErrorCode.UNKNOWN_VERB, f"unknown render mode {mode!r}; use one of {', '.join(MODES)}")
         known = {f.name for f in dataclasses.fields(cls)} - {"mode"}
         unknown = sorted(set(fields) - known)
         if unknown:
-            raise RequestError("unknown_field", f"unknown field(s) {', '.join(unknown)}; accepted: {', '.join(sorted(known))}",
+            raise RequestError(ErrorCode.UNKNOWN_FIELD,
+                               f"unknown field(s) {', '.join(unknown)}; accepted: {', '.join(sorted(known))}",
                                unknown[0])
         values = {name: _check(name, value) for name, value in fields.items() if value is not None}
         if mode == "generate":
             if "source" in values:
-                raise RequestError("unknown_field", "generate takes no source; use continue, prime or rerender", "source")
+                raise RequestError(ErrorCode.UNKNOWN_FIELD, "generate takes no source; use continue, prime or rerender",
+                                   "source")
         elif "source" not in values:
-            raise RequestError("bad_value", f"{mode} needs a source audio file path", "source")
+            raise RequestError(ErrorCode.BAD_VALUE, f"{mode} needs a source audio file path", "source")
         if "bars" in values and "tempo" not in values:
-            raise RequestError("bad_value", "bars needs tempo (the project's BPM) too", "tempo")
+            raise RequestError(ErrorCode.BAD_VALUE, "bars needs tempo (the project's BPM) too", "tempo")
         req = cls(mode=mode, **values)  # type: ignore[arg-type]
         if req.target_seconds > MAX_SECONDS:
-            raise RequestError("bad_value", f"at most {MAX_SECONDS:.0f} seconds per request; got "
+            raise RequestError(ErrorCode.BAD_VALUE, f"at most {MAX_SECONDS:.0f} seconds per request; got "
                                f"{req.target_seconds:.1f} s (queue several continuations for more)",
                                "bars" if req.bars is not None else "seconds")
         if mode == "rerender" and req.length is not None and req.length > MAX_SECONDS:
-            raise RequestError("bad_value", f"re-render at most {MAX_SECONDS:.0f} s of a region at a time", "length")
+            raise RequestError(ErrorCode.BAD_VALUE, f"re-render at most {MAX_SECONDS:.0f} s of a region at a time",
+                               "length")
         if req.stop_level is not None and req.level is not None and req.stop_level > req.level:
-            raise RequestError("bad_value", f"stop_level {req.stop_level} is above level {req.level}", "stop_level")
+            raise RequestError(ErrorCode.BAD_VALUE, f"stop_level {req.stop_level} is above level {req.level}",
+                               "stop_level")
         return req
 
 
@@ -102,10 +106,7 @@ _RULES: dict[str, tuple[tuple[type, ...], Any, str]] = {
     "artist": ((str,), lambda v: len(v) <= 200, "a name of at most 200 characters"),
     "genre": ((str,), lambda v: len(v) <= 200, "a name of at most 200 characters"),
     "lyrics": ((str,), lambda v: len(v) <= 8000, "at most 8000 characters"),
-    "temperature": ((int, float), lambda v: 0 < v <= 2, "more than 0 and at most 2"),
-    "top_k": ((int,), lambda v: 0 <= v <= 2048, "an integer from 0 (off) to 2048"),
-    "top_p": ((int, float), lambda v: 0 < v <= 1, "more than 0 and at most 1 (1 = off)"),
-    "takes": ((int,), lambda v: 1 <= v <= 8, "an integer from 1 to 8"),
+    **{name: ((int,) if p.integer else (int, float), p.accepts, p.allowed) for name, p in LIVE_PARAMS.items()},
     "seed": ((int,), lambda v: 0 <= v < 2**31, "an integer from 0 to 2^31-1"),
     "quality": ((str,), lambda v: v in ("draft", "full"), '"draft" or "full"'),
     "level": ((int,), lambda v: 0 <= v <= 2, "an integer level from 0 to 2"),
@@ -119,9 +120,9 @@ _RULES: dict[str, tuple[tuple[type, ...], Any, str]] = {
 def _check(name: str, value: Any) -> Any:
     types, ok, allowed = _RULES[name]
     if isinstance(value, bool) or not isinstance(value, types):
-        raise RequestError("bad_value", f"{name} must be {allowed}; got {type(value).__name__} {value!r}", name)
+        raise RequestError(ErrorCode.BAD_VALUE, f"{name} must be {allowed}; got {type(value).__name__} {value!r}", name)
     if isinstance(value, float) and value != value:
-        raise RequestError("bad_value", f"{name} must be {allowed}; got NaN", name)
+        raise RequestError(ErrorCode.BAD_VALUE, f"{name} must be {allowed}; got NaN", name)
     if not ok(value):
-        raise RequestError("bad_value", f"{name} must be {allowed}; got {value!r}", name)
+        raise RequestError(ErrorCode.BAD_VALUE, f"{name} must be {allowed}; got {value!r}", name)
     return float(value) if float in types and not isinstance(value, str) else value

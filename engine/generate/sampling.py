@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from engine.model.fast.static_step import StaticDecoder
 from engine.model.prior import Prior
 from engine.runtime.progress import CancelToken
 
@@ -30,7 +31,7 @@ class SamplingParams:
     chunk_size: int = 32  # tokens per prefill call (the reference: 32, or 16 for 5b)
     hop_fractions: tuple[float, ...] = (0.5, 0.5, 0.125)  # per level, bottom first
     dtype: torch.dtype | None = None  # transformer precision; None = the weights' (fp32 on CPU)
-    # Per-token steps as one torch.compile graph (Prior.static_decoder): about 2x faster per token on CPU,
+    # Per-token steps as one torch.compile graph (``model.fast.static_step.StaticDecoder``): about 2x faster per token on CPU,
     # after a one-off compile of ~10-60 s per prior, batch size and dtype (cached on disk by Inductor).
     compile: bool = False
 
@@ -130,7 +131,7 @@ def sample_window(prior: Prior, y: Tensor, known: Tensor, length: int, params: S
         gens = window_generators(seeds, window)
         shift = prior.cfg.music_shift  # never sample a lyric id at a music position: draw among codes only
         if params.compile and length - known.shape[1] > 1:
-            step = prior.static_decoder(cache, compile=True)
+            step = StaticDecoder(prior, cache, compile=True)
         else:
             step = lambda token: prior.step_unchecked(cache, token)[:, -1]  # noqa: E731
         tokens, u = [], uniforms(gens, length - known.shape[1])

@@ -130,17 +130,18 @@ def audition_take(jobs: Any, job_id: str, take: int, device: int | str | None = 
     Raises ``RequestError``: ``unknown_job``, ``bad_value`` (no such finished take) or ``unavailable``
     (no output device).
     """
+    from engine.errors import ErrorCode
     from engine.generate.request import RequestError
 
     job = jobs.get(job_id)  # unknown_job
     record = next((t for t in job.published if t.take == take), None)
     if record is None:
-        raise RequestError("bad_value", f"job {job.id} has no finished take {take} "
+        raise RequestError(ErrorCode.BAD_VALUE, f"job {job.id} has no finished take {take} "
                            f"(finished: {[t.take for t in job.published] or 'none yet'})", "take")
     try:
         play_file(record.path, device, blocking=False)
     except (AudioDeviceError, audio.AudioError) as exc:
-        raise RequestError("unavailable", f"cannot audition here: {exc}") from None
+        raise RequestError(ErrorCode.UNAVAILABLE, f"cannot audition here: {exc}") from None
     return Path(record.path)
 
 

@@ -2,12 +2,14 @@
 
 Codes are outputs in their own right: a render can be re-decoded, refined from a higher level, or a
 crashed job resumed from them. The file records what is needed to turn them back into aligned audio.
+The one format for codes on disk: ``codec encode`` output, a job's work codes and the region cache.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,15 +34,16 @@ class CodesFile:
     model: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write atomically; refuse to overwrite an existing file."""
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write atomically; without ``overwrite`` (a user's output) refuse to replace an existing file."""
         path = Path(path)
-        if path.exists():
+        if not overwrite and path.exists():
             raise CodesFileError(f"{path}: already exists; choose another output name.")
         meta = {k: v for k, v in asdict(self).items() if k != "codes"}
         meta["version"] = CODES_VERSION
         arrays = {f"level{lv}": np.asarray(z, dtype=np.int64) for lv, z in sorted(self.codes.items())}
-        return atomic_write(path, lambda f: np.savez(f, meta=np.array(json.dumps(meta)), **arrays), overwrite=False)
+        return atomic_write(path, lambda f: np.savez(f, meta=np.array(json.dumps(meta)), **arrays),
+                            overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "CodesFile":
@@ -50,9 +53,12 @@ class CodesFile:
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
             raise CodesFileError(f"{path}: not a readable .npz codes file ({e}).") from None
-        meta = json.loads(str(arrays.pop("meta"))) if "meta" in arrays else {}
+        try:
+            meta = json.loads(str(arrays.pop("meta"))) if "meta" in arrays else {}
+        except ValueError as e:
+            raise CodesFileError(f"{path}: damaged metadata ({e}).") from None
         version = meta.pop("version", CODES_VERSION)
         if version != CODES_VERSION:
             raise CodesFileError(f"{path}: codes file version {version} is not supported (expected {CODES_VERSION}).")

@@ -43,13 +43,14 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 from scipy import ndimage, signal
 
-from engine.generate.pipeline import FADE_SECONDS
+from engine.errors import ErrorCode
 from engine.generate.request import RequestError
+from engine.io.takes import FADE_SECONDS
 
 from . import plugins
 
 if TYPE_CHECKING:
-    from engine.generate.pipeline import RenderedTake
+    from engine.io.takes import RenderedTake
 
 MAX_TAIL = 60.0
 Stage = Callable[[np.ndarray, int], np.ndarray]  # (channels, frames) float32 at a sample rate -> same shape
@@ -299,11 +300,11 @@ def request_chain(spec: str | None) -> Chain | None:
     try:
         return resolve_chain(spec)
     except ChainError as exc:
-        raise RequestError("bad_value", str(exc), "chain") from None
+        raise RequestError(ErrorCode.BAD_VALUE, str(exc), "chain") from None
 
 
 def with_effects(renderer: Callable[..., list]) -> Callable[..., list]:
-    """Wrap a renderer (``pipeline.render``'s signature) so each request's ``chain`` is applied to its takes.
+    """Wrap a renderer (``generate.render.render``'s signature) so each request's ``chain`` is applied to its takes.
 
     The chain is loaded before rendering, so a bad chain fails the job at once, not after minutes of sampling.
     """
@@ -318,6 +319,6 @@ def with_effects(renderer: Callable[..., list]) -> Callable[..., list]:
         try:
             return chain.apply(takes, req.sample_rate)
         except ChainError as exc:
-            raise RequestError("render_failed", str(exc), "chain") from None
+            raise RequestError(ErrorCode.RENDER_FAILED, str(exc), "chain") from None
 
     return render_with_effects

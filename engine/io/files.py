@@ -8,6 +8,7 @@ exported checkpoints) is hard-linked to a name that must not exist yet, so nothi
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 from pathlib import Path
@@ -35,3 +36,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object], *
 
 def atomic_write_text(path: str | os.PathLike, text: str, *, overwrite: bool) -> Path:
     return atomic_write(path, lambda fh: fh.write(text.encode("utf-8")), overwrite=overwrite)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The file's sha256 as hex, read in blocks (a multi-GB checkpoint never sits in memory)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()

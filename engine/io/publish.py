@@ -2,9 +2,9 @@
 
 Each take becomes ``<job8>-take<n>-<mode>[-<artist>][-<genre>].wav`` in the render directory, written
 through ``audio.write_audio`` (the one resampler and writer), plus a ``.json`` sidecar. Both carry the
-provenance (model, labels, seed, temperature, source region, engine version, licence): the sidecar in
-full, the WAV as compact JSON in its comment chunk, so a clip dragged elsewhere still says how it was
-made and under which licence.
+provenance (model, labels, seed, temperature, source region, engine version, and the loaded model's own
+licence and the attribution it asks for): the sidecar in full, the WAV as compact JSON in its comment
+chunk, so a clip dragged elsewhere still says how it was made and under which licence.
 
 Publishing is crash-safe and idempotent: the WAV is prepared and tagged in a staging folder on the same
 filesystem, then hard-linked into place (never overwriting). ``publish_take`` called again for a path
@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING, Any
 import soundfile as sf
 from unidecode import unidecode
 
-from engine import LICENCE_NOTE, __version__
+from engine import __version__
 from engine.generate.request import RenderRequest
 
 from .audio import AudioError, AudioExistsError, unique_path, write_audio
 
 if TYPE_CHECKING:
-    from engine.generate.pipeline import RenderedTake
+    from engine.io.takes import RenderedTake
+    from engine.weights.models import Models
 
 SUBTYPE = "PCM_24"
 COMMENT_OMITS = ("lyrics",)  # long text stays in the sidecar; WAV INFO chunks should stay small
@@ -56,17 +57,30 @@ def sidecar_path(wav: Path) -> Path:
     return wav.with_suffix(".json")
 
 
-def provenance(job_id: str, req: RenderRequest, rendered: "RenderedTake", model: str) -> dict[str, Any]:
-    """How this take was made, as plain JSON values."""
+def provenance(job_id: str, req: RenderRequest, rendered: "RenderedTake", model: "Models | str",
+               terms: dict[str, str | None] | None = None) -> dict[str, Any]:
+    """How this take was made, as plain JSON values. ``model``: the loaded ``Models`` (its ``licence()``
+    gives the licence and attribution), or its name; ``terms``: that ``licence()`` dict, for a caller
+    holding only the name (a batch's takes rendered on a cluster worker). A bare name with no terms is
+    looked up among the models loaded in this process."""
+    name = model if isinstance(model, str) else str(getattr(model, "name", ""))
+    if terms is None:
+        if hasattr(model, "licence"):
+            terms = model.licence()  # type: ignore[union-attr]
+        else:
+            from engine.weights.models import licence_of
+
+            terms = licence_of(name)
     source = None if req.source is None else {"path": req.source, "start": req.start, "length": req.length}
     return {
-        "job_id": job_id, "take": rendered.take, "mode": req.mode, "model": model,
+        "job_id": job_id, "take": rendered.take, "mode": req.mode, "model": name,
         "artist": req.artist, "genre": req.genre, "lyrics": req.lyrics,
         "seed": rendered.seed, "temperature": req.temperature, "top_k": req.top_k, "top_p": req.top_p,
         "quality": req.quality, "level": req.level, "source": source,
         "position": rendered.position, "length": len(rendered.audio) / req.sample_rate,
         "sample_rate": req.sample_rate, "channels": req.channels, "tempo": req.tempo, "bars": req.bars,
-        "chain": req.chain, "engine": f"jukebox-bridge {__version__}", "licence": LICENCE_NOTE,
+        "chain": req.chain, "engine": f"jukebox-bridge {__version__}",
+        "licence": terms.get("licence"), "attribution": terms.get("attribution"),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 

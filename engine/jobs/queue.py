@@ -14,204 +14,34 @@
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
-import json
 import logging
 import secrets
 import shutil
-import sqlite3
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-
+from engine.errors import ErrorCode
 from engine.generate.params import LiveParams
-from engine.generate.pipeline import check_labels, check_source
 from engine.generate.request import RenderRequest, RequestError
+from engine.generate.validate import validate
 from engine.io import publish as render
-from engine.io.files import atomic_write
 from engine.runtime.device import release_cpu_memory
-from engine.runtime.progress import Cancelled, CancelToken, Progress, ProgressCallback
-from engine.weights.bundle import Models
+from engine.runtime.progress import Cancelled, Progress, ProgressCallback
+
+from .cache import SourceCache
+from .journal import Journal
+from .records import ACTIVE, MAX_QUEUED, STATE_DIR, Job, JobEvent, JobFinished, JobProgress, TakeDone, TakeRecord
 
 log = logging.getLogger(__name__)
 
-MAX_QUEUED = 64
 TICK_SECONDS = 0.5  # progress is re-sent at least this often while a job is queued or running
-PROGRESS_MIN_INTERVAL = 0.1  # renderer progress is forwarded at most this often (stage changes always)
-ACTIVE = ("queued", "running")
-STATE_DIR = ".jukebox"  # inside the render dir: journal.sqlite3, work/<job_id>/, cache/
 
-Renderer = Callable[..., list]  # engine.generate.pipeline.render(models, req, progress, cancel, workdir, cache=None)
-
-
-@dataclass
-class TakeRecord:
-    take: int
-    path: str
-    position: float = 0.0
-    length: float = 0.0
-    published: bool = False
-
-
-@dataclass
-class Job:
-    id: str
-    seq: int
-    request: RenderRequest
-    owner: str  # opaque to the engine; the bridge stores where replies go
-    state: str = "queued"
-    submitted: float = field(default_factory=time.time)
-    takes: dict[int, TakeRecord] = field(default_factory=dict)
-    error: tuple[str, str] | None = None
-    fraction: float = 0.0
-    stage: str = "queued"
-    eta: float = -1.0
-    cancel: CancelToken = field(default_factory=CancelToken, repr=False)
-    user_cancelled: bool = False
-    last_emit: float = 0.0
-
-    @property
-    def published(self) -> list[TakeRecord]:
-        return [t for _, t in sorted(self.takes.items()) if t.published]
-
-    def summary(self, detail: bool = False) -> dict[str, Any]:
-        """JSON for ``status``: compact in lists (a reply must fit one UDP packet), full for one job."""
-        out: dict[str, Any] = {"job_id": self.id, "mode": self.request.mode, "state": self.state,
-                               "fraction": round(self.fraction, 4), "stage": self.stage,
-                               "eta_seconds": round(self.eta, 1), "takes": len(self.published),
-                               "submitted": self.submitted}
-        if self.error:
-            out["error"] = {"code": self.error[0], "message": self.error[1][:500]}
-        if detail:
-            out["takes"] = [{"take": t.take, "path": t.path, "position": t.position, "length": t.length}
-                            for t in self.published]
-            out["request"] = {**self.request.to_fields(), "lyrics": f"<{len(self.request.lyrics)} characters>"}
-        return out
-
-
-@dataclass(frozen=True)
-class JobProgress:
-    job_id: str
-    owner: str
-    fraction: float
-    stage: str
-    eta: float
-
-
-@dataclass(frozen=True)
-class TakeDone:
-    job_id: str
-    owner: str
-    take: int
-    path: str
-    position: float
-    length: float
-
-
-@dataclass(frozen=True)
-class JobFinished:
-    job_id: str
-    owner: str
-    state: str
-    takes: int
-    error: tuple[str, str] | None = None
-
-
-JobEvent = JobProgress | TakeDone | JobFinished
-
-
-class SourceCache:
-    """Encoded source regions stored by content address (``pipeline.region_key``: the file's sha256, the
-    region and the model) as ``<key>.npz``, so re-rendering a region (another take or mode) skips encoding."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-
-    def _path(self, key: str) -> Path:
-        if not key.isalnum():  # keys are hex digests; never let one name a path outside the folder
-            raise ValueError(f"bad cache key {key!r}")
-        return self.folder / f"{key}.npz"
-
-    def get(self, key: str) -> dict[int, np.ndarray] | None:
-        path = self._path(key)
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                return {int(k[5:]): data[k] for k in data.files if k.startswith("level")}
-        except FileNotFoundError:
-            return None
-        except Exception:  # a damaged entry (empty, truncated, not a zip) is dropped and encoded again
-            path.unlink(missing_ok=True)
-            return None
-
-    def put(self, key: str, codes: dict[int, np.ndarray]) -> None:
-        path = self._path(key)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        arrays = {f"level{lv}": np.asarray(z) for lv, z in codes.items()}
-        try:  # content-addressed: replacing an entry with the same content is harmless
-            atomic_write(path, lambda fh: np.savez(fh, **arrays), overwrite=True)
-        except OSError as exc:  # a cache that cannot be written (disk full) must not fail the job
-            log.warning("region cache not written: %s", exc)
-
-
-class Journal:
-    """Jobs and takes in SQLite; every write is committed (and synced) before it is reported."""
-
-    def __init__(self, path: Path) -> None:
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(
-            "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, seq INTEGER, request TEXT, owner TEXT,"
-            " state TEXT, submitted REAL, error_code TEXT, error_message TEXT);"
-            "CREATE TABLE IF NOT EXISTS takes (job_id TEXT, take INTEGER, path TEXT, position REAL, length REAL,"
-            " published INTEGER, PRIMARY KEY (job_id, take));")
-
-    def _write(self, sql: str, args: tuple) -> None:
-        with self._lock, self._db:
-            self._db.execute(sql, args)
-
-    def add(self, job: Job) -> None:
-        self._write("INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
-                    (job.id, job.seq, json.dumps(job.request.to_fields()), job.owner, job.state, job.submitted))
-
-    def set_state(self, job: Job) -> None:
-        code, message = job.error or (None, None)
-        self._write("UPDATE jobs SET state=?, error_code=?, error_message=? WHERE id=?",
-                    (job.state, code, message, job.id))
-
-    def save_take(self, job_id: str, t: TakeRecord) -> None:
-        self._write("INSERT OR REPLACE INTO takes VALUES (?, ?, ?, ?, ?, ?)",
-                    (job_id, t.take, t.path, t.position, t.length, int(t.published)))
-
-    def load(self) -> list[Job]:
-        with self._lock:
-            rows = self._db.execute("SELECT id, seq, request, owner, state, submitted, error_code, error_message"
-                                    " FROM jobs ORDER BY seq").fetchall()
-            take_rows = self._db.execute("SELECT job_id, take, path, position, length, published FROM takes").fetchall()
-        jobs, known = {}, {f.name for f in dataclasses.fields(RenderRequest)}
-        for id_, seq, request, owner, state, submitted, code, message in rows:
-            fields = {k: v for k, v in json.loads(request).items() if k in known}
-            try:
-                req = RenderRequest.from_fields(fields.pop("mode"), fields)
-            except (RequestError, KeyError) as exc:  # written by an incompatible version: list nothing we can't run
-                log.warning("journal: skipping job %s: %s", id_, exc)
-                continue
-            jobs[id_] = Job(id_, seq, req, owner, state, submitted, error=(code, message) if code else None)
-        for job_id, take, path, position, length, published in take_rows:
-            if job_id in jobs:
-                jobs[job_id].takes[take] = TakeRecord(take, path, position, length, bool(published))
-        return list(jobs.values())
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+Renderer = Callable[..., list]  # engine.generate.render.render(models, req, progress, cancel, workdir, cache=None)
 
 
 class JobQueue:
@@ -265,17 +95,15 @@ class JobQueue:
         """Queue ``req`` with live values for the fields not in ``given``; ``announce(job)`` runs after the
         journal commit and before any event of the job. Raises ``RequestError`` (busy, source_not_found,
         not_audio, bad_value, unknown_label)."""
-        check_source(req)
-        if isinstance(self.models, Models):  # unknown artists/genres fail at submission, not when the job runs
-            check_labels(self.models, req)
+        validate(req, self.models)  # unknown artists/genres fail at submission, not when the job runs
         req = self.live.fill(req, given)
         if req.seed is None:
             req = replace(req, seed=secrets.randbelow(2**31))
         with self._lock:
             if self._stopping:
-                raise RequestError("busy", "the engine is stopping; retry when it is back")
+                raise RequestError(ErrorCode.BUSY, "the engine is stopping; retry when it is back")
             if sum(j.state == "queued" for j in self._jobs.values()) >= self.max_queued:
-                raise RequestError("busy", f"the queue is full ({self.max_queued} jobs); retry later")
+                raise RequestError(ErrorCode.BUSY, f"the queue is full ({self.max_queued} jobs); retry later")
             self._seq += 1
             job = Job(uuid.uuid4().hex, self._seq, req, owner)
             self.journal.add(job)
@@ -304,14 +132,14 @@ class JobQueue:
                 announce(len(targets))
             for job in targets:
                 if job.state == "queued":
-                    self._finish(job, "cancelled", ("cancelled", "cancelled before it started"))
+                    self._finish(job, "cancelled", (ErrorCode.CANCELLED, "cancelled before it started"))
         return len(targets)
 
     def get(self, job_id: str) -> Job:
         with self._lock:
             job = self._jobs.get(job_id)
         if job is None:
-            raise RequestError("unknown_job", f"no job {job_id!r} (see status for the known jobs)", "job_id")
+            raise RequestError(ErrorCode.UNKNOWN_JOB, f"no job {job_id!r} (see status for the known jobs)", "job_id")
         return job
 
     def jobs(self, limit: int = 50) -> list[Job]:
@@ -362,12 +190,12 @@ class JobQueue:
         except Cancelled:
             if self._stopping and not job.user_cancelled:
                 return  # stays "running" in the journal: the next start resumes it
-            self._finish(job, "cancelled", ("cancelled", "cancelled while rendering"))
+            self._finish(job, "cancelled", (ErrorCode.CANCELLED, "cancelled while rendering"))
         except RequestError as exc:
             self._finish(job, "failed", (exc.code, str(exc)))
         except Exception as exc:  # the worker must survive anything the model or the writer throws
             log.exception("job %s failed", job.id)
-            self._finish(job, "failed", ("render_failed", f"{type(exc).__name__}: {exc}"))
+            self._finish(job, "failed", (ErrorCode.RENDER_FAILED, f"{type(exc).__name__}: {exc}"))
 
     def _publish(self, job: Job, rendered: Any, workdir: Path) -> None:
         record = job.takes.get(rendered.take)
@@ -404,11 +232,11 @@ class JobQueue:
     def _set_progress(self, job: Job, fraction: float, stage: str, eta: float, force: bool) -> None:
         with self._lock:
             job.fraction, job.stage, job.eta = fraction, stage, eta
-            if force or time.monotonic() - job.last_emit >= PROGRESS_MIN_INTERVAL:
-                self._emit_progress(job)
+            if job.throttle.ready(force):
+                self._emit(JobProgress(job.id, job.owner, job.fraction, job.stage, job.eta))
 
     def _emit_progress(self, job: Job) -> None:
-        job.last_emit = time.monotonic()
+        job.throttle.ready(force=True)
         self._emit(JobProgress(job.id, job.owner, job.fraction, job.stage, job.eta))
 
     def _emit(self, event: JobEvent) -> None:
@@ -423,7 +251,6 @@ class JobQueue:
         while not self._stopping:
             time.sleep(self.tick / 4)
             with self._lock:
-                now = time.monotonic()
                 for job in self._jobs.values():
-                    if job.state in ACTIVE and now - job.last_emit >= self.tick:
+                    if job.state in ACTIVE and job.throttle.idle() >= self.tick:
                         self._emit_progress(job)

@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from engine.runtime.records import from_dict
+
 SAMPLE_RATE = 44100
 
 
@@ -63,16 +65,7 @@ class VQVAEConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "VQVAEConfig":
-        return _from_dict(cls, d)
-
-
-def _from_dict(cls, d: dict[str, Any]):
-    """Build a frozen dataclass from JSON, turning lists back into tuples and refusing unknown keys."""
-    names = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - set(names))
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} fields {unknown}; known fields are {sorted(names)}")
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        return from_dict(cls, d)
 
 
 OFFICIAL_VQVAE = VQVAEConfig()
@@ -184,7 +177,7 @@ class PriorConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PriorConfig":
-        return _from_dict(cls, d)
+        return from_dict(cls, d)
 
     @classmethod
     def from_hparams(cls, hps: dict[str, Any], vqvae: VQVAEConfig = OFFICIAL_VQVAE) -> "PriorConfig":

@@ -41,6 +41,25 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
+class Throttle:
+    """Lets an event through at most once per ``interval`` seconds (always when forced): the one rate limit
+    for progress, so a sampler's per-token callbacks never flood a listener or a UDP socket."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval, self.last = interval, float("-inf")
+
+    def ready(self, force: bool = False) -> bool:
+        now = time.monotonic()
+        if force or now - self.last >= self.interval:
+            self.last = now
+            return True
+        return False
+
+    def idle(self) -> float:
+        """Seconds since the last event went through."""
+        return time.monotonic() - self.last
+
+
 class EtaClock:
     """Estimates time left from the average rate so far; robust to a slow first step."""
 

@@ -312,6 +312,16 @@ def train_prior(corpus: Path, work: Path, level: int, steps: int, batch: int = 8
 # ------------------------------------------------------------------------------------------- export
 
 
+# what every render of the exported model records (docs/default-model.md, "Licence of outputs")
+DEFAULT_MODEL_META = {
+    "licence": "trained only on freely licensed and public-domain music (GPL-2+, CC BY-SA 3.0, CC BY 3.0, public "
+               "domain); none of the official weights' non-commercial restriction; see docs/default-model.md",
+    "attribution": "Jukebox Bridge default model, trained on music by LupusMechanicus, the Battle for Wesnoth and "
+                   "UFO:AI composers and public-domain composers",
+    "card": "docs/default-model.md",
+}
+
+
 def export(work: Path, out: Path, name: str = "jukebox-bridge-default") -> Path:
     """Best checkpoints -> a model folder (safetensors + configs + ``artists.txt``/``genres.txt``)."""
     from engine.model.labels import load_label_vocab_file
@@ -324,11 +334,10 @@ def export(work: Path, out: Path, name: str = "jukebox-bridge-default") -> Path:
         prior = Prior(PriorConfig.from_dict(state["config"]))
         prior.load_state_dict(state["model"])
         priors.append(prior.eval())
-    meta = {"licence": "trained only on freely licensed and public-domain music (GPL-2+, CC BY-SA 3.0, CC BY 3.0, "
-                       "public domain); see docs/default-model.md", "card": "docs/default-model.md"}
+    meta = dict(DEFAULT_MODEL_META)
     vocab = {kind: load_label_vocab_file(work / "vocab" / f"{kind}s.txt", kind) for kind in ("artist", "genre")}
     directory = save_models(Models(name, vqvae, priors, meta, vocab), out)
-    from engine.weights.registry import file_sha256
+    from engine.io.files import file_sha256
 
     pins = {f.name: {"size": f.stat().st_size, "sha256": file_sha256(f)} for f in sorted(directory.iterdir())}
     (directory / "SHA256SUMS.json").write_text(json.dumps(pins, indent=1))  # `models verify default`

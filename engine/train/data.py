@@ -33,6 +33,7 @@ import soundfile as sf
 
 from engine.io import audio
 from engine.io.files import atomic_write, atomic_write_text
+from engine.runtime.records import from_dict
 
 SAMPLE_RATE = 22050
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
@@ -341,8 +342,9 @@ def _write_manifest(out: Path, items: list[Item]) -> None:
 
 
 def load_manifest(corpus: Path) -> list[Item]:
-    data = json.loads((corpus / "manifest.json").read_text())
-    return [Item(**{**d, "programs": tuple(d.get("programs", ()))}) for d in data["items"]]
+    path = corpus / "manifest.json"
+    data = json.loads(path.read_text())
+    return [from_dict(Item, d, where=str(path)) for d in data["items"]]
 
 
 def write_vocab(items: list[Item], folder: Path) -> tuple[dict[str, int], dict[str, int]]:

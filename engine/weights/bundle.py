@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from engine import LICENCE_NOTE
 from engine.model import labels
 from engine.model.config import OFFICIAL_PRIORS, PriorConfig
 from engine.model.prior import Prior
@@ -22,51 +22,10 @@ from engine.runtime.device import pick_device, set_threads, threads_for
 
 from .checkpoints import CheckpointError, LoadedFile, load_into, load_vqvae, read_checkpoint, save_native
 from .keymaps import prior_official_keys
+from .models import Models
 
 OFFICIAL_TOP_PRIORS = ("5b", "5b_lyrics", "1b_lyrics")
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "data" / "default_model"
-
-
-@dataclass
-class Models:
-    name: str
-    vqvae: VQVAE
-    priors: list[Prior]  # indexed by level, bottom (0) first
-    meta: dict = field(default_factory=dict)
-    vocab: dict[str, labels.LabelVocab] | None = None  # the model's own {"artist", "genre"} vocabularies
-
-    @property
-    def levels(self) -> int:
-        return len(self.priors)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.vqvae.parameters()).device
-
-    @property
-    def sample_rate(self) -> int:
-        return self.vqvae.cfg.sample_rate
-
-    @property
-    def top(self) -> Prior:
-        return self.priors[-1]
-
-    def label_version(self, level: int) -> int:
-        return 3 if self.priors[level].cfg.labels_v3 else 2
-
-    def info(self) -> dict:
-        top = self.top.cfg
-        return {"model": self.name, "levels": self.levels, "sample_rate": self.sample_rate,
-                "hop_lengths": list(self.vqvae.hop_lengths), "lyrics": top.n_tokens > 0,
-                "context_seconds": top.n_ctx * top.raw_to_tokens / self.sample_rate,
-                "label_version": self.label_version(self.levels - 1),
-                "label_vocab": "model" if self.vocab else "official", **self.meta}
-
-    def search_labels(self, kind: str, query: str, offset: int = 0, limit: int = 50) -> tuple[int, list[str]]:
-        """Artists or genres of the top prior's vocabulary matching ``query``: (total, one page of names)."""
-        vocab = self.vocab[kind] if self.vocab else None
-        everything = labels.search(query, kind, self.label_version(self.levels - 1), limit=None, vocab=vocab)
-        return len(everything), everything[offset: offset + limit]
 
 
 def load_prior(path: str | os.PathLike, cfg: PriorConfig | None, device: str | torch.device = "cpu") -> Prior:
@@ -89,7 +48,7 @@ def _official_dir(directory: Path, top: str, device: torch.device) -> Models:
     vqvae = load_vqvae(directory / "vqvae.pth.tar", device)
     cfgs = [OFFICIAL_PRIORS["upsampler_level_0"], OFFICIAL_PRIORS["upsampler_level_1"], OFFICIAL_PRIORS[top]]
     priors = [load_prior(directory / f"prior_level_{lv}.pth.tar", cfg, device) for lv, cfg in enumerate(cfgs)]
-    return Models(top, vqvae, priors, {"licence": "CC BY-NC 4.0 (non-commercial)"})
+    return Models(top, vqvae, priors, {"licence": LICENCE_NOTE})
 
 
 def _native_dir(directory: Path, device: torch.device) -> Models:
@@ -130,6 +89,32 @@ def load_models(spec: str | os.PathLike | None = None, top: str | None = None,
     return models
 
 
+def load_model_vqvae(spec: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> tuple[str, VQVAE]:
+    """(name, VQ-VAE) of the model ``load_models(spec)`` would load, without its priors: for encoding and
+    decoding, where loading an official 5B prior would only cost minutes and memory."""
+    if spec == "debug":
+        from .debug import debug_vqvae
+
+        return "debug", debug_vqvae().to(device)  # the VQ-VAE of debug_models()
+    directory = _model_dir(spec)
+    if (directory / "model.json").exists():
+        name = json.loads((directory / "model.json").read_text()).get("name", directory.name)
+        return name, load_vqvae(directory / "vqvae.safetensors", device)
+    if (directory / "vqvae.pth.tar").exists():
+        return directory.name, load_vqvae(directory / "vqvae.pth.tar", device)
+    raise CheckpointError(f"{directory}: holds neither model.json (Jukebox Bridge) nor vqvae.pth.tar (official).")
+
+
+def _model_dir(spec: str | os.PathLike | None) -> Path:
+    directory = DEFAULT_MODEL_DIR if spec is None else Path(spec)
+    if spec is None and not (directory / "model.json").exists():
+        raise CheckpointError("no embedded default model is installed yet; start with --model DIR (an official "
+                              "Jukebox folder or a Jukebox Bridge model folder) or --model debug for a test model")
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory}: model folder not found. Pass a folder holding the checkpoints.")
+    return directory
+
+
 def _load(spec: str | os.PathLike | None, top: str | None, device: torch.device) -> Models:
     if spec == "debug":
         from .debug import debug_models
@@ -139,12 +124,7 @@ def _load(spec: str | os.PathLike | None, top: str | None, device: torch.device)
         for prior in models.priors:
             prior.to(device)
         return models
-    directory = DEFAULT_MODEL_DIR if spec is None else Path(spec)
-    if spec is None and not (directory / "model.json").exists():
-        raise CheckpointError("no embedded default model is installed yet; start with --model DIR (an official "
-                              "Jukebox folder or a Jukebox Bridge model folder) or --model debug for a test model")
-    if not directory.is_dir():
-        raise CheckpointError(f"{directory}: model folder not found. Pass a folder holding the checkpoints.")
+    directory = _model_dir(spec)
     if (directory / "model.json").exists():
         return _native_dir(directory, device)
     if (directory / "vqvae.pth.tar").exists():

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
 from engine.model.config import PriorConfig, VQVAEConfig
 from engine.model.vqvae import VQVAE
 
-if TYPE_CHECKING:
-    from .bundle import Models
+from .models import Models
 
 
 def debug_vqvae_config(**overrides) -> VQVAEConfig:
@@ -29,10 +26,8 @@ def debug_vqvae(seed: int = 0, **overrides) -> VQVAE:
     return model
 
 
-def debug_prior_config(level: int, **overrides) -> "PriorConfig":
+def debug_prior_config(level: int, **overrides) -> PriorConfig:
     """A tiny prior with the official structure of its level (v2 labels, timing at the top)."""
-    from engine.model.config import PriorConfig
-
     base = dict(level=level, n_ctx=64, width=32, depth=3, heads=2, attn_order=2, blocks=8,
                 raw_to_tokens=(8, 32, 128)[level], bins=64, cond_width=16, cond_depth=2, cond_dilation_cycle=None)
     if level == 2:
@@ -40,12 +35,9 @@ def debug_prior_config(level: int, **overrides) -> "PriorConfig":
     return PriorConfig(**{**base, **overrides})
 
 
-def debug_models(seed: int = 0) -> "Models":
+def debug_models(seed: int = 0) -> Models:
     """The debug VQ-VAE with three tiny random priors: real sampling, in seconds on a CPU."""
     from engine.model.prior import Prior
-
-    from .bundle import Models
-
     torch.manual_seed(seed)
     priors = [Prior(debug_prior_config(level)).eval() for level in range(3)]
     with torch.no_grad():  # small embeddings keep the random priors' distributions broad, so takes differ
@@ -53,4 +45,4 @@ def debug_models(seed: int = 0) -> "Models":
             for module in prior.modules():
                 if isinstance(module, torch.nn.Embedding):
                     module.weight.normal_(0.0, 0.05)
-    return Models("debug", debug_vqvae(seed), priors, {"licence": "random weights, for tests"})
+    return Models("debug", debug_vqvae(seed), priors, {"licence": "random weights (the debug test model): its output is noise, under no licence"})

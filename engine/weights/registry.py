@@ -13,7 +13,6 @@ into place. ``convert`` writes the project's safetensors folder (memory-mappable
 from __future__ import annotations
 
 import argparse
-import hashlib
 import http.client
 import json
 import os
@@ -21,6 +20,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+from engine.io.files import file_sha256
 
 OFFICIAL_BASE = "https://openaipublic.azureedge.net/jukebox/models"
 HF_BASE = "https://huggingface.co"
@@ -118,14 +119,6 @@ def check_file(path: Path, size: int | None, sha256: str | None) -> str | None:
     if sha256 is not None and file_sha256(path) != sha256:
         return "sha256 does not match the pinned value"
     return None
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(CHUNK):
-            h.update(block)
-    return h.hexdigest()
 
 
 def resolve_files(entry: ModelEntry, dest: Path, base: str = HF_BASE) -> list[RemoteFile]:

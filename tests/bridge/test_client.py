@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from jukebox_bridge.cli import main as cli_main
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from bridge import client
 from bridge.client import Status, StatusFile, Timeouts, run_request
+from jukebox_bridge.cli import main as cli_main
 
 FAST = Timeouts(connect=0.6, reply=1.0, idle=1.0, probe=0.3, resend=0.1, error_grace=0.3)
 Handler = Callable[["FakeEngine", str, list[Any]], None]

@@ -31,7 +31,7 @@ from pythonosc.osc_packet import OscPacket
 
 from bridge.osc import RateLimiter, salvage
 from bridge.server import ServeConfig, load_config, start_engine
-from engine.generate.pipeline import render
+from engine.generate.render import render
 from engine.weights.bundle import load_models
 
 ROOT = Path(__file__).parents[2]

@@ -16,12 +16,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import soundfile as sf
-from jukebox_bridge.cli import main
 
 from engine.generate.request import RequestError
 from engine.io import audition
 from engine.io.audio import AudioExistsError
 from engine.jobs.queue import TakeRecord
+from jukebox_bridge.cli import main
 
 pytestmark = pytest.mark.timeout(60)
 JACK_RATE = 44100  # the conftest server's rate

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from jukebox_bridge.cli import main
 
 from engine.batch import run as batch
 from engine.batch.report import PlainReporter, RichReporter, make_reporter
 from engine.batch.run import BatchError, run_batch
 from engine.weights import bundle as models
+from jukebox_bridge.cli import main
 
 pytestmark = pytest.mark.timeout(120)
 FIELDS = {"takes": 2, "quality": "draft", "seed": 11}

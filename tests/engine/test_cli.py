@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 import soundfile as sf
-from jukebox_bridge.cli import main
 
 from engine.weights.checkpoints import save_vqvae
 from engine.weights.debug import debug_vqvae
+from jukebox_bridge.cli import main
 
 from .shared import shared_path
 

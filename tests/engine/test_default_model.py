@@ -70,10 +70,10 @@ def test_upsamplers_bits_per_token(metrics) -> None:
 
 
 def test_model_vocab_labels_reach_the_prior(models) -> None:
-    from engine.generate.pipeline import _label_fn
+    from engine.generate.conditioning import label_fn
     from engine.generate.request import RenderRequest
 
     req = RenderRequest.from_fields("generate", {"artist": "Johann Sebastian Bach", "genre": "chorale", "seconds": 2})
-    y = _label_fn(models, 2, req, 22050 * 4, 1)(0)
+    y = label_fn(models, 2, req, 22050 * 4, 1)(0)
     assert y[0, 3] == models.vocab["artist"].ids["johann sebastian bach"] and y[0, 4] == models.vocab["genre"].ids["chorale"]
     assert np.all(y[0, 5:].numpy() == -1)

@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from jukebox_bridge.cli import main
 
-from engine.generate.pipeline import RenderedTake
 from engine.generate.request import RenderRequest, RequestError
 from engine.io import effects, plugins
 from engine.io.effects import ChainError, parse_chain, resolve_chain, with_effects
+from engine.io.takes import RenderedTake
 from engine.jobs.queue import JobFinished, JobQueue
+from engine.weights.debug import debug_models
+from jukebox_bridge.cli import main
 
 pytestmark = pytest.mark.timeout(120)
 REPO = Path(__file__).resolve().parents[2]
@@ -198,7 +199,7 @@ def test_the_job_queue_publishes_takes_with_the_chain_and_its_tail(tmp_path, dra
     def fake(models, req, progress, cancel, workdir=None, cache=None):
         return [_take(req)]
 
-    queue = JobQueue(tmp_path / "renders", type("M", (), {"name": "fake"})(), with_effects(fake),
+    queue = JobQueue(tmp_path / "renders", debug_models(), with_effects(fake),
                      on_event=lambda e: finished.append(e) if isinstance(e, JobFinished) else None)
     queue.start()
     try:

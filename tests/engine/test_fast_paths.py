@@ -9,7 +9,8 @@ import copy
 import pytest
 import torch
 
-from engine.model.transformer import cast_projections, quantize_projections
+from engine.model.fast.projections import cast_projections, quantize_projections
+from engine.model.fast.static_step import StaticDecoder
 
 from .prior_fixtures import fixture_prior, reference
 
@@ -21,7 +22,7 @@ def _step_logits(prior, steps: int = 40, decoder: bool = False) -> torch.Tensor:
     with torch.inference_mode():
         cache = prior.start_cache(prior.conditioning(y))
         out = [prior.prefill(cache, tokens[:, :16])[:, -1]]
-        step = prior.static_decoder(cache) if decoder else (lambda tok: prior.step(cache, tok)[:, -1])
+        step = StaticDecoder(prior, cache) if decoder else (lambda tok: prior.step(cache, tok)[:, -1])
         for t in range(16, 16 + steps):
             out.append(step(tokens[:, t : t + 1]))
     return torch.stack(out, dim=1)

@@ -11,11 +11,14 @@ import pytest
 import soundfile as sf
 
 from engine.generate.params import LiveParams
-from engine.generate.pipeline import RenderedTake, check_source
 from engine.generate.request import RenderRequest, RequestError
+from engine.generate.source import check_source
+from engine.io.codes import CodesFile
+from engine.io.takes import RenderedTake
 from engine.jobs import queue as jobs_module
 from engine.jobs.queue import JobFinished, JobProgress, JobQueue, SourceCache, TakeDone
 from engine.runtime.progress import Progress
+from engine.weights.debug import debug_models
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -58,8 +61,7 @@ class SineRenderer:
                 for k in range(1, req.takes + 1)]
 
 
-class Models:
-    name = "sine"
+MODELS = debug_models()  # real (tiny) models: submission validates labels against them
 
 
 class Events:
@@ -92,7 +94,7 @@ def req(mode: str = "generate", **fields) -> RenderRequest:
 def make(tmp_path: Path, renderer=None, **kw) -> tuple[JobQueue, Events, SineRenderer]:
     renderer = renderer or SineRenderer()
     events = Events()
-    return JobQueue(tmp_path, Models(), renderer, events, **kw), events, renderer
+    return JobQueue(tmp_path, MODELS, renderer, events, **kw), events, renderer
 
 
 def wavs(folder: Path) -> list[str]:
@@ -276,17 +278,17 @@ def test_a_graceful_stop_keeps_the_running_job_for_the_next_start(tmp_path):
 def test_renderer_errors_fail_the_job_and_the_worker_goes_on(tmp_path):
     class Flaky(SineRenderer):
         def __call__(self, models, r, *args, **kw):
-            if r.artist == "nobody":
+            if r.lyrics == "nobody":  # errors the renderer raises once the job runs
                 raise RequestError("unknown_label", "Unknown artist 'nobody'.", "artist")
-            if r.artist == "boom":
+            if r.lyrics == "boom":
                 raise RuntimeError("out of memory")
             return super().__call__(models, r, *args, **kw)
 
     q, events, _ = make(tmp_path, Flaky())
     q.start()
     try:
-        bad = q.submit(req(artist="nobody"), "h 1")
-        boom = q.submit(req(artist="boom"), "h 1")
+        bad = q.submit(req(lyrics="nobody"), "h 1")
+        boom = q.submit(req(lyrics="boom"), "h 1")
         good = q.submit(req(), "h 1")
         assert events.wait_finished(bad.id).error[0] == "unknown_label"
         assert events.wait_finished(boom.id).error == ("render_failed", "RuntimeError: out of memory")
@@ -319,18 +321,17 @@ def test_the_source_cache_stores_codes_by_key(tmp_path):
     cache = SourceCache(tmp_path / "cache")
     codes = {0: np.arange(8)[None], 2: np.array([[3, 1]])}
     assert cache.get("ab12") is None
-    cache.put("ab12", codes)
+    cache.put("ab12", CodesFile(codes, (8, 32, 128), 22050, 64, "m"))
     got = cache.get("ab12")
-    assert set(got) == {0, 2} and all(np.array_equal(got[k], codes[k]) for k in codes)
+    assert got.model == "m" and got.n_samples == 64
+    assert set(got.codes) == {0, 2} and all(np.array_equal(got.codes[k], codes[k]) for k in codes)
     with pytest.raises(ValueError):
         cache.get("../escape")
 
 
 def test_a_damaged_cache_entry_is_dropped_and_encoded_again(tmp_path):
-    from engine.jobs.queue import SourceCache
-
     cache = SourceCache(tmp_path)
-    cache.put("abc123", {0: np.arange(4)})
-    assert np.array_equal(cache.get("abc123")[0], np.arange(4))
+    cache.put("abc123", CodesFile({0: np.arange(4)[None]}, (8, 32, 128)))
+    assert np.array_equal(cache.get("abc123").codes[0], np.arange(4)[None])
     (tmp_path / "abc123.npz").write_bytes(b"")  # e.g. a crash of an older version mid-write
     assert cache.get("abc123") is None and not (tmp_path / "abc123.npz").exists()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.generate.pipeline import _label_fn
+from engine.generate.conditioning import label_fn
 from engine.generate.request import RenderRequest, RequestError
 from engine.model import labels
 from engine.weights.bundle import load_models, save_models
@@ -34,11 +34,11 @@ def test_saved_model_keeps_its_vocab_and_renders_use_it(tmp_path: Path) -> None:
     assert loaded.vocab["genre"].ids == models.vocab["genre"].ids
     assert loaded.search_labels("genre", "quartet") == (1, ["string quartet"])
     req = RenderRequest.from_fields("generate", {"artist": "LupusMechanicus", "genre": "chorale", "seconds": 1})
-    y = _label_fn(loaded, 2, req, 44100, 2)(0)
+    y = label_fn(loaded, 2, req, 44100, 2)(0)
     assert y.shape == (2, loaded.priors[2].cfg.y_len) and y[0, 3] == 2 and y[0, 4] == 1
     with pytest.raises(RequestError):
-        _label_fn(loaded, 2, RenderRequest.from_fields("generate", {"artist": "nobody at all", "seconds": 1}), 44100, 1)
-    assert _label_fn(loaded, 0, RenderRequest.from_fields("generate", {"artist": "nobody", "seconds": 1}), 44100, 1)(0)[0, 3] == 0
+        label_fn(loaded, 2, RenderRequest.from_fields("generate", {"artist": "nobody at all", "seconds": 1}), 44100, 1)
+    assert label_fn(loaded, 0, RenderRequest.from_fields("generate", {"artist": "nobody", "seconds": 1}), 44100, 1)(0)[0, 3] == 0
 
 
 def test_official_behaviour_without_a_vocab() -> None:

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from engine.dev.demo import example_path
-from engine.generate.pipeline import encode_audio, prompt_length, render
+from engine.generate.codec import encode_audio
+from engine.generate.render import render
 from engine.generate.request import RenderRequest, RequestError
 from engine.generate.sampling import (
     LevelJob,
@@ -16,7 +17,9 @@ from engine.generate.sampling import (
     sample_level,
     tokens_to_sample,
 )
+from engine.generate.source import prompt_length
 from engine.io import audio
+from engine.io.codes import CodesFile
 from engine.runtime.progress import Cancelled, CancelToken
 from engine.weights.debug import debug_models
 
@@ -141,14 +144,14 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(models, tmp_path)
     cancel = CancelToken()
 
     def stop_in_the_middle(p):  # once the first level-1 window is saved
-        if p.level == 1 and (tmp_path / "interrupted" / "codes_level1.npy").exists():
+        if p.level == 1 and (tmp_path / "interrupted" / "codes_level1.npz").exists():
             cancel.cancel()
 
     with pytest.raises(Cancelled):
         _render(models, req, tmp_path / "interrupted", stop_in_the_middle, cancel)
     saved = sorted(f.name for f in (tmp_path / "interrupted").iterdir())
-    assert "codes_level2.npy" in saved and "codes_level1.npy" in saved and "codes_level0.npy" not in saved
-    partial = np.load(tmp_path / "interrupted" / "codes_level1.npy")
+    assert "codes_level2.npz" in saved and "codes_level1.npz" in saved and "codes_level0.npz" not in saved
+    partial = CodesFile.load(tmp_path / "interrupted" / "codes_level1.npz").codes[1]
     assert 0 < partial.shape[1] < len(reference[0].codes[1])
     resumed = _render(models, req, tmp_path / "interrupted")
     for a, b in zip(reference, resumed):

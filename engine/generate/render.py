@@ -1,0 +1,198 @@
+"""Plan and render: one request (continue, prime, re-render, generate) to finished takes.
+
+The plan says which codes are known (the encoded prompt or the kept upper levels) and which levels to
+sample; the render samples them top first, saving each window's codes so a restarted job resumes, then
+decodes and fits the clip to the DAW's rate and channels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.errors import ErrorCode
+from engine.io import audio
+from engine.io.codes import CodesFile
+from engine.io.files import atomic_write_text
+from engine.io.takes import FADE_SECONDS, RenderedTake
+from engine.runtime.device import inference_context
+from engine.runtime.progress import CancelToken, EtaClock, Progress, ProgressCallback, Throttle
+from engine.weights.bundle import Models
+
+from .codec import encode_audio, pad_to_hop
+from .conditioning import label_fn
+from .request import RenderRequest, RequestError
+from .sampling import LevelJob, SamplingParams, sample_level, tokens_to_sample
+from .source import encode_region, prompt_length, read_source
+
+PROGRESS_INTERVAL = 0.2  # seconds between the sampler's progress reports (each also checks for cancel)
+
+
+@dataclass
+class _Plan:
+    """Sample counts (at the model rate) and codes each level starts from."""
+
+    total: int  # samples the codes cover, a multiple of the top hop
+    keep: tuple[int, int]  # the slice of the decoded audio that becomes the clip
+    start_codes: dict[int, np.ndarray]  # level -> (1, T) codes known before sampling
+    levels: list[int]  # levels to sample, top first
+    decode_level: int
+    position: float
+
+
+def _levels(first: int, req: RenderRequest) -> list[int]:
+    """Levels to sample, top first: ``first`` only for drafts, else down to ``stop_level`` (default 0)."""
+    last = first if req.quality == "draft" else (req.stop_level or 0)
+    if last > first:
+        raise RequestError(ErrorCode.BAD_VALUE, f"stop_level {last} is above the first sampled level {first}",
+                           "stop_level")
+    return list(range(first, last - 1, -1))
+
+
+def _plan(models: Models, req: RenderRequest, progress: ProgressCallback, cache) -> _Plan:
+    sr, top_hop, top = models.sample_rate, models.vqvae.hop_lengths[-1], models.levels - 1
+    new = int(round(req.target_seconds * sr))
+    new_padded = -(-new // top_hop) * top_hop
+    if req.mode == "generate":
+        levels = _levels(top, req)
+        return _Plan(new_padded, (0, new), {}, levels, levels[-1], req.position)
+    progress(Progress("encoding", 0, 1, 0.0, -1.0))
+    x, region_seconds = read_source(req, models.sample_rate)  # the model's rate (22.05 kHz for the default)
+    if req.mode == "rerender":
+        codes = encode_region(models, req, x, cache)
+        level = top - 1 if req.level is None else req.level
+        if level > top:
+            raise RequestError(ErrorCode.BAD_VALUE, f"level must be at most {top} for this model", "level")
+        kept = {lv: z for lv, z in codes.items() if lv > level}
+        levels = _levels(level, req)
+        return _Plan(len(pad_to_hop(x, top_hop)), (0, len(x)), kept, levels, levels[-1], req.position)
+    # continue / prime: the region's tail is the prompt; it must end exactly where the region ends
+    prime = x[len(x) - prompt_length(models, len(x)):]
+    if len(prime) == 0:
+        raise RequestError(ErrorCode.NOT_AUDIO,
+                           f"the region is shorter than {top_hop / sr * 1000:.1f} ms; select more audio", "length")
+    codes = encode_audio(models.vqvae, prime)
+    levels = _levels(top, req)
+    return _Plan(len(prime) + new_padded, (len(prime), len(prime) + new), codes, levels, levels[-1],
+                 req.position + region_seconds)
+
+
+class _WorkDir:
+    """Per-job folder of codes saved after every window, so a restarted job resumes where it stopped."""
+
+    def __init__(self, path: Path | None, models: Models):
+        self.path, self.models = path, models
+        if path is not None:
+            path.mkdir(parents=True, exist_ok=True)
+
+    def seed(self, requested: int | None) -> int:
+        if self.path is None:
+            return requested if requested is not None else int(np.random.randint(0, 2**31 - 1))
+        meta = self.path / "seed.json"
+        if meta.exists():
+            return int(json.loads(meta.read_text())["seed"])
+        seed = requested if requested is not None else int(np.random.randint(0, 2**31 - 1))
+        atomic_write_text(meta, json.dumps({"seed": seed}), overwrite=True)
+        return seed
+
+    def _file(self, level: int) -> Path | None:
+        return None if self.path is None else self.path / f"codes_level{level}.npz"
+
+    def load(self, level: int) -> np.ndarray | None:
+        f = self._file(level)
+        return CodesFile.load(f).codes[level] if f is not None and f.exists() else None
+
+    def save(self, level: int, codes: torch.Tensor) -> None:
+        f = self._file(level)
+        if f is not None:
+            m = self.models
+            CodesFile({level: codes.cpu().numpy()}, m.vqvae.hop_lengths, m.sample_rate, model=m.name).save(
+                f, overwrite=True)
+
+
+def _finish(x: np.ndarray, keep: tuple[int, int], req: RenderRequest, sr: int) -> np.ndarray:
+    """Model-rate mono audio of the whole decoded span (T,) -> the clip ``keep`` of it at the DAW's rate and
+    channel count (T', C). The whole span is resampled before slicing, so the resampler sees the prompt's
+    audio before a continuation's first sample (slicing first would make it ring against silence)."""
+    ratio = req.sample_rate / sr
+    y = audio.resample(np.clip(x, -1.0, 1.0).astype(np.float32), sr, req.sample_rate)
+    start = int(round(keep[0] * ratio))
+    y = y[start: start + int(round((keep[1] - keep[0]) * ratio))].copy()
+    fade = min(len(y) // 2, int(FADE_SECONDS * req.sample_rate))
+    if fade and req.mode in ("generate", "continue", "prime"):  # a re-render joins what follows its region
+        y[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+        if req.mode == "generate":  # continuations join their source seamlessly
+            y[:fade] *= np.linspace(0.0, 1.0, fade, dtype=np.float32)
+    return audio.convert_channels(y[:, None], req.channels)
+
+
+def _rows(z: np.ndarray, n: int) -> torch.Tensor:
+    """Codes (1 or n, T) -> (n, T): one encoded prompt shared by every take."""
+    t = torch.from_numpy(np.ascontiguousarray(z))
+    return t.expand(n, -1).clone() if t.shape[0] == 1 else t
+
+
+def render(models: Models, req: RenderRequest, progress: ProgressCallback, cancel: CancelToken,
+           workdir: Path | None = None, cache=None, sampling: SamplingParams | None = None) -> list[RenderedTake]:
+    """Run one request to finished takes. Resumes from ``workdir`` when it holds saved codes."""
+    work = _WorkDir(workdir, models)
+    seed = work.seed(req.seed)
+    seeds = [seed + i for i in range(req.takes)]
+    params = sampling or SamplingParams()  # its sampling knobs are the request's, always (the sidecar records them)
+    # fp16 transformers where the official weights are fp16 and the device has fast fp16 (the reference's way)
+    fp16 = models.device.type == "cuda" and models.top.cfg.fp16_params
+    params = dataclasses.replace(params, temperature=req.temperature, top_k=req.top_k,
+                                 top_p=req.top_p, dtype=params.dtype or (torch.float16 if fp16 else None))
+    clock = EtaClock()
+    with inference_context(models.device):
+        plan = _plan(models, req, progress, cache)
+        codes = {lv: _rows(z, req.takes).to(models.device) for lv, z in plan.start_codes.items()}
+        jobs = {}
+        for level in plan.levels:
+            saved = work.load(level)
+            known = saved if saved is not None else plan.start_codes.get(level, np.zeros((1, 0), np.int64))
+            codes[level] = _rows(known, req.takes).to(models.device)
+            jobs[level] = plan.total // models.vqvae.hop_lengths[level]
+        total_tokens = sum(tokens_to_sample(models.priors[lv], codes[lv].shape[1], jobs[lv], params.hop_fractions[lv])
+                           for lv in plan.levels) or 1
+        done, throttle = 0, Throttle(PROGRESS_INTERVAL)
+
+        def report(level: int, force: bool = False) -> None:
+            """Progress at most every ``PROGRESS_INTERVAL``, and after every saved window; cancel is honoured here."""
+            if throttle.ready(force):
+                frac = 0.05 + 0.9 * done / total_tokens
+                stage = f"{'sampling' if level == models.levels - 1 else 'upsampling'} level {level}"
+                progress(Progress(stage, done, total_tokens, frac, clock.eta(frac), level))
+                cancel.raise_if_cancelled()
+
+        def on_token(level: int) -> None:
+            nonlocal done
+            done += 1
+            report(level)
+
+        def on_window(level: int, z: torch.Tensor) -> None:
+            work.save(level, z)
+            report(level, force=True)
+
+        for level in plan.levels:
+            upper = codes.get(level + 1) if level < models.levels - 1 else None
+            job = LevelJob(models.priors[level], jobs[level], label_fn(models, level, req, plan.total, req.takes), upper)
+            codes[level] = sample_level(job, codes[level], params, seeds, lambda lv=level: on_token(lv),
+                                        lambda w, z, lv=level: on_window(lv, z), cancel)
+            work.save(level, codes[level])
+        progress(Progress("decoding", 0, 1, 0.95, clock.eta(0.95)))
+        cancel.raise_if_cancelled()
+        takes = []
+        for i in range(req.takes):  # one take at a time: decoder activations scale with takes x length
+            cancel.raise_if_cancelled()
+            # the fast fp32 decoder is within 2.3e-6 of peak of the exact one (see benchmarks/README.md)
+            z = codes[plan.decode_level][i: i + 1]
+            x = models.vqvae.decode(z, plan.decode_level, precision="fp32")[0].cpu().numpy()
+            takes.append(RenderedTake(i + 1, _finish(x, plan.keep, req, models.sample_rate), plan.position,
+                                      seeds[i], {lv: z[i].cpu().numpy() for lv, z in codes.items()}))
+    return takes

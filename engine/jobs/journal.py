@@ -1,0 +1,71 @@
+"""The crash-proof journal: every job and take in SQLite, committed and synced before anyone is told."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sqlite3
+import threading
+from pathlib import Path
+
+from engine.generate.request import RenderRequest, RequestError
+
+from .records import Job, TakeRecord
+
+log = logging.getLogger(__name__)
+
+
+class Journal:
+    """Jobs and takes in SQLite; every write is committed (and synced) before it is reported."""
+
+    def __init__(self, path: Path) -> None:
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(
+            "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, seq INTEGER, request TEXT, owner TEXT,"
+            " state TEXT, submitted REAL, error_code TEXT, error_message TEXT);"
+            "CREATE TABLE IF NOT EXISTS takes (job_id TEXT, take INTEGER, path TEXT, position REAL, length REAL,"
+            " published INTEGER, PRIMARY KEY (job_id, take));")
+
+    def _write(self, sql: str, args: tuple) -> None:
+        with self._lock, self._db:
+            self._db.execute(sql, args)
+
+    def add(self, job: Job) -> None:
+        self._write("INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
+                    (job.id, job.seq, json.dumps(job.request.to_fields()), job.owner, job.state, job.submitted))
+
+    def set_state(self, job: Job) -> None:
+        code, message = job.error or (None, None)
+        self._write("UPDATE jobs SET state=?, error_code=?, error_message=? WHERE id=?",
+                    (job.state, code, message, job.id))
+
+    def save_take(self, job_id: str, t: TakeRecord) -> None:
+        self._write("INSERT OR REPLACE INTO takes VALUES (?, ?, ?, ?, ?, ?)",
+                    (job_id, t.take, t.path, t.position, t.length, int(t.published)))
+
+    def load(self) -> list[Job]:
+        with self._lock:
+            rows = self._db.execute("SELECT id, seq, request, owner, state, submitted, error_code, error_message"
+                                    " FROM jobs ORDER BY seq").fetchall()
+            take_rows = self._db.execute("SELECT job_id, take, path, position, length, published FROM takes").fetchall()
+        jobs, known = {}, {f.name for f in dataclasses.fields(RenderRequest)}
+        for id_, seq, request, owner, state, submitted, code, message in rows:
+            fields = {k: v for k, v in json.loads(request).items() if k in known}
+            try:
+                req = RenderRequest.from_fields(fields.pop("mode"), fields)
+            except (RequestError, KeyError) as exc:  # written by an incompatible version: list nothing we can't run
+                log.warning("journal: skipping job %s: %s", id_, exc)
+                continue
+            jobs[id_] = Job(id_, seq, req, owner, state, submitted, error=(code, message) if code else None)
+        for job_id, take, path, position, length, published in take_rows:
+            if job_id in jobs:
+                jobs[job_id].takes[take] = TakeRecord(take, path, position, length, bool(published))
+        return list(jobs.values())
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

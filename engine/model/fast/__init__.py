@@ -1,0 +1,1 @@
+"""Speed paths that are not the paper: reduced-precision projections and the compiled fixed-shape step."""

@@ -1,0 +1,92 @@
+"""The compiled fixed-shape sampling step: one ``torch.compile`` graph per prior for single-token decoding.
+
+A speed path, not the paper: logits agree with ``Prior.step`` to float rounding (tested).
+"""
+
+from __future__ import annotations
+
+import types
+import weakref
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from engine.model.prior import AutoregressiveLM, DecodeCache, Prior
+
+
+def _compile_options() -> dict:
+    """Inductor settings of the compiled step (each measured on the tiny prior, see benchmarks/README.md).
+
+    - ``cpp_wrapper``: the generated code calls its ~30 kernels from C++, not Python;
+    - ``size_asserts`` off: no per-call shape checks of every buffer;
+    - guards on tensors only: skips ~900 guards on the module tree each call. Each prior gets its own
+      compiled function (``_compiled_step``), so no other model's graph can be picked; a new batch size,
+      dtype or weight shape still fails a tensor guard and compiles a new graph. The one assumption: a
+      prior's non-tensor structure (attention patterns, geometry, which submodules exist) does not change
+      after its first compiled step. Weights may be reloaded in place or cast (``cast_projections``).
+    """
+    return {"cpp_wrapper": True, "size_asserts": False,
+            "guard_filter_fn": torch.compiler.keep_tensor_guards_unsafe}
+
+
+_COMPILED_STEPS: "weakref.WeakKeyDictionary[Prior, Callable]" = weakref.WeakKeyDictionary()
+
+
+def _compiled_step(prior: Prior) -> Callable:
+    """``_static_step`` compiled for this prior: a fresh code object gives it its own Dynamo cache."""
+    fn = _COMPILED_STEPS.get(prior)
+    if fn is None:
+        code = _static_step.__code__.replace(co_name=f"_static_step_{id(prior):x}")
+        fresh = types.FunctionType(code, _static_step.__globals__, code.co_name)
+        fn = _COMPILED_STEPS[prior] = torch.compile(fresh, fullgraph=True, dynamic=False, options=_compile_options())
+    return fn
+
+
+class StaticDecoder:
+    """Single-token steps with fixed shapes, for a sampling loop after ``Prior.prefill``.
+
+    The per-layer caches move into fixed-shape buffers (``attention.static_keys``) and the position is a
+    tensor, so no shape changes from step to step and the whole step is one ``torch.compile`` graph
+    (``compile=True``; compiled on the first call, once per prior, batch size and precision, then reused by
+    every window). Uncompiled it is slower than ``Prior.step`` (more, smaller ops). Inputs are not
+    validated: feed tokens drawn from this prior's logits. Logits agree with ``Prior.step`` to float rounding.
+    """
+
+    def __init__(self, prior: Prior, cache: DecodeCache, compile: bool = False):
+        self.prior, self.t, self.dtype = prior, cache.t, cache.dtype
+        self.n_ctx = prior.lm.n_ctx
+        self.x_cond = cache.cond.x_cond
+        with torch.no_grad():
+            self.bufs = prior.lm.transformer.static_buffers(cache.layers)
+        self._fn = _compiled_step(prior) if compile else _static_step
+
+    def __call__(self, token: Tensor) -> Tensor:
+        """token (N, 1) entering position t -> fp32 logits (N, model_bins) scoring position t."""
+        if self.t >= self.n_ctx:
+            raise ValueError(f"position {self.t} exceeds the context of {self.n_ctx}")
+        t = torch.tensor(self.t, device=token.device)
+        if torch.is_grad_enabled():  # the compiled graph is inference-only
+            with torch.no_grad():
+                logits = self._fn(self.prior.lm, token, t, self.bufs, self.x_cond, self.dtype)
+        else:
+            logits = self._fn(self.prior.lm, token, t, self.bufs, self.x_cond, self.dtype)
+        self.t += 1
+        return logits
+
+
+def _static_step(lm: AutoregressiveLM, token: Tensor, t: Tensor, bufs: list[Tensor], x_cond: Tensor | None,
+                 dtype: torch.dtype | None) -> Tensor:
+    """``AutoregressiveLM.forward`` for one position t > 0 through fixed-shape buffers; logits (N, bins)."""
+    x = lm.x_emb(token) + lm.pos_emb.weight.index_select(0, t.view(1))
+    if x_cond is not None:
+        xc = x_cond.index_select(1, t.view(1))
+        x = x + xc
+    if dtype is not None and dtype != x.dtype:
+        x = x.to(dtype)
+    x = lm.transformer.step_static(x, t, bufs)
+    if x.dtype != torch.float32:
+        x = x.float()
+    if x_cond is not None and lm.add_cond_after:
+        x = x + xc
+    return (lm.x_out(x) if hasattr(lm, "x_out") else x)[:, 0]

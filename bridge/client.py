@@ -35,17 +35,24 @@ from typing import Any, Callable
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket, ParseError
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 9130
-PREFIX = "/jukebox/"
-RENDER_VERBS = frozenset({"continue", "prime", "rerender", "generate"})
+from engine.errors import ErrorCode, LocalErrorCode
+
+from . import protocol
+from .protocol import DEFAULT_PORT, PREFIX
+
+# The protocol's own tables (bridge/protocol.py imports no torch, so this per-job process starts fast).
+DEFAULT_HOST = protocol.DEFAULT_LISTEN
+RENDER_VERBS = frozenset(protocol.RENDER_VERBS)
+REPLY_ADDRESS = protocol.REQUEST_REPLY  # verb -> the reply that answers it, echoing the request id first
 TERMINAL_STATES = frozenset({"done", "failed", "cancelled"})
-# Replies whose first argument echoes the request id, by verb (docs/osc-protocol.md, "Verbs").
-REPLY_ADDRESS = {
-    "hello": "/jukebox/hello", "ping": "/jukebox/pong", "info": "/jukebox/info",
-    "artists": "/jukebox/artists", "genres": "/jukebox/genres", "cancel": "/jukebox/cancelled",
-    "status": "/jukebox/status", "learn": "/jukebox/learning", "audition": "/jukebox/auditioning",
-}
+
+
+def _address(name: str) -> str:
+    return protocol.REPLIES[PREFIX + name].address  # a KeyError at import if the protocol drops the reply
+
+
+ACCEPTED, PROGRESS, DONE, FINISHED, ERROR, PARAM, STATUS = map(
+    _address, ("accepted", "progress", "done", "finished", "error", "param", "status"))
 EXIT_DONE, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 3
 RECEIVE_SLICE = 0.25  # seconds per socket wait; bounds how late a timeout is noticed
 REPLACE_RETRIES = 20  # Windows refuses to replace a file another process has open; retry briefly
@@ -195,7 +202,7 @@ def _is_reply_to(request_id: str, address: str, args: list[Any]) -> bool:
 
 
 def _error_of(args: list[Any]) -> dict[str, str]:
-    code = str(args[1]) if len(args) > 1 else "internal"
+    code = str(args[1]) if len(args) > 1 else ErrorCode.INTERNAL
     message = str(args[2]) if len(args) > 2 else "the engine reported an error without a message"
     return {"code": code, "message": message}
 
@@ -227,10 +234,10 @@ def simple_request(link: OscLink, verb: str, params: dict[str, Any], status: Sta
     expected = REPLY_ADDRESS.get(verb)
 
     def match(address: str, args: list[Any]) -> bool:
-        if verb == "set" and address == "/jukebox/param":  # broadcast: echoes the name, not the request id
+        if verb == "set" and address == PARAM:  # broadcast: echoes the name, not the request id
             return bool(args) and args[0] == params.get("name")
         return _is_reply_to(status.request_id, address, args) and (
-            expected is None or address in (expected, "/jukebox/error"))
+            expected is None or address in (expected, ERROR))
 
     if verb == "set":  # /jukebox/param goes to registered clients only
         link.send("hello", new_request_id())
@@ -238,9 +245,9 @@ def simple_request(link: OscLink, verb: str, params: dict[str, Any], status: Sta
     got = _wait_for(link, match, timeouts.connect, clock,
                     resend=lambda: link.send(verb, status.request_id, params), resend_every=timeouts.resend)
     if got is None:
-        return status.fail("engine_unreachable", _unreachable_message(link, timeouts.connect))
+        return status.fail(LocalErrorCode.ENGINE_UNREACHABLE, _unreachable_message(link, timeouts.connect))
     address, args = got
-    if address == "/jukebox/error":
+    if address == ERROR:
         err = _error_of(args)
         return status.fail(err["code"], err["message"])
     status.state, status.fraction, status.reply = "done", 1.0, _parse_reply(address, args)
@@ -259,16 +266,16 @@ class JobFollower:
         s = self.status
         if not args or args[0] != s.job_id:
             return False
-        if address == "/jukebox/progress" and len(args) >= 4:
+        if address == PROGRESS and len(args) >= 4:
             s.state, s.fraction, s.stage = "running", float(args[1]), str(args[2])
             s.eta = float(args[3]) if float(args[3]) >= 0 else None
-        elif address == "/jukebox/done" and len(args) >= 5:
+        elif address == DONE and len(args) >= 5:
             take = Take(int(args[1]), str(args[2]), float(args[3]), float(args[4]))
             s.takes = [t for t in s.takes if t.take != take.take] + [take]
             s.state = "running"
-        elif address == "/jukebox/finished" and len(args) >= 2:
+        elif address == FINISHED and len(args) >= 2:
             self.finish(str(args[1]))
-        elif address == "/jukebox/error":
+        elif address == ERROR:
             self.pending_error = _error_of(args)
         else:
             return False
@@ -280,11 +287,11 @@ class JobFollower:
         if state == "done" and s.takes:
             s.state, s.fraction, s.eta, s.error = "done", 1.0, 0.0, None
         elif state == "done":
-            s.fail("render_failed", "the engine finished the job without any take")
+            s.fail(ErrorCode.RENDER_FAILED, "the engine finished the job without any take")
         elif state == "cancelled":
-            s.state, s.error = "cancelled", {"code": "cancelled", "message": "the job was cancelled"}
+            s.state, s.error = "cancelled", {"code": ErrorCode.CANCELLED, "message": "the job was cancelled"}
         else:
-            s.fail(*(error["code"], error["message"]) if error else ("render_failed", "the job failed"))
+            s.fail(*(error["code"], error["message"]) if error else (ErrorCode.RENDER_FAILED, "the job failed"))
 
     def adopt_summary(self, data: Any) -> None:
         """Use a ``status`` reply to recover a lost ``done``/``finished`` packet."""
@@ -302,13 +309,14 @@ def follow_job(link: OscLink, verb: str, params: dict[str, Any], status: Status,
                timeouts: Timeouts, clock: Callable[[], float] = time.monotonic) -> Status:
     """Ping, send a render request, then follow the job to its end, rewriting the status file."""
     if not engine_answers(link, timeouts, clock):
-        return status.fail("engine_unreachable", _unreachable_message(link, timeouts.connect))
+        return status.fail(LocalErrorCode.ENGINE_UNREACHABLE, _unreachable_message(link, timeouts.connect))
     link.send(verb, status.request_id, params)
     got = _wait_for(link, lambda a, args: _is_reply_to(status.request_id, a, args)
-                    and a in ("/jukebox/accepted", "/jukebox/error"), timeouts.reply, clock)
+                    and a in (ACCEPTED, ERROR), timeouts.reply, clock)
     if got is None:
-        return status.fail("no_reply", f"the engine did not accept the {verb} request within {timeouts.reply:g} s")
-    if got[0] == "/jukebox/error":
+        return status.fail(LocalErrorCode.NO_REPLY,
+                           f"the engine did not accept the {verb} request within {timeouts.reply:g} s")
+    if got[0] == ERROR:
         err = _error_of(got[1])
         return status.fail(err["code"], err["message"])
     status.job_id, status.state = str(got[1][1]), "accepted"
@@ -329,10 +337,11 @@ def _follow_accepted(link: OscLink, status: Status, out: StatusFile, timeouts: T
                 heard, changed = clock(), True
             elif probe_id and _is_reply_to(probe_id, address, args):
                 heard, probe_id = clock(), None
-                if address == "/jukebox/status":
+                if address == STATUS:
                     follower.adopt_summary(_parse_reply(address, args).get("data"))
-                elif address == "/jukebox/error" and _error_of(args)["code"] == "unknown_job":
-                    status.fail("engine_lost", f"the engine no longer knows job {status.job_id} (was it restarted?)")
+                elif address == ERROR and _error_of(args)["code"] == ErrorCode.UNKNOWN_JOB:
+                    status.fail(LocalErrorCode.ENGINE_LOST,
+                                f"the engine no longer knows job {status.job_id} (was it restarted?)")
                 changed = True
         if follower.pending_error is not None and not status.finished:
             error_since = error_since if error_since is not None else clock()
@@ -341,7 +350,7 @@ def _follow_accepted(link: OscLink, status: Status, out: StatusFile, timeouts: T
                 changed = True
         silent = clock() - heard
         if not status.finished and silent > timeouts.idle:
-            status.fail("engine_lost", f"the engine stopped answering about job {status.job_id} "
+            status.fail(LocalErrorCode.ENGINE_LOST, f"the engine stopped answering about job {status.job_id} "
                                        f"(nothing for {timeouts.idle:g} s); is it still running?")
         elif not status.finished and silent > timeouts.probe and probe_id is None:
             probe_id = new_request_id()
@@ -360,7 +369,7 @@ def run_request(verb: str, params: dict[str, Any], *, host: str = DEFAULT_HOST, 
     try:
         link = OscLink(host, port, token)
     except OSError as e:
-        status.fail("engine_unreachable", f"cannot reach {host}:{port}: {e}")
+        status.fail(LocalErrorCode.ENGINE_UNREACHABLE, f"cannot reach {host}:{port}: {e}")
     else:
         try:
             if verb in RENDER_VERBS:
@@ -368,7 +377,7 @@ def run_request(verb: str, params: dict[str, Any], *, host: str = DEFAULT_HOST, 
             else:
                 simple_request(link, verb, params, status, timeouts, clock)
         except KeyboardInterrupt:
-            status.fail("client_stopped", "the client was stopped before the job finished")
+            status.fail(LocalErrorCode.CLIENT_STOPPED, "the client was stopped before the job finished")
         finally:
             link.close()
     out.write(status)
@@ -392,7 +401,7 @@ def request_main(verb: str, params_text: str, host: str, port: int, status_path:
     try:
         params = parse_params(params_text)
     except (OSError, ValueError) as e:
-        status.fail("bad_request", f"cannot read the request parameters: {e}")
+        status.fail(ErrorCode.BAD_REQUEST, f"cannot read the request parameters: {e}")
         StatusFile(status_path).write(status)
         print(json.dumps(status.to_json()))
         return EXIT_USAGE

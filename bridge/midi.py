@@ -8,14 +8,16 @@ mido numbers them 0..15.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import sys
+import tempfile
 import threading
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -23,6 +25,7 @@ from typing import Any
 
 import mido
 
+from engine.generate.params import LIVE_PARAMS
 from engine.io.files import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -31,16 +34,67 @@ PORT_NAME = "Jukebox Bridge"
 BACKEND_ENV = "JUKEBOX_MIDI_BACKEND"
 ACTIONS = ("continue_last", "rerender_last", "cancel_last")
 CURVES = ("linear", "exp")
-# Scaling for a parameter learned before any binding for it exists: (low, high, integer).
+# Scaling for a parameter learned before any binding for it exists: (low, high, integer), from the one
+# table of live parameters (engine/generate/params.py), whose knobs default_mapping.toml also follows.
 LEARN_DEFAULTS: dict[str, tuple[float, float, bool]] = {
-    "temperature": (0.5, 1.2, False), "top_p": (0.5, 1.0, False),
-    "top_k": (0, 500, True), "takes": (1, 8, True)}
+    name: (p.knob.low, p.knob.high, p.integer) for name, p in LIVE_PARAMS.items() if p.knob is not None}
+
+JACK_BACKEND = "mido.backends.rtmidi/UNIX_JACK"
+# Each platform's own MIDI system, as RtMidi names it.
+PLATFORM_BACKENDS = {"linux": "mido.backends.rtmidi/LINUX_ALSA", "darwin": "mido.backends.rtmidi/MACOSX_CORE",
+                     "win32": "mido.backends.rtmidi/WINDOWS_MM"}
+
+
+def backend_candidates(platform: str | None = None, env: dict[str, str] | None = None) -> list[str]:
+    """The MIDI backends to try, in order.
+
+    ``JUKEBOX_MIDI_BACKEND`` alone when set. Otherwise JACK first on Linux (it works where ALSA cannot:
+    headless boxes and containers without /dev/snd/seq, and it is what a JACK studio routes), then the
+    platform's own: ALSA on Linux, CoreMIDI on macOS, WinMM on Windows."""
+    platform = sys.platform if platform is None else platform
+    chosen = (os.environ if env is None else env).get(BACKEND_ENV)
+    if chosen:
+        return [chosen]
+    own = next((b for prefix, b in PLATFORM_BACKENDS.items() if platform.startswith(prefix)), "mido.backends.rtmidi")
+    return [JACK_BACKEND, own] if platform.startswith("linux") else [own]
+
+
+def _failure(backend: str, why: str) -> str:
+    hint = " (is the JACK server running?)" if backend == JACK_BACKEND and "JACK" not in why else ""
+    return f"via {backend}: {why}{hint}"
 
 
 def default_backend() -> str:
-    """JACK on Linux, where ALSA needs /dev/snd/seq and many headless boxes lack it; RtMidi's default elsewhere."""
-    return os.environ.get(BACKEND_ENV) or (
-        "mido.backends.rtmidi/UNIX_JACK" if sys.platform.startswith("linux") else "mido.backends.rtmidi")
+    """The first backend ``MidiAdapter`` tries (see ``backend_candidates``)."""
+    return backend_candidates()[0]
+
+
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def native_stderr_captured() -> Iterator[list[str]]:
+    """Send file descriptor 2 to a temporary file while native MIDI code runs, then give back its text.
+
+    libjack prints "Cannot connect to server socket ..." and alsa-lib "ALSA lib seq_hw.c ..." straight to
+    fd 2 when their server or device is missing, past Python's ``sys.stderr``. Probing a backend that is
+    not there must not dump that on the terminal; the yielded list receives the text, for the debug log."""
+    out: list[str] = []
+    with _STDERR_LOCK, tempfile.TemporaryFile() as tmp:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):  # no fd 2 (pythonw) or no sys.stderr: nothing to hide
+            yield out
+            return
+        try:
+            os.dup2(tmp.fileno(), 2)
+            yield out
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            out.append(tmp.read().decode("utf-8", "replace").strip())
 
 
 def _check(ok: bool, what: str, allowed: str) -> None:
@@ -270,7 +324,8 @@ class MidiAdapter:
                  on_action: Callable[[str], None], on_learned: Callable[[str, int, int], None],
                  mapping: MidiMapping | None = None, backend: str | None = None) -> None:
         self.port_name = port_name
-        self.backend = backend or default_backend()
+        self.backends = [backend] if backend else backend_candidates()
+        self.backend = self.backends[0]  # the one in use once started
         self._on_param, self._on_action, self._on_learned = on_param, on_action, on_learned
         self._translator = MidiTranslator(mapping or MidiMapping.default())
         self._state_lock = threading.Lock()  # translator state: MIDI thread vs learn/save callers
@@ -283,20 +338,35 @@ class MidiAdapter:
             return self._translator.mapping
 
     def start(self) -> None:
+        """Open the input on the first backend that has it (see ``backend_candidates``); raises ``OSError``
+        naming each backend tried and why it failed. The native libraries' own complaints go to the debug log."""
         with self._port_lock:
             if self._port is not None:
                 return
-            backend = mido.Backend(self.backend, load=True)
-            try:
-                if self.port_name is None:
-                    self._port = backend.open_input(PORT_NAME, client_name=PORT_NAME, callback=self._on_message)
-                else:
-                    name = find_port(self.port_name, backend.get_input_names())
-                    self._port = backend.open_input(name, callback=self._on_message)
-            except (OSError, RuntimeError) as e:
-                hint = " (is the JACK server running?)" if "JACK" in self.backend else ""
-                raise OSError(f"cannot open MIDI input via {self.backend}: {e}{hint}") from e
-            log.info("MIDI: listening on %s (%s)", self._port.name, self.backend)
+            failures = []
+            for name in self.backends:
+                with native_stderr_captured() as noise:
+                    try:
+                        port = self._open(name)
+                    except (OSError, RuntimeError) as e:
+                        port, why = None, str(e)
+                if noise[0]:
+                    log.debug("MIDI: %s said: %s", name, noise[0])
+                if port is not None:
+                    break
+                failures.append((name, why))
+            else:
+                raise OSError("cannot open MIDI input " + "; ".join(_failure(*f) for f in failures))
+            self._port, self.backend = port, name
+            for failed, why in failures:
+                log.info("MIDI: not via %s (%s)", failed, why)
+            log.info("MIDI: listening on %s (%s)", port.name, name)
+
+    def _open(self, backend_name: str) -> mido.ports.BaseInput:
+        backend = mido.Backend(backend_name, load=True)
+        if self.port_name is None:
+            return backend.open_input(PORT_NAME, client_name=PORT_NAME, callback=self._on_message)
+        return backend.open_input(find_port(self.port_name, backend.get_input_names()), callback=self._on_message)
 
     def stop(self) -> None:
         with self._port_lock:

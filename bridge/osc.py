@@ -20,7 +20,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 from pythonosc.parsing import osc_types
 
-from engine.generate.request import RequestError
+from engine.errors import ErrorCode, RequestError
 
 from . import protocol
 from .protocol import ProtocolError, Reply, Request
@@ -122,7 +122,7 @@ class OscServer:
         try:
             data = encode(reply)
             if len(data) > MAX_REPLY:
-                data = encode(protocol.error(str(reply.args[0][1]) if reply.args else "", "internal",
+                data = encode(protocol.error(str(reply.args[0][1]) if reply.args else "", ErrorCode.INTERNAL,
                                              f"the {reply.address} reply is too large for one UDP packet"))
             self.sock.sendto(data, (host, port))
         except OSError as exc:  # the client went away or the engine is stopping
@@ -152,8 +152,8 @@ class OscServer:
                 self._busy_told.clear()
             if port is not None and now - self._busy_told.get(sender[:2], 0.0) >= 1.0:  # say it once a second
                 self._busy_told[sender[:2]] = now
-                self.send(host, port, protocol.error(rid, "busy", f"more than {protocol.RATE_LIMIT} requests per "
-                                                                  "second; slow down"))
+                self.send(host, port, protocol.error(rid, ErrorCode.BUSY, f"more than {protocol.RATE_LIMIT} "
+                                                     "requests per second; slow down"))
             return self._drop(sender, "rate limit")
         if len(data) > protocol.MAX_PACKET:
             return self._malformed(data, sender, f"packet larger than {protocol.MAX_PACKET} bytes")
@@ -179,7 +179,7 @@ class OscServer:
             replies = [protocol.error(request.request_id, exc.code, str(exc))]
         except Exception as exc:
             log.exception("internal error in %s from %s", address, host)
-            replies = [protocol.error(request.request_id, "internal", f"{type(exc).__name__}: {exc}")]
+            replies = [protocol.error(request.request_id, ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}")]
         for reply in replies:
             self.send(host, request.reply_port, reply)
 
@@ -187,7 +187,7 @@ class OscServer:
         port, rid = salvage(data)
         if port is None:
             return self._drop(sender, why)
-        self.send(sender[0], port, protocol.error(rid, "bad_request", why))
+        self.send(sender[0], port, protocol.error(rid, ErrorCode.BAD_REQUEST, why))
 
     def _drop(self, sender: tuple[str, int], why: str) -> None:
         """Log unanswerable packets without letting a flood flood the log: one summary per 10 s."""

@@ -15,7 +15,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from engine.generate.request import MODES, RenderRequest, RequestError
+from engine.errors import ErrorCode, RequestError
+from engine.generate.request import MODES, RenderRequest
 from engine.jobs.records import MAX_QUEUED
 
 PROTOCOL_VERSION = 1
@@ -27,12 +28,9 @@ MAX_PARAMS_JSON = 16 * 1024  # bytes of the JSON params string
 MAX_REQUEST_ID = 128  # characters
 RATE_LIMIT = 200  # requests per second per client (sending host and port)
 QUEUE_LIMIT = MAX_QUEUED
+MAX_PAGE = 200  # names in one artists/genres reply
 
-ERROR_CODES: tuple[str, ...] = (
-    "bad_request", "unknown_verb", "unknown_field", "bad_value", "source_not_found", "not_audio",
-    "unknown_label", "unauthorized", "busy", "unknown_job", "cancelled", "render_failed", "unavailable",
-    "internal",
-)
+ERROR_CODES: tuple[str, ...] = tuple(ErrorCode)  # engine/errors.py, shared with the engine
 
 
 class ProtocolError(Exception):
@@ -90,7 +88,7 @@ class AuditionParams:
 _FIELD_RULES: dict[str, tuple[tuple[type, ...], Callable[[Any], bool], str]] = {
     "query": ((str,), lambda v: len(v) <= 200, "a string of at most 200 characters"),
     "offset": ((int,), lambda v: v >= 0, "an integer, 0 or more"),
-    "limit": ((int,), lambda v: 1 <= v <= 200, "an integer from 1 to 200"),
+    "limit": ((int,), lambda v: 1 <= v <= MAX_PAGE, f"an integer from 1 to {MAX_PAGE}"),
     "job_id": ((str,), lambda v: 0 < len(v) <= 64, "a job id string"),
     "all": ((bool,), lambda v: True, "true or false"),
     "name": ((str,), lambda v: 0 < len(v) <= 64, "a parameter name"),
@@ -161,6 +159,12 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
     Verb("audition", AuditionParams, (PREFIX + "auditioning",)),
 )}
 CAPABILITIES: tuple[str, ...] = tuple(VERBS)
+RENDER_VERBS: tuple[str, ...] = tuple(v.name for v in VERBS.values() if v.renders)
+# verb -> the reply that answers it and echoes its request id first (render verbs: ``accepted``; ``set``
+# is answered by the ``param`` broadcast, which names the parameter instead).
+REQUEST_REPLY: dict[str, str] = {
+    v.name: v.replies[0] for v in VERBS.values()
+    if not v.renders and REPLIES[v.replies[0]].args[0][0] == "request_id"}
 
 # ---------------------------------------------------------------- requests
 
@@ -177,22 +181,23 @@ class Request:
 def parse_request(address: str, args: list[Any], token: str | None = None) -> Request:
     """Validate one message: reply port, request id, token, verb, then the params JSON."""
     if not args or type(args[0]) is not int or not 1 <= args[0] <= 65535:
-        raise ProtocolError("bad_request", "the first argument must be the reply port (int 1..65535)")
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "the first argument must be the reply port (int 1..65535)")
     port = args[0]
     rid = args[1] if len(args) > 1 else None
     if type(rid) is int:  # Max sends a numeric-looking symbol as an int
         rid = str(rid)
     if not isinstance(rid, str) or len(rid) > MAX_REQUEST_ID:
-        raise ProtocolError("bad_request", f"the second argument must be the request id "
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"the second argument must be the request id "
                             f"(a string of at most {MAX_REQUEST_ID} characters)", port)
     rest = list(args[2:])
     if token is not None:
         given = rest.pop() if rest else None
         if not isinstance(given, str) or not hmac.compare_digest(given.encode(), token.encode()):
-            raise ProtocolError("unauthorized", "missing or wrong token (the last argument)", port, rid)
+            raise ProtocolError(ErrorCode.UNAUTHORIZED, "missing or wrong token (the last argument)", port, rid)
     verb = VERBS.get(address[len(PREFIX):]) if address.startswith(PREFIX) else None
     if verb is None:
-        raise ProtocolError("unknown_verb", f"no such address {address[:80]!r}; verbs: {', '.join(CAPABILITIES)}",
+        raise ProtocolError(ErrorCode.UNKNOWN_VERB,
+                            f"no such address {address[:80]!r}; verbs: {', '.join(CAPABILITIES)}",
                             port, rid)
     try:
         fields = _fields(rest)
@@ -207,20 +212,21 @@ def parse_request(address: str, args: list[Any], token: str | None = None) -> Re
 def _fields(rest: list[Any]) -> dict[str, Any]:
     """The optional params argument: one JSON object string."""
     if len(rest) > 1:
-        raise ProtocolError("bad_request", f"too many arguments ({len(rest) + 2}): expected reply_port, request_id, "
+        raise ProtocolError(ErrorCode.BAD_REQUEST,
+                            f"too many arguments ({len(rest) + 2}): expected reply_port, request_id, "
                             "params (and the token last, only when the engine has one)")
     if not rest or rest[0] == "":
         return {}
     if not isinstance(rest[0], str):
-        raise ProtocolError("bad_request", f"params must be a JSON object string; got {type(rest[0]).__name__}")
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"params must be a JSON object string; got {type(rest[0]).__name__}")
     if len(rest[0].encode()) > MAX_PARAMS_JSON:
-        raise ProtocolError("bad_request", f"params JSON is larger than {MAX_PARAMS_JSON} bytes")
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"params JSON is larger than {MAX_PARAMS_JSON} bytes")
     try:
         fields = json.loads(rest[0], parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:
-        raise ProtocolError("bad_request", f"params is not valid JSON: {str(exc)[:120]}") from None
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"params is not valid JSON: {str(exc)[:120]}") from None
     if not isinstance(fields, dict):
-        raise ProtocolError("bad_request", f"params must be a JSON object; got {type(fields).__name__}")
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"params must be a JSON object; got {type(fields).__name__}")
     return fields
 
 
@@ -235,22 +241,23 @@ def _params(verb: Verb, fields: dict[str, Any]) -> Any:
     unknown = sorted(set(fields) - set(known))
     if unknown:
         accepted = ", ".join(known) or "none"
-        raise RequestError("unknown_field", f"{verb.name} does not take {', '.join(unknown)}; accepted: {accepted}",
+        raise RequestError(ErrorCode.UNKNOWN_FIELD,
+                           f"{verb.name} does not take {', '.join(unknown)}; accepted: {accepted}",
                            unknown[0])
     for name, f in known.items():
         if name not in fields and f.default is dataclasses.MISSING:
-            raise RequestError("bad_value", f"{verb.name} needs {name} ({_FIELD_RULES[name][2]})", name)
+            raise RequestError(ErrorCode.BAD_VALUE, f"{verb.name} needs {name} ({_FIELD_RULES[name][2]})", name)
     values = {name: _check(name, value) for name, value in fields.items() if value is not None}
     params = verb.params(**values)
     if isinstance(params, CancelParams) and (params.job_id is None) == (not params.all):
-        raise RequestError("bad_value", 'cancel needs either job_id or "all": true', "job_id")
+        raise RequestError(ErrorCode.BAD_VALUE, 'cancel needs either job_id or "all": true', "job_id")
     return params
 
 
 def _check(name: str, value: Any) -> Any:
     types, ok, allowed = _FIELD_RULES[name]
     if (isinstance(value, bool) and bool not in types) or not isinstance(value, types) or not ok(value):
-        raise RequestError("bad_value", f"{name} must be {allowed}; got {value!r:.80}", name)
+        raise RequestError(ErrorCode.BAD_VALUE, f"{name} must be {allowed}; got {value!r:.80}", name)
     return value
 
 

@@ -23,8 +23,9 @@ from typing import Any, Callable
 import platformdirs
 
 from engine import LICENCE_NOTE, __version__
+from engine.errors import ErrorCode, RequestError
 from engine.generate.params import LIVE_DEFAULTS, LiveParams
-from engine.generate.request import RenderRequest, RequestError
+from engine.generate.request import RenderRequest
 from engine.jobs.queue import JobQueue
 from engine.jobs.records import JobEvent, JobFinished, JobProgress, TakeDone
 
@@ -181,7 +182,7 @@ class Bridge:
     def _learn(self, req: Request, host: str) -> list[Reply]:
         LiveParams.check(req.params.name, LIVE_DEFAULTS.get(req.params.name, 0))  # a settable name, or bad_value
         if self.midi is None:
-            raise RequestError("unavailable", "MIDI is off (mido is missing or no MIDI input could be opened); "
+            raise RequestError(ErrorCode.UNAVAILABLE, "MIDI is off (mido is missing or no MIDI input could be opened); "
                                "start the engine with --midi-port NAME")
         self.midi.learn(req.params.name)
         return [reply("learning", req.request_id, req.params.name)]

@@ -1,6 +1,9 @@
 """``jukebox-bridge`` command line: parses arguments, calls one library function, prints.
 
-No model logic lives here; every command maps to a function in ``pipeline``, ``parity`` or ``jobs``.
+No model logic lives here; every command maps to a function of ``engine`` (render, publish, codec, batch,
+parity, ...) or ``bridge`` (serve, request). Users see no tracebacks for what they can fix: an expected
+error prints one line and exits 2, Ctrl-C exits 130 saying what was kept, and a missing optional
+dependency names the extra to install.
 """
 
 from __future__ import annotations
@@ -8,21 +11,52 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from engine import LICENCE_NOTE, __version__
+
+# optional dependency (import name) -> the pyproject extra that installs it
+OPTIONAL_EXTRAS = {"matplotlib": "listen", "music21": "data"}
 
 
 class UserError(Exception):
     """An error to print as one line, without a traceback."""
 
 
+class Interrupted(Exception):
+    """Ctrl-C, after the command said what it kept; exits 130 (128 + SIGINT)."""
+
+
+def _render_request(mode: str, fields: dict[str, Any]):
+    """The validated request with every default resolved the engine's way (live parameters included), so
+    ``sample`` renders, and its sidecars record, what a DAW request with the same fields would."""
+    from engine.generate.params import LiveParams
+    from engine.generate.request import RenderRequest
+
+    return LiveParams().fill(RenderRequest.from_fields(mode, fields))
+
+
+def _request_defaults() -> dict[str, Any]:
+    """Every render field's default, from the one place that resolves them (for ``--help``)."""
+    return _render_request("generate", {}).to_fields()
+
+
+def _codec_vqvae(args: argparse.Namespace) -> tuple[str, Any]:
+    """(name, VQ-VAE): the ``--vqvae`` checkpoint, else the VQ-VAE of ``--model`` (default: the embedded model)."""
+    if args.vqvae is not None:
+        from engine.weights.checkpoints import load_vqvae
+
+        return str(args.vqvae), load_vqvae(args.vqvae)
+    from engine.weights.bundle import load_model_vqvae
+
+    return load_model_vqvae(args.model)
+
+
 def _cmd_encode(args: argparse.Namespace) -> int:
     from engine.generate.codec import encode_file
-    from engine.weights.checkpoints import load_vqvae
 
-    vqvae = load_vqvae(args.vqvae)
-    codes = encode_file(vqvae, args.audio, args.start, args.length, model_name=str(args.vqvae))
+    name, vqvae = _codec_vqvae(args)
+    codes = encode_file(vqvae, args.audio, args.start, args.length, model_name=name)
     codes.save(args.output)
     shapes = ", ".join(f"level{lv} {tuple(z.shape)}" for lv, z in sorted(codes.codes.items()))
     print(f"wrote {args.output}: {shapes}")
@@ -32,9 +66,8 @@ def _cmd_encode(args: argparse.Namespace) -> int:
 def _cmd_decode(args: argparse.Namespace) -> int:
     from engine.generate.codec import decode_to_file
     from engine.io.codes import CodesFile
-    from engine.weights.checkpoints import load_vqvae
 
-    vqvae = load_vqvae(args.vqvae)
+    _, vqvae = _codec_vqvae(args)
     path = decode_to_file(vqvae, CodesFile.load(args.codes), args.level, args.output, args.sample_rate,
                           args.channels, args.subtype)
     print(f"wrote {path} (level {args.level}, {args.sample_rate} Hz, {args.channels} ch)")
@@ -71,9 +104,11 @@ def _cmd_request(args: argparse.Namespace) -> int:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
+    import secrets
+
     from engine.generate.render import render
-    from engine.generate.request import RenderRequest
-    from engine.io import audio
+    from engine.io import publish
+    from engine.io.audio import unique_path
     from engine.io.codes import CodesFile
     from engine.runtime.progress import CancelToken
     from engine.weights.bundle import load_models
@@ -85,9 +120,14 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         "top_k": args.top_k, "top_p": args.top_p, "takes": args.takes, "seed": args.seed, "quality": args.quality,
         "level": args.level, "stop_level": args.stop_level, "sample_rate": args.sample_rate, "channels": args.channels,
     }.items() if v is not None}
-    req = RenderRequest.from_fields(args.mode, fields)  # validate before the slow model load
+    if args.mode != "generate":  # the source file is the timeline: its region starts at --start
+        fields["position"] = args.start or 0.0
+    req = _render_request(args.mode, fields)  # validate before the slow model load
     models = load_models(args.model, args.top)
-    print(f"{models.name}: {models.meta.get('licence', LICENCE_NOTE) if models.name != 'debug' else 'random test weights'}")
+    terms = models.licence()
+    print(f"{models.name}: {terms['licence']}")
+    if terms["attribution"]:
+        print(f"credit it when you publish: {terms['attribution']}")
 
     shown: list[tuple[str, int]] = []
 
@@ -98,25 +138,74 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             eta = f", about {p.eta_seconds:.0f} s left" if p.eta_seconds >= 0 else ""
             print(f"{p.stage:<20} {100 * p.fraction:5.1f}%{eta}", flush=True)
 
-    takes = render(models, req, show, CancelToken(), args.work_dir)
-    args.out.mkdir(parents=True, exist_ok=True)
-    for take in takes:
-        stem = f"{args.mode}-seed{take.seed}-take{take.take}"
-        wav = audio.write_audio(audio.unique_path(args.out, stem), take.audio, req.sample_rate,
-                                source_rate=req.sample_rate, channels=req.channels)
-        CodesFile({lv: z[None] for lv, z in take.codes.items()}, models.vqvae.hop_lengths, models.sample_rate,
-                  model=models.name, extra={"seed": take.seed, "request": req.to_fields()}
-                  ).save(audio.unique_path(args.out, stem, ".npz"))
-        print(f"take {take.take}: {wav} (seed {take.seed}, place at {take.position:.3f} s)")
+    job_id = secrets.token_hex(4)  # names the takes like the engine's: <job>-take<n>-<mode>-<artist>-<genre>.wav
+    staging = args.out / f".jukebox-staging-{job_id}"  # same filesystem: takes are hard-linked into place
+    written: list[Path] = []
+    try:
+        takes = render(models, req, show, CancelToken(), args.work_dir)
+        args.out.mkdir(parents=True, exist_ok=True)
+        for take in takes:
+            path = publish.take_path(args.out, job_id, take.take, req)
+            publish.publish_take(path, staging, take, req, publish.provenance(job_id, req, take, models))
+            written.append(path)
+            CodesFile({lv: z[None] for lv, z in take.codes.items()}, models.vqvae.hop_lengths, models.sample_rate,
+                      model=models.name, extra={"seed": take.seed, "request": req.to_fields()}
+                      ).save(unique_path(args.out, path.stem, ".npz"))
+            where = f", place at {take.position:.3f} s of the source's timeline" if req.source else ""
+            print(f"take {take.take}: {path} (seed {take.seed}{where}; sidecar {publish.sidecar_path(path).name})")
+    except KeyboardInterrupt:
+        kept = (f"kept {len(written)} take(s): {', '.join(map(str, written))}, each with its .json sidecar"
+                if written else "no take was written")
+        resume = (f"run it again with --work-dir {args.work_dir} to resume" if args.work_dir else
+                  "--work-dir DIR lets a rerun resume where it stopped")
+        raise Interrupted(f"interrupted; {kept}; {resume}") from None
+    finally:
+        if staging.is_dir() and not any(staging.iterdir()):  # publishing leaves it empty
+            staging.rmdir()
     return 0
 
 
 def _cmd_labels(args: argparse.Namespace) -> int:
-    from engine.model.labels import search
+    kind = args.kind.removesuffix("s")
+    if args.official or args.version is not None:
+        from engine.model.labels import search
 
-    names = search(args.search, args.kind.removesuffix("s"), args.version, limit=args.limit, offset=args.offset)
-    print("\n".join(names) if names else f"no {args.kind} match {args.search!r}")
+        version = args.version or 2
+        total, names = None, search(args.search, kind, version, limit=args.limit, offset=args.offset)
+        where = f"the official v{version} vocabulary"
+    else:
+        from engine.weights.bundle import load_models
+
+        models = load_models(args.model)
+        total, names = models.search_labels(kind, args.search, args.offset, args.limit)
+        where = f"model {models.name}"
+    print("\n".join(names) if names else f"no {args.kind} match {args.search!r} in {where}")
+    if total is not None and args.offset + len(names) < total:
+        print(f"({len(names)} of {total} shown; --offset {args.offset + len(names)} for more)", file=sys.stderr)
     return 0
+
+
+def _next_steps(cfg: Any) -> str:
+    """What to do once the engine is up: the DAW side, the MIDI input, how to stop."""
+    root = Path(__file__).resolve().parents[1]
+    scripts = root / "reaper_scripts"
+    if not cfg.midi:
+        midi = "MIDI: off (--no-midi); OSC requests still work"
+    else:
+        try:
+            from bridge.midi import PORT_NAME
+        except ImportError:  # mido missing: the engine says so itself and runs without MIDI
+            PORT_NAME = "Jukebox Bridge"
+        midi = (f'MIDI: input "{cfg.midi_port or PORT_NAME}": CC 1 temperature, CC 2 takes, note C3 continues the '
+                "last region (bridge/default_mapping.toml)")
+    return "\n".join([
+        "next, once it says it is serving:",
+        f"  REAPER: install the scripts in {scripts if scripts.is_dir() else 'reaper_scripts/'} (ReaPack or by hand, "
+        "see its README), select an item, run \"Jukebox Bridge - Continue selected items\"",
+        "  Ableton Live: python max_for_live/build.py, then drop max_for_live/build/Jukebox Bridge.amxd on a track",
+        f"  {midi}",
+        "  Ctrl-C stops the engine; unfinished jobs resume at the next start",
+    ])
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -127,7 +216,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     overrides = {"model": args.model, "port": args.port, "render_dir": args.render_dir, "midi_port": args.midi_port,
                  "listen": args.listen, "token": args.token or os.environ.get("JUKEBOX_BRIDGE_TOKEN"),
                  "midi": False if args.no_midi else None}
-    return serve(load_config(args.config, overrides))
+    cfg = load_config(args.config, overrides)
+    print(_next_steps(cfg), file=sys.stderr, flush=True)  # serve() blocks; it prints its address when up
+    return serve(cfg)
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
@@ -162,6 +253,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_listen(args: argparse.Namespace) -> int:
+    import matplotlib  # noqa: F401  (the spectrograms need it: fail before rendering, with the install hint)
+
     from engine.dev.listen import listen
 
     for path in listen(args.out, args.model, args.seed):
@@ -193,11 +286,17 @@ def _cmd_record(args: argparse.Namespace) -> int:
 
 def _cmd_batch(args: argparse.Namespace) -> int:
     from engine.batch.report import make_reporter
-    from engine.batch.run import run_batch
+    from engine.batch.run import MANIFEST, finished_stems, run_batch
 
     fields = {"artist": args.artist, "genre": args.genre, "takes": args.takes, "seed": args.seed,
               "seconds": args.seconds, "quality": args.quality, "temperature": args.temperature, "chain": args.chain}
-    summary = run_batch(args.stems, args.out, args.mode, fields, args.model, args.cluster, make_reporter())
+    try:
+        summary = run_batch(args.stems, args.out, args.mode, fields, args.model, args.cluster, make_reporter())
+    except KeyboardInterrupt:
+        done, total = finished_stems(args.out)
+        kept = (f"{done} of {total} stem(s) finished, with their takes, as {args.out / MANIFEST} records"
+                if total else "nothing was written")
+        raise Interrupted(f"interrupted; {kept}; run the same command again to resume") from None
     return 0 if summary.ok else 1
 
 
@@ -218,9 +317,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     codec = sub.add_parser("codec", help="encode audio to Jukebox codes and decode them back").add_subparsers(
         dest="codec_command", required=True)
+    def codec_model(cmd: argparse.ArgumentParser) -> None:
+        which = cmd.add_mutually_exclusive_group()
+        which.add_argument("--vqvae", type=Path, help="VQ-VAE checkpoint (official, HF mirror or safetensors)")
+        which.add_argument("--model", help="use this model's VQ-VAE: a model folder, or 'debug' "
+                                           "(default, without --vqvae: the embedded model)")
+
     enc = codec.add_parser("encode", help="audio region -> codes .npz (level0, level1, level2)")
     enc.add_argument("audio", type=Path)
-    enc.add_argument("--vqvae", required=True, type=Path, help="VQ-VAE checkpoint (official, HF mirror or safetensors)")
+    codec_model(enc)
     enc.add_argument("-o", "--output", required=True, type=Path)
     enc.add_argument("--start", type=float, default=0.0, help="region start in seconds")
     enc.add_argument("--length", type=float, default=None, help="region length in seconds (default: to the end)")
@@ -228,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     dec = codec.add_parser("decode", help="codes .npz -> WAV, from one level")
     dec.add_argument("codes", type=Path)
-    dec.add_argument("--vqvae", required=True, type=Path)
+    codec_model(dec)
     dec.add_argument("--level", type=int, default=0, help="0 = best (bottom), 2 = coarse (top)")
     dec.add_argument("-o", "--output", required=True, type=Path)
     dec.add_argument("--sample-rate", type=int, default=44100)
@@ -241,35 +346,58 @@ def build_parser() -> argparse.ArgumentParser:
     par.add_argument("--checkpoint", type=Path, default=None, help="use this checkpoint (e.g. a HF-layout file)")
     par.set_defaults(func=_cmd_parity)
 
-    smp = sub.add_parser("sample", help="render continuations, primes, re-renders or new music to WAV files")
-    smp.add_argument("--model", default=None, help="model folder, or 'debug'; default: the embedded model")
-    smp.add_argument("--top", default=None, choices=["5b", "5b_lyrics", "1b_lyrics"], help="official top prior")
-    smp.add_argument("--mode", default="generate", choices=["generate", "continue", "prime", "rerender"])
-    smp.add_argument("--prime", type=Path, help="source audio file (continue, prime, rerender)")
-    smp.add_argument("--start", type=float, help="region start in the source, seconds")
-    smp.add_argument("--length", type=float, help="region length, seconds")
-    smp.add_argument("--seconds", type=float, help="seconds to generate (default 10)")
-    smp.add_argument("--artist")
-    smp.add_argument("--genre")
-    smp.add_argument("--lyrics-file", type=Path)
-    smp.add_argument("--temperature", type=float)
-    smp.add_argument("--top-k", type=int)
-    smp.add_argument("--top-p", type=float)
-    smp.add_argument("--takes", type=int)
-    smp.add_argument("--seed", type=int)
-    smp.add_argument("--quality", choices=["draft", "full"])
-    smp.add_argument("--level", type=int, help="rerender: resample from this level down")
-    smp.add_argument("--stop-level", type=int, help="stop upsampling at this level (0 = best)")
-    smp.add_argument("--sample-rate", type=int)
-    smp.add_argument("--channels", type=int)
-    smp.add_argument("--work-dir", type=Path, help="save codes per window here; rerun to resume")
-    smp.add_argument("--out", type=Path, default=Path("out/samples"))
+    d = _request_defaults()  # render fields: one source of defaults (argparse's own stay None: "not given")
+    smp = sub.add_parser(
+        "sample", help="render continuations, primes, re-renders or new music to WAV files",
+        description="Render takes to WAV files, each with a JSON sidecar and WAV comment recording how it was made "
+                    "and the model's licence (named <job>-take<n>-<mode>-<artist>-<genre>.wav, never overwritten), "
+                    "plus its codes (.npz).")
+    smp.add_argument("--model", default=None, help="model folder, or 'debug' (tiny random test models) "
+                                                   "(default: the embedded model)")
+    smp.add_argument("--top", default=None, choices=["5b", "5b_lyrics", "1b_lyrics"],
+                     help="which official top prior an official model folder holds (default: the folder's name)")
+    smp.add_argument("--mode", default="generate", choices=["generate", "continue", "prime", "rerender"],
+                     help="generate: new music from labels; continue: carry on from the region's end; prime: start "
+                          "new music from the region; rerender: resample the region in another style "
+                          "(default: %(default)s)")
+    smp.add_argument("--prime", type=Path, help="source audio file, needed by continue, prime and rerender (default: none)")
+    smp.add_argument("--start", type=float, help=f"region start in the source, seconds (default: {d['start']:g})")
+    smp.add_argument("--length", type=float, help="region length in seconds (default: to the end of the source)")
+    smp.add_argument("--seconds", type=float, help=f"seconds of new material (default: {d['seconds']:g})")
+    smp.add_argument("--artist", help="artist label; `jukebox-bridge artists --search ...` lists the model's "
+                                      "(default: none)")
+    smp.add_argument("--genre", help="genre label; `jukebox-bridge genres` lists the model's (default: none)")
+    smp.add_argument("--lyrics-file", type=Path, help="text file of lyrics, for lyrics models (default: none)")
+    smp.add_argument("--temperature", type=float, help="sampling temperature: lower is safer, higher is wilder "
+                                                       f"(default: {d['temperature']:g})")
+    smp.add_argument("--top-k", type=int, help="sample only from the k likeliest codes; 0 = off "
+                                               f"(default: {d['top_k']})")
+    smp.add_argument("--top-p", type=float, help="sample only from the likeliest codes up to this total "
+                                                 f"probability; 1 = off (default: {d['top_p']:g})")
+    smp.add_argument("--takes", type=int, help=f"takes to render, seeds seed, seed+1, ... (default: {d['takes']})")
+    smp.add_argument("--seed", type=int, help="seed of the first take (default: drawn at random; each sidecar "
+                                              "records its take's seed)")
+    smp.add_argument("--quality", choices=["draft", "full"], help="draft: the top level only (fast, coarse); "
+                                                                 f"full: upsampled to level 0 (default: {d['quality']})")
+    smp.add_argument("--level", type=int, help="rerender: resample this level and the ones below, keep those above "
+                                               "(default: one below the top)")
+    smp.add_argument("--stop-level", type=int, help="stop upsampling at this level, 0 = best (default: 0)")
+    smp.add_argument("--sample-rate", type=int, help=f"rate of the written WAVs in Hz (default: {d['sample_rate']})")
+    smp.add_argument("--channels", type=int, help=f"channels of the written WAVs (default: {d['channels']})")
+    smp.add_argument("--work-dir", type=Path, help="save codes after every window here; rerun with it to resume "
+                                                   "(default: none)")
+    smp.add_argument("--out", type=Path, default=Path("out/samples"), help="output folder (default: %(default)s)")
     smp.set_defaults(func=_cmd_sample)
 
     for kind in ("artists", "genres"):
         lab = sub.add_parser(kind, help=f"list or search the {kind} a model knows")
         lab.add_argument("--search", default="", help="part of a name (accents, case and punctuation ignored)")
-        lab.add_argument("--version", type=int, default=2, choices=[2, 3], help="2: 5b, 5b_lyrics; 3: 1b_lyrics")
+        lab.add_argument("--model", help="model folder, or 'debug' (default: the embedded model)")
+        lab.add_argument("--official", action="store_true",
+                         help="list the official Jukebox vocabulary instead of a loaded model's")
+        lab.add_argument("--version", type=int, choices=[2, 3],
+                         help="official vocabulary version (implies --official): 2 = 5b, 5b_lyrics; 3 = 1b_lyrics "
+                              "(default with --official: 2)")
         lab.add_argument("--limit", type=int, default=50)
         lab.add_argument("--offset", type=int, default=0)
         lab.set_defaults(func=_cmd_labels, kind=kind)
@@ -369,13 +497,35 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _error_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror and exc.filename:  # "[Errno 13] ..." -> "PATH: Permission denied"
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc) or type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; expected errors print one line (exit 2), Ctrl-C exits 130."""
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except (UserError, ValueError, FileExistsError, FileNotFoundError) as e:
-        print(f"jukebox-bridge: error: {e}", file=sys.stderr)
+    except Interrupted as e:
+        print(f"jukebox-bridge: {e}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("jukebox-bridge: interrupted", file=sys.stderr)
+        return 130
+    # RequestError, CheckpointError, AudioError, CodesFileError, ChainError, BatchError... are ValueErrors;
+    # OSError: paths the user gave (missing, unwritable, a folder in use), ports in use
+    except (UserError, ValueError, OSError) as e:
+        print(f"jukebox-bridge: error: {_error_line(e)}", file=sys.stderr)
+        return 2
+    except ImportError as e:
+        extra = OPTIONAL_EXTRAS.get((e.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"jukebox-bridge: error: {args.command} needs {e.name}, which is not installed; install it with: "
+              f"pip install 'jukebox-bridge[{extra}]'", file=sys.stderr)
         return 2
 
 

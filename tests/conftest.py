@@ -66,3 +66,15 @@ def jack_server():
         lock.close()  # releases the flock
         for k, v in saved.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """No silent skips: a skipped test hides a missing install step, so any skip fails the run.
+
+    ``-ra`` (pyproject) lists each skip with its reason; this turns a green-with-skips run red."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if skipped and exitstatus == 0:
+        reporter.write_line(f"{len(skipped)} test(s) skipped: every test must run here (see the skip reasons above)",
+                            red=True)
+        session.exitstatus = 1

@@ -20,6 +20,7 @@ from typing import Any, Iterator
 
 from distributed import Client, WorkerPlugin, as_completed, get_worker
 
+from engine.errors import ErrorCode
 from engine.runtime.progress import Progress
 
 from .stems import Events, StemJob, StemResult, render_stem
@@ -79,7 +80,7 @@ def run_cluster(jobs: list[StemJob], model: str | None, events: Events, address:
                 try:
                     job = dataclasses.replace(job, data=Path(job.fields["source"]).read_bytes())
                 except OSError as exc:
-                    yield StemResult(job.name, [], ("source_not_found", f"{job.fields['source']}: {exc}"))
+                    yield StemResult(job.name, [], (ErrorCode.SOURCE_NOT_FOUND, f"{job.fields['source']}: {exc}"))
                     continue
                 future = client.submit(_render_on_worker, job, plugin.name, pure=False,
                                        key=f"jukebox-stem-{secrets.token_hex(4)}-{job.name}")
@@ -91,5 +92,6 @@ def run_cluster(jobs: list[StemJob], model: str | None, events: Events, address:
             try:
                 yield future.result()
             except Exception as exc:  # a worker died or the task could not be sent
-                yield StemResult(names[future], [], ("render_failed", f"on the cluster: {type(exc).__name__}: {exc}"))
+                yield StemResult(names[future], [],
+                                 (ErrorCode.RENDER_FAILED, f"on the cluster: {type(exc).__name__}: {exc}"))
             yield from refill()

@@ -26,6 +26,7 @@ from typing import Any, Iterable
 
 import soundfile as sf
 
+from engine.errors import ErrorCode, LocalErrorCode
 from engine.generate.request import RenderRequest, RequestError
 from engine.io import publish as render
 from engine.io.audio import AudioError
@@ -128,7 +129,7 @@ def _plan(stems: list[Path], out: Path, mode: str, fields: dict[str, Any],
         try:
             entry.sha256 = file_sha256(src)
         except OSError as exc:
-            fail(entry, "source_not_found", f"{src}: {exc}")
+            fail(entry, ErrorCode.SOURCE_NOT_FOUND, f"{src}: {exc}")
             continue
         present = [o["file"] for o in entry.outputs if (out / o["file"]).exists()]
         if old_sha and old_sha != entry.sha256 and present:
@@ -141,7 +142,7 @@ def _plan(stems: list[Path], out: Path, mode: str, fields: dict[str, Any],
         try:
             info = sf.info(str(src))
         except Exception as exc:  # libsndfile raises several types for files that are not audio
-            fail(entry, "not_audio", f"{src} is not audio the engine can read: {exc}")
+            fail(entry, ErrorCode.NOT_AUDIO, f"{src} is not audio the engine can read: {exc}")
             continue
         stem_fields = {"source": str(Path(src).resolve()), "sample_rate": int(info.samplerate), "channels": min(int(info.channels), 8),
                        "seed": manifest.seed}
@@ -157,7 +158,7 @@ def _publish(result: StemResult, job: StemJob, out: Path, manifest: Manifest, ch
         try:
             result = dataclasses.replace(result, takes=chain.apply(result.takes, job.fields["sample_rate"]))
         except ChainError as exc:
-            result = dataclasses.replace(result, error=("render_failed", str(exc)))
+            result = dataclasses.replace(result, error=(ErrorCode.RENDER_FAILED, str(exc)))
     if result.error is not None:
         entry.state, entry.error = "failed", {"code": result.error[0], "message": result.error[1]}
         return
@@ -171,7 +172,8 @@ def _publish(result: StemResult, job: StemJob, out: Path, manifest: Manifest, ch
             entry.outputs.append({"file": path.name, "take": take.take, "seed": take.seed,
                                   "position": take.position, "length": len(take.audio) / req.sample_rate})
     except (OSError, AudioError) as exc:  # a full disk or a read-only folder: this stem fails, a re-run retries it
-        entry.state, entry.error = "failed", {"code": "write_failed", "message": f"cannot write {path}: {exc}"}
+        entry.state, entry.error = "failed", {"code": LocalErrorCode.WRITE_FAILED,
+                                              "message": f"cannot write {path}: {exc}"}
         return
     entry.state, entry.error = "done", None
 

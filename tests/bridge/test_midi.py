@@ -7,8 +7,11 @@ from pathlib import Path
 
 import mido
 import pytest
+import rtmidi
 
+from bridge import midi as midi_module
 from bridge.midi import (
+    BACKEND_ENV,
     Action,
     ControlBinding,
     Learned,
@@ -17,6 +20,7 @@ from bridge.midi import (
     MidiTranslator,
     NoteBinding,
     ParamChange,
+    backend_candidates,
     find_port,
     scale,
 )
@@ -196,3 +200,75 @@ def test_real_port_opened_by_name(jack_server) -> None:
         knob.close()
     with pytest.raises(OSError, match="'Nope' not found.*available inputs:"):
         MidiAdapter("Nope", print, print, print, backend=JACK).start()
+
+
+# ---- backend choice: JACK when a server runs, else the platform's own, without libjack's noise ----
+
+ALSA = "mido.backends.rtmidi/LINUX_ALSA"
+
+
+def test_backend_candidates_per_platform_and_the_override() -> None:
+    assert backend_candidates("linux", {}) == [JACK, ALSA]
+    assert backend_candidates("darwin", {}) == ["mido.backends.rtmidi/MACOSX_CORE"]
+    assert backend_candidates("win32", {}) == ["mido.backends.rtmidi/WINDOWS_MM"]
+    assert backend_candidates("freebsd14", {}) == ["mido.backends.rtmidi"]
+    assert backend_candidates("linux", {BACKEND_ENV: "mido.backends.portmidi"}) == ["mido.backends.portmidi"]
+    assert MidiAdapter(None, print, print, print, backend=JACK).backends == [JACK]
+
+
+class FakePort:
+    name = "Jukebox Bridge:in"
+
+    def close(self) -> None:
+        pass
+
+
+def test_falls_back_to_the_platforms_own_backend_and_hides_native_noise(monkeypatch, capfd, caplog) -> None:
+    """JACK fails (its library printing to fd 2, as libjack does), so ALSA is used; the terminal stays clean."""
+    tried = []
+
+    def fake_open(self, backend: str):
+        tried.append(backend)
+        if backend == JACK:
+            os.write(2, b"Cannot connect to server socket err = No such file or directory\n")
+            raise rtmidi.SystemError("MidiInJack::initialize: JACK server not running?")  # an OSError
+        return FakePort()
+
+    monkeypatch.setattr(MidiAdapter, "_open", fake_open)
+    monkeypatch.setattr(midi_module.sys, "platform", "linux")
+    monkeypatch.delenv(BACKEND_ENV, raising=False)
+    caplog.set_level("DEBUG", logger="bridge.midi")
+    adapter = MidiAdapter(None, print, print, print)
+    adapter.start()
+    assert tried == [JACK, ALSA] and adapter.backend == ALSA
+    out, err = capfd.readouterr()
+    assert "Cannot connect" not in out + err
+    assert "Cannot connect to server socket" in caplog.text  # kept for the debug log
+    assert f"listening on Jukebox Bridge:in ({ALSA})" in caplog.text
+
+    monkeypatch.setattr(MidiAdapter, "_open", lambda self, backend: (_ for _ in ()).throw(OSError("no port")))
+    with pytest.raises(OSError) as failed:
+        MidiAdapter(None, print, print, print).start()
+    assert str(failed.value) == (f"cannot open MIDI input via {JACK}: no port (is the JACK server running?); "
+                                 f"via {ALSA}: no port")
+
+
+def test_a_missing_jack_server_is_reported_without_libjacks_raw_messages(monkeypatch, capfd) -> None:
+    """The real libjack, asked for a server that does not exist, prints to fd 2; none of it reaches the terminal."""
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", f"jbtest-absent-{os.getpid()}")
+    monkeypatch.setenv("JACK_NO_START_SERVER", "1")
+    with pytest.raises(OSError, match="JACK"):
+        MidiAdapter(None, print, print, print, backend=JACK).start()
+    out, err = capfd.readouterr()
+    assert "server" not in (out + err).lower(), out + err
+
+
+def test_a_running_jack_server_is_preferred(jack_server, monkeypatch) -> None:
+    monkeypatch.delenv(BACKEND_ENV, raising=False)
+    monkeypatch.setattr(midi_module.sys, "platform", "linux")
+    adapter = MidiAdapter(None, print, print, print)
+    try:
+        adapter.start()
+        assert adapter.backend == JACK
+    finally:
+        adapter.stop()

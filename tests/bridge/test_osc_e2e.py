@@ -401,6 +401,7 @@ def _start_serving(render_dir: Path, config: Path) -> tuple[subprocess.Popen, in
     raise AssertionError("the engine did not start")
 
 
+@pytest.mark.slow
 def test_kill_9_mid_job_then_restart_finishes_the_job_exactly_once(tmp_path):
     config = tmp_path / "config.toml"
     config.write_text("")

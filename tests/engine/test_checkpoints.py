@@ -21,12 +21,14 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
+@pytest.mark.parity
 def test_official_and_hf_layouts_give_identical_models():
     official = load_vqvae(shared_path(*VQVAE_FILE))
     hf = load_vqvae(shared_path("hf_format", "pytorch_model.bin"))
     assert _same_weights(official, hf)
 
 
+@pytest.mark.parity
 def test_hf_mirror_folder_with_sharded_safetensors(tmp_path):
     from safetensors.torch import save_file
 
@@ -42,6 +44,7 @@ def test_hf_mirror_folder_with_sharded_safetensors(tmp_path):
     assert _same_weights(load_vqvae(tmp_path), load_vqvae(shared_path(*VQVAE_FILE)))
 
 
+@pytest.mark.parity
 def test_hf_rules_reproduce_every_official_key():
     maps = json.loads(gzip.decompress(shared_path("hf_format", "key_map_official_checkpoints.json.gz").read_bytes()))
     levels = {"vqvae": None, "prior_level_0": 0, "prior_level_1": 1}
@@ -62,6 +65,7 @@ def test_safetensors_round_trip_and_no_overwrite(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["codec.json", "codec.safetensors"]
 
 
+@pytest.mark.parity
 def test_wrong_model_lists_keys_and_names_the_kind():
     with pytest.raises(CheckpointError) as err:
         load_vqvae(shared_path("priors", "upsampler_l1_tiny", "upsampler_l1_tiny.pth.tar"))
@@ -71,6 +75,7 @@ def test_wrong_model_lists_keys_and_names_the_kind():
     assert "unexpected" in msg and "(+" in msg
 
 
+@pytest.mark.parity
 def test_mis_shaped_key_is_reported(tmp_path):
     ckpt = torch.load(shared_path(*VQVAE_FILE), weights_only=True)
     ckpt["model"]["bottleneck.level_blocks.1.k"] = torch.zeros(1024, 64)
@@ -79,6 +84,7 @@ def test_mis_shaped_key_is_reported(tmp_path):
         load_vqvae(tmp_path / "bad.pth.tar")
 
 
+@pytest.mark.parity
 def test_truncated_and_corrupted_files(tmp_path):
     data = shared_path(*VQVAE_FILE).read_bytes()
     (tmp_path / "truncated.pth.tar").write_bytes(data[: len(data) // 2])
@@ -106,6 +112,7 @@ def test_pickle_bomb_is_refused_and_never_runs(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.parity
 def test_official_hyperparams_object_is_read_as_a_plain_dict(tmp_path, monkeypatch):
     module = types.ModuleType("jukebox.hparams")
 

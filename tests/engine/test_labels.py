@@ -25,8 +25,10 @@ from engine.model.labels import (
 )
 from engine.model.lyrics import load_lyric_vocab
 
+from . import shared
+
 REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared"
+SHARED = shared.SHARED.parent
 VOCAB = REPO / "engine" / "data" / "vocab"
 PRIORS = ("upsampler_l1_tiny", "1b_lyrics_tiny", "5b_tiny")
 

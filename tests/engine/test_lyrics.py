@@ -9,7 +9,9 @@ import pytest
 
 from engine.model.lyrics import load_lyric_vocab, lyric_window
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+from . import shared
+
+SHARED = shared.SHARED.parent
 
 
 @pytest.fixture(scope="module")

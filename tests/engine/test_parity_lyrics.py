@@ -74,6 +74,7 @@ def _write_fixture(directory, hps: dict, seed: int = 0) -> Prior:
     return prior
 
 
+@pytest.mark.parity
 def test_parity_runs_on_an_encoder_decoder_prior(tmp_path):
     fixture = tmp_path / "5b_lyrics_tiny"
     _write_fixture(fixture, _tiny_5b_lyrics_hparams())
@@ -83,6 +84,7 @@ def test_parity_runs_on_an_encoder_decoder_prior(tmp_path):
     assert [r.line() for r in results if not r.passed] == []
 
 
+@pytest.mark.parity
 def test_parity_fails_when_the_lyric_encoder_weights_change(tmp_path):
     fixture = tmp_path / "5b_lyrics_tiny"
     _write_fixture(fixture, _tiny_5b_lyrics_hparams())

@@ -209,6 +209,7 @@ def _official_shapes(prior: Prior) -> dict[str, list[int]]:
     return {keymap[k].name: list(state[k].shape) for k in state}
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("name", OFFICIAL_FILES)
 def test_official_key_sets_shapes_and_order(name):
     manifest = _manifest(OFFICIAL_FILES[name])
@@ -223,6 +224,7 @@ def test_official_key_sets_shapes_and_order(name):
     assert all(not v.transpose for v in prior_official_keys(prior).values())
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("name", OFFICIAL_FILES)
 def test_official_config_table_matches_reference_hparams(name):
     hps = json.loads(shared_path("hparams", f"{OFFICIAL_FILES[name]}.json").read_text())
@@ -327,6 +329,7 @@ def test_encoder_decoder_prior_cache_equals_full_pass():
         losses["loss"], (0.4 * losses["prime_loss"] * 16 + losses["gen_loss"] * 64) / 80)
 
 
+@pytest.mark.parity
 def test_encoder_decoder_keys_follow_the_official_manifest():
     prior = tiny_5b_lyrics()
     cfg = prior.cfg

@@ -48,7 +48,7 @@ def test_publish_writes_the_daws_rate_and_channels_with_provenance(tmp_path, rat
     req = _req(sample_rate=rate, channels=channels)
     rendered = _take(req)
     path = render.take_path(tmp_path, "f00dcafe99", 1, req)
-    meta = render.provenance("f00dcafe99", req, rendered, "debug")
+    meta = render.provenance("f00dcafe99", req, rendered, "debug", {"licence": LICENCE_NOTE, "attribution": "credit X"})
     assert render.publish_take(path, tmp_path / ".staging", rendered, req, meta) == path
     info = sf.info(path)
     assert (info.samplerate, info.channels, info.subtype) == (rate, channels, "PCM_24")
@@ -58,7 +58,8 @@ def test_publish_writes_the_daws_rate_and_channels_with_provenance(tmp_path, rat
     side = json.loads(render.sidecar_path(path).read_text())
     assert side == meta
     for key, value in {"model": "debug", "seed": 1234, "temperature": 0.9, "artist": "Beyoncé", "take": 1,
-                       "licence": LICENCE_NOTE, "engine": f"jukebox-bridge {__version__}", "position": 12.5,
+                       "licence": LICENCE_NOTE, "attribution": "credit X", "engine": f"jukebox-bridge {__version__}",
+                       "position": 12.5,
                        "source": {"path": "/music/in.wav", "start": 1.0, "length": 2.0}}.items():
         assert side[key] == value, key
     assert render.read_provenance(path) == {k: v for k, v in meta.items() if k != "lyrics"}

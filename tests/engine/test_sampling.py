@@ -138,6 +138,7 @@ def test_seed_reproduces_a_take_alone_or_in_a_batch(models):
     assert (batch[0].codes[2] != other[0].codes[2]).mean() > 0.5
 
 
+@pytest.mark.slow
 def test_resume_after_interruption_equals_an_uninterrupted_run(models, tmp_path):
     req = _req("generate", quality="full", seconds=0.4)
     reference = _render(models, req, tmp_path / "straight")

@@ -39,6 +39,7 @@ def test_parity_fails_on_a_tampered_fixture(tmp_path):
     assert "chord3s codes level 2" in failed and "chord3s decode from level 2" in failed
 
 
+@pytest.mark.parity
 def test_official_structure_matches_manifest():
     import json
 
@@ -70,6 +71,7 @@ def _tones(n: int, seconds_samples: int, seed: int) -> torch.Tensor:
     return 0.5 * torch.sin(2 * torch.pi * freqs * t) * torch.exp(-3 * t)
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss():
     torch.manual_seed(0)
     model = debug_vqvae()

@@ -146,7 +146,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         for take in takes:
             path = publish.take_path(args.out, job_id, take.take, req)
-            publish.publish_take(path, staging, take, req, publish.provenance(job_id, req, take, models))
+            publish.publish_take(path, staging, take, req, publish.provenance(job_id, req, take, models.name,
+                                                                                    models.licence()))
             written.append(path)
             CodesFile({lv: z[None] for lv, z in take.codes.items()}, models.vqvae.hop_lengths, models.sample_rate,
                       model=models.name, extra={"seed": take.seed, "request": req.to_fields()}
@@ -200,8 +201,8 @@ def _next_steps(cfg: Any) -> str:
                 "last region (bridge/default_mapping.toml)")
     return "\n".join([
         "next, once it says it is serving:",
-        f"  REAPER: install the scripts in {scripts if scripts.is_dir() else 'reaper_scripts/'} (ReaPack or by hand, "
-        "see its README), select an item, run \"Jukebox Bridge - Continue selected items\"",
+        (f"  REAPER: install the scripts in {scripts if scripts.is_dir() else 'reaper_scripts/'} (ReaPack or by "
+         "hand, see its README), select an item, run \"Jukebox Bridge - Continue selected items\""),
         "  Ableton Live: python max_for_live/build.py, then drop max_for_live/build/Jukebox Bridge.amxd on a track",
         f"  {midi}",
         "  Ctrl-C stops the engine; unfinished jobs resume at the next start",

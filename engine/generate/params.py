@@ -23,12 +23,11 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TypeVar
 
 from engine.errors import ErrorCode, RequestError
 
-if TYPE_CHECKING:
-    from .request import RenderRequest
+R = TypeVar("R")  # a RenderRequest (request.py imports this module, so not named here)
 
 
 @dataclass(frozen=True)
@@ -139,7 +138,7 @@ class LiveParams:
         with self._lock:
             self._listeners.append(listener)
 
-    def fill(self, req: RenderRequest, given: frozenset[str] | None = None) -> RenderRequest:
+    def fill(self, req: R, given: frozenset[str] | None = None) -> R:
         """``req`` with each live field the client left out (not in ``given``) taken from the current values.
 
         ``given=None``: ``req`` was built by the engine's own caller and already carries every value."""

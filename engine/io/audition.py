@@ -130,8 +130,7 @@ def audition_take(jobs: Any, job_id: str, take: int, device: int | str | None = 
     Raises ``RequestError``: ``unknown_job``, ``bad_value`` (no such finished take) or ``unavailable``
     (no output device).
     """
-    from engine.errors import ErrorCode
-    from engine.generate.request import RequestError
+    from engine.errors import ErrorCode, RequestError
 
     job = jobs.get(job_id)  # unknown_job
     record = next((t for t in job.published if t.take == take), None)

@@ -43,8 +43,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 from scipy import ndimage, signal
 
-from engine.errors import ErrorCode
-from engine.generate.request import RequestError
+from engine.errors import ErrorCode, RequestError
 from engine.io.takes import FADE_SECONDS
 
 from . import plugins

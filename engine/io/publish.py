@@ -31,7 +31,6 @@ from .audio import AudioError, AudioExistsError, unique_path, write_audio
 
 if TYPE_CHECKING:
     from engine.io.takes import RenderedTake
-    from engine.weights.models import Models
 
 SUBTYPE = "PCM_24"
 COMMENT_OMITS = ("lyrics",)  # long text stays in the sidecar; WAV INFO chunks should stay small
@@ -57,20 +56,11 @@ def sidecar_path(wav: Path) -> Path:
     return wav.with_suffix(".json")
 
 
-def provenance(job_id: str, req: RenderRequest, rendered: "RenderedTake", model: "Models | str",
-               terms: dict[str, str | None] | None = None) -> dict[str, Any]:
-    """How this take was made, as plain JSON values. ``model``: the loaded ``Models`` (its ``licence()``
-    gives the licence and attribution), or its name; ``terms``: that ``licence()`` dict, for a caller
-    holding only the name (a batch's takes rendered on a cluster worker). A bare name with no terms is
-    looked up among the models loaded in this process."""
-    name = model if isinstance(model, str) else str(getattr(model, "name", ""))
-    if terms is None:
-        if hasattr(model, "licence"):
-            terms = model.licence()  # type: ignore[union-attr]
-        else:
-            from engine.weights.models import licence_of
-
-            terms = licence_of(name)
+def provenance(job_id: str, req: RenderRequest, rendered: "RenderedTake", name: str,
+               terms: dict[str, str | None]) -> dict[str, Any]:
+    """How this take was made, as plain JSON values. ``name`` and ``terms`` are the model's (``Models.name``
+    and ``Models.licence()``: its licence and the attribution it asks for), passed explicitly so a take
+    rendered on a cluster worker is described exactly like one rendered here."""
     source = None if req.source is None else {"path": req.source, "start": req.start, "length": req.length}
     return {
         "job_id": job_id, "take": rendered.take, "mode": req.mode, "model": name,

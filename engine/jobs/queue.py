@@ -206,7 +206,7 @@ class JobQueue:
             record = TakeRecord(rendered.take, str(render.take_path(self.render_dir, job.id, rendered.take, req)))
             self.journal.save_take(job.id, record)
             job.takes[rendered.take] = record
-        meta = render.provenance(job.id, req, rendered, getattr(self.models, "name", ""))
+        meta = render.provenance(job.id, req, rendered, self.models.name, self.models.licence())
         render.publish_take(Path(record.path), workdir / "staging", rendered, req, meta)
         record.position, record.length = float(rendered.position), len(rendered.audio) / req.sample_rate
         record.published = True

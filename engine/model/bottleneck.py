@@ -94,6 +94,12 @@ class EMACodebookTrainer:
         self.k_elem = torch.ones(self.book.bins, device=x.device)
 
     @torch.no_grad()
+    def warm_start(self) -> None:
+        """Continue from the codebook as it is (trained weights): every code alive with a count of one."""
+        self.k_sum = self.book.codebook.clone()
+        self.k_elem = torch.ones(self.book.bins, device=self.k_sum.device)
+
+    @torch.no_grad()
     def update(self, x: torch.Tensor, codes: torch.Tensor) -> dict[str, float]:
         """One EMA step from encoder outputs x: (M, width) and their codes (M,). Returns usage metrics."""
         if self.k_sum is None:

@@ -27,6 +27,7 @@ from engine.model.config import PriorConfig, VQVAEConfig
 from engine.model.losses import spectral_convergence, stft_magnitude
 from engine.model.prior import Prior
 from engine.model.vqvae import VQVAE
+from engine.weights.models import Models
 
 from .data import Item, load_manifest
 from .prior import PriorTrainConfig, PriorTrainer, init_prior
@@ -34,10 +35,12 @@ from .vqvae import TrainConfig, VQVAETrainer
 
 SAMPLE_RATE = 22050
 VQVAE_CFG = VQVAEConfig(
-    downs_t=(4, 2, 2), emb_width=32, l_bins=512, width=32, depth=2, multipliers=(1, 1, 1),
+    downs_t=(3, 2, 2), emb_width=64, l_bins=1024, width=48, depth=3, multipliers=(1, 1, 1),
     sample_rate=SAMPLE_RATE, linf_k=1024,
     multispec_n_fft=(1024, 512, 256), multispec_hop=(120, 60, 25), multispec_win=(600, 300, 120))
-"""Hops 16/64/256 at 22.05 kHz: 0.73 / 2.9 / 11.6 ms per code."""
+"""The paper's hops 8/32/128 at 22.05 kHz (0.36 / 1.45 / 5.8 ms per code): twice the bitrate per level of
+the first default model's 16/64/256, which capped its top level at noise (see docs/default-model.md)."""
+SILENCE_RMS = 10 ** (-50 / 20)  # training excerpts quieter than -50 dBFS RMS are drawn again
 
 
 def prior_configs(vq: VQVAEConfig, n_artists: int, n_genres: int) -> list[PriorConfig]:
@@ -67,14 +70,17 @@ def load_audio(corpus: Path, split: str) -> list[tuple[Item, np.ndarray]]:
 
 
 def random_segments(audios: list[np.ndarray], n: int, length: int, rng: np.random.Generator) -> torch.Tensor:
-    """n random (length,) excerpts, files chosen in proportion to their length."""
+    """n random (length,) excerpts, files chosen in proportion to their length. A silent excerpt (below
+    ``SILENCE_RMS``) is drawn again, up to 8 times: silence teaches the model nothing but to fall silent."""
     lengths = np.array([max(1, len(a) - length) for a in audios], dtype=np.float64)
-    picks = rng.choice(len(audios), size=n, p=lengths / lengths.sum())
     out = np.zeros((n, length), np.float32)
-    for row, i in enumerate(picks):
-        a = audios[i]
-        s = int(rng.integers(0, max(1, len(a) - length)))
-        seg = a[s:s + length]
+    for row in range(n):
+        for _ in range(8):
+            a = audios[int(rng.choice(len(audios), p=lengths / lengths.sum()))]
+            s = int(rng.integers(0, max(1, len(a) - length)))
+            seg = a[s:s + length]
+            if np.sqrt(np.mean(np.square(seg))) >= SILENCE_RMS:
+                break
         out[row, :len(seg)] = seg
     return torch.from_numpy(out)
 
@@ -135,7 +141,11 @@ def vqvae_heldout(model: VQVAE, held: torch.Tensor, batch: int = 8) -> list[floa
 
 
 def train_vqvae(corpus: Path, work: Path, steps: int, batch: int = 4, seconds: float = 0.375, lr: float = 3e-4,
-                ckpt_every: int = 100, eval_every: int = 100, seed: int = 0, threads: int | None = None) -> Path:
+                ckpt_every: int = 100, eval_every: int = 100, seed: int = 0, threads: int | None = None,
+                init_from: Path | str | None = None) -> Path:
+    """Train (or resume from ``work``'s full training state) the VQ-VAE; ``init_from`` (a model folder, or
+    "default" for the shipped model) starts a fresh run from its weights with a warm-restarted optimiser.
+    Returns the best held-out checkpoint."""
     if threads:
         torch.set_num_threads(threads)
     work = work / "vqvae"
@@ -145,10 +155,16 @@ def train_vqvae(corpus: Path, work: Path, steps: int, batch: int = 4, seconds: f
     length = int(seconds * SAMPLE_RATE) // VQVAE_CFG.hop_lengths[-1] * VQVAE_CFG.hop_lengths[-1]
     ckpt = work / "ckpt.pt"
     state = torch.load(ckpt, weights_only=False) if ckpt.exists() else None
-    cfg = VQVAEConfig.from_dict(state["config"]) if state else bandwidth_config(VQVAE_CFG, train, seed)
+    start = None if state or init_from is None else _shipped(init_from).vqvae
+    cfg = (VQVAEConfig.from_dict(state["config"]) if state else start.cfg if start is not None
+           else bandwidth_config(VQVAE_CFG, train, seed))
     torch.manual_seed(seed)
     model = VQVAE(cfg)
     trainer = VQVAETrainer(model, TrainConfig(lr=lr, seed=seed))
+    if start is not None:
+        model.load_state_dict(start.state_dict())
+        trainer.warm_start()
+        log(event="warm start", model=str(init_from))
     best = math.inf
     if state:
         model.load_state_dict(state["model"])
@@ -186,6 +202,13 @@ def train_vqvae(corpus: Path, work: Path, steps: int, batch: int = 4, seconds: f
             save(ckpt)
             train = [x for _, x in load_audio(corpus, "train")]  # picks up files a running build has added
     return work / "best.pt"
+
+
+def _shipped(folder: Path | str) -> Models:
+    """A model folder's weights to train on from ("default": the embedded model)."""
+    from engine.weights.bundle import load_models
+
+    return load_models(None if str(folder) == "default" else folder, device="cpu")
 
 
 def load_vqvae_checkpoint(path: Path) -> VQVAE:
@@ -254,7 +277,10 @@ def heldout_starts(codes: list[dict], level: int, length: int, up: int) -> list[
 
 
 def train_prior(corpus: Path, work: Path, level: int, steps: int, batch: int = 8, lr: float = 3e-4,
-                ckpt_every: int = 100, eval_every: int = 200, seed: int = 0, threads: int | None = None) -> Path:
+                ckpt_every: int = 100, eval_every: int = 200, seed: int = 0, threads: int | None = None,
+                init_from: Path | str | None = None) -> Path:
+    """Train (or resume from ``work``) one level's prior on the codes of ``work``'s best VQ-VAE; ``init_from``
+    starts a fresh run from a model folder's prior of this level (same config), optimiser warm-restarted."""
     if threads:
         torch.set_num_threads(threads)
     vqvae = load_vqvae_checkpoint(work / "vqvae" / "best.pt")
@@ -275,6 +301,13 @@ def train_prior(corpus: Path, work: Path, level: int, steps: int, batch: int = 8
     torch.manual_seed(seed)
     prior = init_prior(Prior(cfg))
     trainer = PriorTrainer(prior, PriorTrainConfig(lr=lr, total_steps=steps, seed=seed))
+    if init_from is not None and not (run / "ckpt.pt").exists():
+        shipped = _shipped(init_from).priors[level]
+        if shipped.cfg != cfg:
+            raise ValueError(f"{init_from}: its level-{level} prior has another configuration (codec or labels "
+                             "changed); train this level from scratch instead")
+        prior.load_state_dict(shipped.state_dict())
+        log(event="warm start", model=str(init_from))
     ckpt, best = run / "ckpt.pt", math.inf
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=False)

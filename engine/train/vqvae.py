@@ -32,6 +32,11 @@ class VQVAETrainer:
         self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         self.steps = 0
 
+    def warm_start(self) -> None:
+        """Train on from the model's current (e.g. shipped) weights and codebooks; the optimiser starts afresh."""
+        for ema in self.codebooks:
+            ema.warm_start()
+
     @staticmethod
     def _flat(latents: torch.Tensor) -> torch.Tensor:
         return latents.detach().permute(0, 2, 1).reshape(-1, latents.shape[1])  # (N*T, emb_width)
@@ -39,7 +44,7 @@ class VQVAETrainer:
     def step(self, audio: torch.Tensor) -> dict[str, float]:
         """One optimisation step on a batch of audio (N, T); returns float metrics."""
         self.model.train()
-        if self.steps == 0:  # the reference initialises each codebook from the first batch's encoder outputs
+        if self.codebooks[0].k_sum is None:  # the reference initialises each codebook from the first batch's outputs
             with torch.no_grad():
                 x = self.model._as_nct(audio)
                 for enc, ema in zip(self.model.encoders, self.codebooks):

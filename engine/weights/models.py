@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass, field
 
 import torch
@@ -11,6 +10,8 @@ from engine.model import labels
 from engine.model.prior import Prior
 from engine.model.vqvae import VQVAE
 
+UNSTATED_LICENCE = ("not stated: this model's folder names no licence (model.json \"meta\": {\"licence\": ...}); "
+                    "ask whoever trained it")
 
 @dataclass
 class Models:
@@ -19,9 +20,6 @@ class Models:
     priors: list[Prior]  # indexed by level, bottom (0) first
     meta: dict = field(default_factory=dict)
     vocab: dict[str, labels.LabelVocab] | None = None  # the model's own {"artist", "genre"} vocabularies
-
-    def __post_init__(self) -> None:
-        _LOADED[self.name] = self
 
     def licence(self) -> dict[str, str | None]:
         """The terms of this model's outputs, as every take's sidecar records them: ``licence`` and the
@@ -62,15 +60,3 @@ class Models:
         vocab = self.vocab[kind] if self.vocab else None
         everything = labels.search(query, kind, self.label_version(self.levels - 1), limit=None, vocab=vocab)
         return len(everything), everything[offset: offset + limit]
-
-
-UNSTATED_LICENCE = ("not stated: this model's folder names no licence (model.json \"meta\": {\"licence\": ...}); "
-                    "ask whoever trained it")
-_LOADED: "weakref.WeakValueDictionary[str, Models]" = weakref.WeakValueDictionary()
-
-
-def licence_of(name: str) -> dict[str, str | None]:
-    """``Models.licence()`` of the model named ``name`` loaded in this process (callers that hold only a
-    model's name); the unstated licence when no such model is loaded."""
-    models = _LOADED.get(name)
-    return models.licence() if models is not None else {"licence": UNSTATED_LICENCE, "attribution": None}

@@ -11,6 +11,8 @@ import pytest
 
 from bridge import protocol
 from bridge.protocol import CancelParams, NoParams, ProtocolError, SearchParams, SetParams, parse_request, reply
+from engine.errors import ErrorCode
+from engine.generate.params import LIVE_PARAMS
 from engine.generate.request import RenderRequest
 
 DOC = (Path(__file__).parents[2] / "docs" / "osc-protocol.md").read_text(encoding="utf-8")
@@ -54,7 +56,18 @@ def test_reply_arguments_match_the_document():
 
 
 def test_error_codes_match_the_document():
-    assert list(_rows(_section("### Error codes", "## Rendered files"))) == list(protocol.ERROR_CODES)
+    """The document's table is engine/errors.py's ErrorCode, in order; the protocol uses that very table."""
+    assert list(_rows(_section("### Error codes", "## Rendered files"))) == [c.value for c in ErrorCode]
+    assert protocol.ERROR_CODES == tuple(ErrorCode)
+
+
+def test_live_fields_are_documented_with_the_tables_range_and_default():
+    rows = _rows(_section("### Render fields", "Where the result goes"))
+    for name, p in LIVE_PARAMS.items():
+        _, _, kind, default, _ = (cell.strip() for cell in rows[name].split("|")[:5])
+        low, high = f"{p.low:g}", f"{p.high:g}"
+        assert kind == (f"int {low}..{high}" if p.integer else f"number in {'(' if p.low_open else '['}{low}, {high}]")
+        assert default.startswith(f"live `{name}` ({p.default!r}"), default
 
 
 def test_render_fields_match_the_request_and_verb_params_are_documented():

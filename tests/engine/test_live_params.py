@@ -82,7 +82,7 @@ def test_a_turned_knob_fills_only_what_the_client_left_out():
 def test_the_sidecar_records_the_temperature_used():
     req = RenderRequest.from_fields("generate", {"seed": 5})
     take = RenderedTake(1, np.zeros((100, 2), np.float32), 0.0, 5, codes={})
-    meta = publish.provenance("0123456789", req, take, "debug")
+    meta = publish.provenance("0123456789", req, take, "debug", {})
     assert meta["temperature"] == TEMPERATURE and meta["top_k"] == 0 and meta["top_p"] == 1.0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -72,7 +73,7 @@ def test_long_lyrics_stay_in_the_sidecar_only(tmp_path):
     req = _req(lyrics="la " * 2600)
     rendered = _take(req, 0.05)
     path = render.take_path(tmp_path, "1234abcd", 1, req)
-    render.publish_take(path, tmp_path / ".s", rendered, req, render.provenance("1234abcd", req, rendered, "m"))
+    render.publish_take(path, tmp_path / ".s", rendered, req, render.provenance("1234abcd", req, rendered, "m", {}))
     assert "lyrics" not in render.read_provenance(path)
     assert json.loads(render.sidecar_path(path).read_text())["lyrics"] == req.lyrics
 
@@ -82,7 +83,7 @@ def test_publishing_again_completes_without_rewriting(tmp_path):
     req = _req()
     rendered = _take(req)
     path = render.take_path(tmp_path, "beefbeef00", 1, req)
-    meta = render.provenance("beefbeef00", req, rendered, "debug")
+    meta = render.provenance("beefbeef00", req, rendered, "debug", {})
     render.publish_take(path, tmp_path / ".s", rendered, req, meta)
     before = path.stat()
     render.sidecar_path(path).unlink()
@@ -91,3 +92,22 @@ def test_publishing_again_completes_without_rewriting(tmp_path):
     assert (before.st_ino, before.st_mtime_ns) == (after.st_ino, after.st_mtime_ns)
     assert render.sidecar_path(path).exists()
     assert sorted(p.name for p in tmp_path.glob("*.wav")) == [path.name]
+
+
+def test_provenance_carries_the_loaded_models_own_licence_and_attribution():
+    """Each model's own terms: the embedded model's attribution, never the official weights' note on it."""
+    from engine.weights.bundle import load_models
+    from engine.weights.models import UNSTATED_LICENCE
+
+    req = _req()
+    rendered = _take(req)
+    default = load_models(None)
+    meta = render.provenance("ab", req, rendered, default.name, default.licence())
+    assert meta["model"] == "jukebox-bridge-default" and "CC BY-NC" not in meta["licence"]
+    assert "LupusMechanicus" in meta["attribution"]
+    debug = load_models("debug")
+    assert "random weights" in render.provenance("ab", req, rendered, "debug", debug.licence())["licence"]
+    unstated = dataclasses.replace(debug, name="x", meta={})
+    assert unstated.licence()["licence"] == UNSTATED_LICENCE
+    official = dataclasses.replace(debug, name="5b", meta={"licence": LICENCE_NOTE})  # as bundle loads one
+    assert render.provenance("ab", req, rendered, "5b", official.licence())["licence"] == LICENCE_NOTE

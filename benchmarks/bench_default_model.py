@@ -17,7 +17,7 @@ import torch
 
 from engine.dev.demo import example_path
 from engine.generate.render import render
-from engine.generate.request import RenderRequest
+from engine.request import RenderRequest
 from engine.runtime.progress import CancelToken
 from engine.weights.bundle import load_models
 

@@ -25,8 +25,8 @@ from typing import Any
 
 import mido
 
-from engine.generate.params import LIVE_PARAMS
 from engine.io.files import atomic_write_text
+from engine.params import LIVE_PARAMS
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ BACKEND_ENV = "JUKEBOX_MIDI_BACKEND"
 ACTIONS = ("continue_last", "rerender_last", "cancel_last")
 CURVES = ("linear", "exp")
 # Scaling for a parameter learned before any binding for it exists: (low, high, integer), from the one
-# table of live parameters (engine/generate/params.py), whose knobs default_mapping.toml also follows.
+# table of live parameters (engine/params.py), whose knobs default_mapping.toml also follows.
 LEARN_DEFAULTS: dict[str, tuple[float, float, bool]] = {
     name: (p.knob.low, p.knob.high, p.integer) for name, p in LIVE_PARAMS.items() if p.knob is not None}
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from engine.errors import ErrorCode, RequestError
-from engine.generate.request import MODES, RenderRequest
 from engine.jobs.records import MAX_QUEUED
+from engine.request import MODES, RenderRequest
 
 PROTOCOL_VERSION = 1
 PREFIX = "/jukebox/"

@@ -22,12 +22,12 @@ from typing import Any, Callable
 
 import platformdirs
 
-from engine import LICENCE_NOTE, __version__
+from engine import __version__
 from engine.errors import ErrorCode, RequestError
-from engine.generate.params import LIVE_DEFAULTS, LiveParams
-from engine.generate.request import RenderRequest
 from engine.jobs.queue import JobQueue
 from engine.jobs.records import JobEvent, JobFinished, JobProgress, TakeDone
+from engine.params import LIVE_DEFAULTS, LiveParams
+from engine.request import RenderRequest
 
 from . import protocol
 from .osc import OscServer
@@ -135,7 +135,7 @@ class Bridge:
 
     def _info(self, req: Request, host: str) -> list[Reply]:
         info = {"protocol": protocol.PROTOCOL_VERSION, "version": __version__, **self.models.info(),
-                "capabilities": list(protocol.CAPABILITIES), "params": self.live.snapshot(), "licence": LICENCE_NOTE}
+                "capabilities": list(protocol.CAPABILITIES), "params": self.live.snapshot(), **self.models.licence()}
         return [reply("info", req.request_id, protocol.to_json(info))]
 
     def _search(self, req: Request, kind: str) -> list[Reply]:
@@ -328,7 +328,8 @@ def serve(cfg: ServeConfig) -> int:
     engine = start_engine(cfg)
     host, port = engine.address
     print(f"jukebox-bridge {__version__}: serving OSC on udp://{host}:{port}, model {engine.jobs.models.name}, "
-          f"renders in {cfg.render_dir}\n{LICENCE_NOTE}", file=sys.stderr, flush=True)
+          f"renders in {cfg.render_dir}\nlicence of its renders: {engine.jobs.models.licence()['licence']}",
+          file=sys.stderr, flush=True)
     try:
         stop.wait()
     finally:

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from bridge import protocol
 from engine import LICENCE_NOTE, __version__
 
 # optional dependency (import name) -> the pyproject extra that installs it
@@ -30,8 +31,8 @@ class Interrupted(Exception):
 def _render_request(mode: str, fields: dict[str, Any]):
     """The validated request with every default resolved the engine's way (live parameters included), so
     ``sample`` renders, and its sidecars record, what a DAW request with the same fields would."""
-    from engine.generate.params import LiveParams
-    from engine.generate.request import RenderRequest
+    from engine.params import LiveParams
+    from engine.request import RenderRequest
 
     return LiveParams().fill(RenderRequest.from_fields(mode, fields))
 
@@ -107,6 +108,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     import secrets
 
     from engine.generate.render import render
+    from engine.generate.validate import validate
     from engine.io import publish
     from engine.io.audio import unique_path
     from engine.io.codes import CodesFile
@@ -124,6 +126,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         fields["position"] = args.start or 0.0
     req = _render_request(args.mode, fields)  # validate before the slow model load
     models = load_models(args.model, args.top)
+    validate(req, models)  # the engine's own check: the source region and the labels this model knows
     terms = models.licence()
     print(f"{models.name}: {terms['licence']}")
     if terms["attribution"]:
@@ -410,11 +413,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     srv = sub.add_parser("serve", help="start the engine: load the model once, then take OSC and MIDI commands")
     srv.add_argument("--model", help="model folder, or 'debug' (tiny test models); default: the embedded model")
-    srv.add_argument("--port", type=int, help="UDP port for OSC requests (default 9130; 0: any free port)")
+    srv.add_argument("--port", type=int,
+                     help=f"UDP port for OSC requests (default {protocol.DEFAULT_PORT}; 0: any free port)")
     srv.add_argument("--render-dir", type=Path, help="folder for rendered WAVs and the job journal")
     srv.add_argument("--midi-port", help="MIDI input to open (default: a virtual input named 'Jukebox Bridge')")
     srv.add_argument("--no-midi", action="store_true", help="do not open MIDI")
-    srv.add_argument("--listen", help="address to listen on (default 127.0.0.1); any other needs --token")
+    srv.add_argument("--listen", help=f"address to listen on (default {protocol.DEFAULT_LISTEN}); any other needs --token")
     srv.add_argument("--token", help="shared secret every request must carry (default: $JUKEBOX_BRIDGE_TOKEN)")
     srv.add_argument("--config", type=Path, help="settings TOML (default: config.toml in the user config folder)")
     srv.set_defaults(func=_cmd_serve)
@@ -422,8 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     req = sub.add_parser("request", help="send one request to a running engine and follow it (for DAW scripts); "
                                          "prints the final status JSON")
     req.add_argument("verb", help="continue, prime, rerender, generate, cancel, status, info, ping, ...")
-    req.add_argument("--host", default="127.0.0.1")
-    req.add_argument("--port", type=int, default=9130)
+    req.add_argument("--host", default=protocol.DEFAULT_LISTEN)
+    req.add_argument("--port", type=int, default=protocol.DEFAULT_PORT)
     req.add_argument("--json", default="{}", help="the request's JSON object, or @FILE holding it")
     req.add_argument("--status-file", type=Path, default=None, help="rewritten atomically as the job progresses")
     req.add_argument("--token", default=None, help="the engine's shared secret (default: $JUKEBOX_BRIDGE_TOKEN)")

@@ -130,7 +130,7 @@ def test_bridge_uses_no_model_code(graph):
 
 
 def test_subpackage_inits_import_nothing():
-    """Empty ``__init__`` files keep ``import engine.generate.request`` from loading torch through a sibling."""
+    """Empty ``__init__`` files keep ``import engine.request`` from loading torch through a sibling."""
     for init in (ROOT / "engine").rglob("__init__.py"):
         tree = ast.parse(init.read_text(encoding="utf-8"))
         assert not [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))], init

@@ -27,11 +27,11 @@ from typing import Any, Iterable
 import soundfile as sf
 
 from engine.errors import ErrorCode, LocalErrorCode
-from engine.generate.request import RenderRequest, RequestError
 from engine.io import publish as render
 from engine.io.audio import AudioError
 from engine.io.effects import Chain, ChainError, resolve_chain
 from engine.io.files import atomic_write_text, file_sha256
+from engine.request import RenderRequest, RequestError
 from engine.runtime.records import from_dict
 
 from .report import PlainReporter

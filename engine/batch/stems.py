@@ -13,8 +13,8 @@ import numpy as np
 import soundfile as sf
 
 from engine.errors import ErrorCode
-from engine.generate.request import RenderRequest, RequestError
 from engine.io.audio import AudioError
+from engine.request import RenderRequest, RequestError
 from engine.runtime.progress import CancelToken, Progress
 
 
@@ -41,6 +41,7 @@ class StemResult:
 def render_stem(models: Any, job: StemJob, progress: Callable[[Progress], None]) -> StemResult:
     """Render one stem; every failure becomes ``StemResult.error`` so one bad stem never stops a batch."""
     from engine.generate.render import render as render_request
+    from engine.generate.validate import validate
 
     t0 = time.monotonic()
     try:
@@ -51,6 +52,7 @@ def render_stem(models: Any, job: StemJob, progress: Callable[[Progress], None])
                 local.write_bytes(job.data)
                 fields["source"] = str(local)
             req = RenderRequest.from_fields(job.mode, fields)
+            validate(req, models)
             takes = render_request(models, req, progress, CancelToken())
             if job.mode == "rerender":  # exactly the stem's length: the model-rate round trip may be 1 sample off
                 frames = sf.info(fields["source"]).frames

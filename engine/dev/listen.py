@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from engine.generate.render import render
-from engine.generate.request import RenderRequest
 from engine.io import audio
+from engine.request import RenderRequest
 from engine.runtime.progress import CancelToken
 from engine.weights.bundle import load_models
 

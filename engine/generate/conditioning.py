@@ -7,9 +7,8 @@ import torch
 from engine.errors import ErrorCode
 from engine.model import labels
 from engine.model.lyrics import load_lyric_vocab
+from engine.request import RenderRequest, RequestError
 from engine.weights.bundle import Models
-
-from .request import RenderRequest, RequestError
 
 
 def _model_vocab_label(models: Models, cfg, req: RenderRequest, total_len: int, top: bool) -> list[int]:

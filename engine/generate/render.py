@@ -20,13 +20,13 @@ from engine.io import audio
 from engine.io.codes import CodesFile
 from engine.io.files import atomic_write_text
 from engine.io.takes import FADE_SECONDS, RenderedTake
+from engine.request import RenderRequest, RequestError
 from engine.runtime.device import inference_context
 from engine.runtime.progress import CancelToken, EtaClock, Progress, ProgressCallback, Throttle
 from engine.weights.bundle import Models
 
 from .codec import encode_audio, pad_to_hop
 from .conditioning import label_fn
-from .request import RenderRequest, RequestError
 from .sampling import LevelJob, SamplingParams, sample_level, tokens_to_sample
 from .source import encode_region, prompt_length, read_source
 

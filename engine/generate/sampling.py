@@ -6,6 +6,21 @@ the level above. Consecutive windows advance by ``hop_fraction * n_ctx`` (the re
 1/2 for the upsamplers). Every window draws from its own generators, seeded by (take seed, level,
 window), so a job interrupted between windows and resumed from its saved codes gives the same result as
 an uninterrupted run. Each take (batch row) has its own seed, so a take reproduces alone or in a batch.
+
+Two schedules for the upsampling levels (``SamplingParams.schedule``; the top level is always sampled
+window after window, so it stays coherent over time):
+
+- ``"reference"``: the windows of a level one after another, each primed on the previous one's tail
+  (the reference implementation's schedule; parity uses it).
+- ``"parallel"`` (the default): the level is split into lanes (``plan_lanes``), consecutive lanes
+  overlapping by ``n_ctx / 16`` tokens. Every lane is sampled from scratch (the first one primed on the
+  codes already known, e.g. a continuation's prompt), conditioned on the upper codes of its own span,
+  and all lanes advance together as one batch of takes x lanes rows (``sample_lanes``), window by window
+  through the same relative grid. The lanes are joined in codes at the middle of each overlap
+  (``join_lanes``), so the level is one code sequence like the reference's; measured cost in sound:
+  benchmarks/README.md. The lane count (``lane_count``) comes from the length (a lane holds at least one
+  context), the takes and the device (at most ``max_rows`` rows per batch); a short level uses one lane,
+  which is the reference schedule. A level is saved once all its lanes finish.
 """
 
 from __future__ import annotations

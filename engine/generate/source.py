@@ -13,10 +13,10 @@ from engine.errors import ErrorCode
 from engine.io import audio
 from engine.io.codes import CodesFile
 from engine.io.files import file_sha256
+from engine.request import RenderRequest, RequestError
 from engine.weights.bundle import Models
 
 from .codec import encode_audio
-from .request import RenderRequest, RequestError
 
 
 def region_key(path: str, start: float, length: float | None, model: str) -> str:

@@ -7,10 +7,10 @@ later in the worker.
 
 from __future__ import annotations
 
+from engine.request import RenderRequest
 from engine.weights.models import Models
 
 from .conditioning import check_labels
-from .request import RenderRequest
 from .source import check_source
 
 

@@ -25,7 +25,7 @@ import soundfile as sf
 from unidecode import unidecode
 
 from engine import __version__
-from engine.generate.request import RenderRequest
+from engine.request import RenderRequest
 
 from .audio import AudioError, AudioExistsError, unique_path, write_audio
 

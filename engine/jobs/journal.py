@@ -9,7 +9,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from engine.generate.request import RenderRequest, RequestError
+from engine.request import RenderRequest, RequestError
 
 from .records import Job, TakeRecord
 

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from engine.errors import ErrorCode
-from engine.generate.params import LiveParams
-from engine.generate.request import RenderRequest, RequestError
 from engine.generate.validate import validate
 from engine.io import publish as render
+from engine.params import LiveParams
+from engine.request import RenderRequest, RequestError
 from engine.runtime.device import release_cpu_memory
 from engine.runtime.progress import Cancelled, Progress, ProgressCallback
 

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.generate.request import RenderRequest
+from engine.request import RenderRequest
 from engine.runtime.progress import CancelToken, Throttle
 
 MAX_QUEUED = 64

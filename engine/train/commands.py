@@ -63,7 +63,10 @@ def load_audio(corpus: Path, split: str) -> list[tuple[Item, np.ndarray]]:
     out = []
     for item in load_manifest(corpus):
         if item.split == split:
-            x, sr = sf.read(corpus / "audio" / f"{item.id}.flac", dtype="float32")
+            path = corpus / "audio" / f"{item.id}.flac"
+            if not path.exists():  # a build running beside training may withdraw a file; train on without it
+                continue
+            x, sr = sf.read(path, dtype="float32")
             assert sr == SAMPLE_RATE, f"{item.id}: {sr} Hz"
             out.append((item, x))
     return out

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.generate.request import RenderRequest
+from engine.request import RenderRequest
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_TESTS = ROOT / "tests" / "max_for_live"

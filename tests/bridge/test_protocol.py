@@ -12,8 +12,8 @@ import pytest
 from bridge import protocol
 from bridge.protocol import CancelParams, NoParams, ProtocolError, SearchParams, SetParams, parse_request, reply
 from engine.errors import ErrorCode
-from engine.generate.params import LIVE_PARAMS
-from engine.generate.request import RenderRequest
+from engine.params import LIVE_PARAMS
+from engine.request import RenderRequest
 
 DOC = (Path(__file__).parents[2] / "docs" / "osc-protocol.md").read_text(encoding="utf-8")
 

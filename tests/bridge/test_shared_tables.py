@@ -1,6 +1,6 @@
 """The DAW-side and client-side copies of the engine's tables, checked against the Python originals.
 
-One table each, in Python: the live parameters (``LIVE_PARAMS``, engine/generate/params.py), the protocol
+One table each, in Python: the live parameters (``LIVE_PARAMS``, engine/params.py), the protocol
 (bridge/protocol.py) and the error codes (engine/errors.py). The MIDI mapping TOML, the Max for Live
 device (max_for_live/src/jb_core.js, read by running it under Node), the REAPER scripts
 (reaper_scripts/lib/jukebox_bridge/*.lua, run under Lua) and the request client (bridge/client.py) keep
@@ -22,8 +22,8 @@ import pytest
 from bridge import client, protocol
 from bridge.midi import LEARN_DEFAULTS, MidiMapping
 from engine.errors import ErrorCode, LocalErrorCode
-from engine.generate.params import LIVE_PARAMS, LiveParams
-from engine.generate.request import _RULES, MAX_SECONDS, RenderRequest
+from engine.params import LIVE_PARAMS, LiveParams
+from engine.request import _RULES, MAX_SECONDS, RenderRequest
 
 REPO = Path(__file__).resolve().parents[2]
 JB_CORE = REPO / "max_for_live" / "src" / "jb_core.js"

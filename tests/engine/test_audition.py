@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine.generate.request import RequestError
 from engine.io import audition
 from engine.io.audio import AudioExistsError
 from engine.jobs.queue import TakeRecord
+from engine.request import RequestError
 from jukebox_bridge.cli import main
 
 pytestmark = pytest.mark.timeout(60)

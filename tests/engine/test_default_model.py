@@ -71,7 +71,7 @@ def test_upsamplers_bits_per_token(metrics) -> None:
 
 def test_model_vocab_labels_reach_the_prior(models) -> None:
     from engine.generate.conditioning import label_fn
-    from engine.generate.request import RenderRequest
+    from engine.request import RenderRequest
 
     req = RenderRequest.from_fields("generate", {"artist": "Johann Sebastian Bach", "genre": "chorale", "seconds": 2})
     y = label_fn(models, 2, req, 22050 * 4, 1)(0)

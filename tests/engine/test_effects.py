@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine.generate.request import RenderRequest, RequestError
 from engine.io import effects, plugins
 from engine.io.effects import ChainError, parse_chain, resolve_chain, with_effects
 from engine.io.takes import RenderedTake
 from engine.jobs.queue import JobFinished, JobQueue
+from engine.request import RenderRequest, RequestError
 from engine.weights.debug import debug_models
 from jukebox_bridge.cli import main
 

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine.generate.params import LiveParams
-from engine.generate.request import RenderRequest, RequestError
 from engine.generate.source import check_source
 from engine.io.codes import CodesFile
 from engine.io.takes import RenderedTake
 from engine.jobs import queue as jobs_module
 from engine.jobs.queue import JobFinished, JobProgress, JobQueue, SourceCache, TakeDone
+from engine.params import LiveParams
+from engine.request import RenderRequest, RequestError
 from engine.runtime.progress import Progress
 from engine.weights.debug import debug_models
 

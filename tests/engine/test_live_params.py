@@ -1,4 +1,4 @@
-"""The one table of live parameters (engine/generate/params.py) against the request, the store and render.
+"""The one table of live parameters (engine/params.py) against the request, the store and render.
 
 The bug this guards: a render over OSC/MIDI sampled at 0.98 (the live store's default) while the same
 request through ``sample``, ``batch`` or ``listen`` sampled at 1.0 (``SamplingParams``' default, through
@@ -15,11 +15,11 @@ import pytest
 
 from engine.errors import ErrorCode, RequestError
 from engine.generate import render as render_module
-from engine.generate.params import LIVE_DEFAULTS, LIVE_PARAMS, LiveParams
-from engine.generate.request import _RULES, RenderRequest
 from engine.generate.sampling import SamplingParams
 from engine.io import publish
 from engine.io.takes import RenderedTake
+from engine.params import LIVE_DEFAULTS, LIVE_PARAMS, LiveParams
+from engine.request import _RULES, RenderRequest
 from engine.runtime.progress import CancelToken
 
 TEMPERATURE = LIVE_PARAMS["temperature"].default

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from engine.generate.conditioning import label_fn
-from engine.generate.request import RenderRequest, RequestError
 from engine.model import labels
+from engine.request import RenderRequest, RequestError
 from engine.weights.bundle import load_models, save_models
 
 

@@ -10,9 +10,9 @@ import pytest
 import soundfile as sf
 
 from engine import LICENCE_NOTE, __version__
-from engine.generate.request import RenderRequest
 from engine.io import publish as render
 from engine.io.takes import RenderedTake
+from engine.request import RenderRequest
 
 
 def _take(req: RenderRequest, seconds: float = 0.25, take: int = 1) -> RenderedTake:

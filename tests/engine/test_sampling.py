@@ -7,7 +7,6 @@ import torch
 from engine.dev.demo import example_path
 from engine.generate.codec import encode_audio
 from engine.generate.render import render
-from engine.generate.request import RenderRequest, RequestError
 from engine.generate.sampling import (
     LevelJob,
     SamplingParams,
@@ -20,6 +19,7 @@ from engine.generate.sampling import (
 from engine.generate.source import prompt_length
 from engine.io import audio
 from engine.io.codes import CodesFile
+from engine.request import RenderRequest, RequestError
 from engine.runtime.progress import Cancelled, CancelToken
 from engine.weights.debug import debug_models
 

@@ -36,7 +36,7 @@ class RenderRequest:
     artist: str | None = None
     genre: str | None = None
     lyrics: str = ""
-    # The live parameters (engine/generate/params.py): their table's defaults. Over OSC a field the
+    # The live parameters (engine/params.py): their table's defaults. Over OSC a field the
     # client leaves out takes the live value at submission instead (LiveParams.fill).
     temperature: float = LIVE_PARAMS["temperature"].default
     top_k: int = LIVE_PARAMS["top_k"].default

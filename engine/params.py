@@ -2,7 +2,7 @@
 
 ``LIVE_PARAMS`` is the one table of them: each parameter's default, its valid range and its MIDI knob.
 Everything else derives from it or is checked against it by a test: ``RenderRequest``'s defaults and
-its validator's rules (engine/generate/request.py), the knobs a MIDI learn creates (bridge/midi.py),
+its validator's rules (engine/request.py), the knobs a MIDI learn creates (bridge/midi.py),
 bridge/default_mapping.toml, the Max for Live device's ``PARAM_RANGES`` (max_for_live/src/jb_core.js)
 and the REAPER settings' ``SPECS`` (reaper_scripts/lib/jukebox_bridge/settings.lua).
 

@@ -48,6 +48,7 @@ RMS_GOAL_DB = 10.0
 SILENCE_GOAL_S = 1.0
 OWN_CLOSER_GOAL = 0.5
 ENVELOPE_GOAL = 0.5  # the issue says "follows"; this threshold is ours
+NOT_A_DRONE = 0.5  # a draft's energy envelope moves at least half as much (std, dB) as the full render's (ours)
 DC_GOAL_DBFS = -60.0  # the issue says "no DC"; this threshold is ours
 LOUDNESS_GOAL_LU = 2.0  # the issue says "matches the prime's"; this tolerance is ours
 DRAFT_GOAL_S, FULL_GOAL_S = 3.0, 90.0  # per 10 s of continuation
@@ -116,16 +117,19 @@ def goal_rows(r: dict) -> list[tuple[str, str, str, bool | None]]:
     rows.append(("longest silent stretch (< -50 dBFS, 50-ms frames)", f"{c['max_silence_s']:.2f} s",
                  f"< {SILENCE_GOAL_S:g} s", c["max_silence_s"] < SILENCE_GOAL_S))
     for key, name in (("chroma_own_closer", "chroma"), ("mfcc_own_closer", "MFCC mean")):
-        rows.append((f"{name}: own prime closer than another ({c['pairs']} pairs)", fmt(c[key], ".2f"),
+        rows.append((f"{name}: own prime closer than another ({c['pairs']} pairs)",
+                     f"{fmt(c[key], '.2f')} (prime halves: {fmt(c['ceiling'][key], '.2f')})",
                      f"> {OWN_CLOSER_GOAL:g}", c[key] > OWN_CLOSER_GOAL))
     lab = r["labels"]
     rows.append((f"labels: log-mel distance between genres vs within ({lab['quality']}, {lab['seconds']:g} s)",
                  f"{fmt(lab['between_genres_db'], '.2f')} vs {fmt(lab['within_genre_db'], '.2f')} dB",
                  "between > within", lab["between_genres_db"] > lab["within_genre_db"]))
     d = r["draft_full"]
-    rows.append(("draft envelope follows full (correlation)", fmt(d["envelope_correlation"], ".2f")
-                 + f" (envelope spread draft {d['draft']['envelope_std_db']:.1f} / full {d['full']['envelope_std_db']:.1f} dB)",
-                 f"> {ENVELOPE_GOAL:g}", d["envelope_correlation"] > ENVELOPE_GOAL))
+    spread = d["draft"]["envelope_std_db"] / max(d["full"]["envelope_std_db"], 1e-9)
+    rows.append(("draft follows full: envelope correlation; draft/full envelope spread",
+                 f"{fmt(d['envelope_correlation'], '.2f')}; {spread:.2f} ({d['draft']['envelope_std_db']:.1f} / "
+                 f"{d['full']['envelope_std_db']:.1f} dB)", f"> {ENVELOPE_GOAL:g}; >= {NOT_A_DRONE:g} (not a drone)",
+                 d["envelope_correlation"] > ENVELOPE_GOAL and spread >= NOT_A_DRONE))
     scaled = "" if d["seconds"] == 10 else f" (from {d['seconds']:g} s, scaled)"
     rows.append(("draft wall time per 10 s" + scaled, f"{d['draft']['wall_s_per_10s']:.1f} s", f"<= {DRAFT_GOAL_S:g} s",
                  d["draft"]["wall_s_per_10s"] <= DRAFT_GOAL_S))

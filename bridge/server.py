@@ -28,6 +28,7 @@ from engine.jobs.queue import JobQueue
 from engine.jobs.records import JobEvent, JobFinished, JobProgress, TakeDone
 from engine.params import LIVE_DEFAULTS, LiveParams
 from engine.request import RenderRequest
+from engine.runtime.records import from_dict
 
 from . import protocol
 from .osc import OscServer
@@ -70,17 +71,13 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ValueError(f"cannot read config {path}: {exc}") from None
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    known = {f.name: f for f in dataclasses.fields(ServeConfig)}
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ValueError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(known)}")
     if "render_dir" in values:
         values["render_dir"] = Path(str(values["render_dir"])).expanduser()
     for name, want in (("port", int), ("midi", bool), ("listen", str), ("log_level", str), ("token", str),
                        ("model", str), ("midi_port", str)):
         if name in values and type(values[name]) is not want:
             raise ValueError(f"setting {name} must be of type {want.__name__}; got {values[name]!r}")
-    cfg = ServeConfig(**values)
+    cfg = from_dict(ServeConfig, values, where=f"settings ({path})")
     check_safety(cfg)
     return cfg
 

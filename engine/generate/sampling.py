@@ -49,6 +49,19 @@ class SamplingParams:
     # Per-token steps as one torch.compile graph (``model.fast.static_step.StaticDecoder``): about 2x faster per token on CPU,
     # after a one-off compile of ~10-60 s per prior, batch size and dtype (cached on disk by Inductor).
     compile: bool = False
+    # Window schedule of the upsampling levels (module docstring): "parallel" (the engine's default) or "reference"
+    # (the reference implementation's sequential windows, exactly; parity uses it). The top level is always sequential.
+    schedule: str = "parallel"
+    lanes: int = 0  # parallel schedule: at most this many lanes per level; 0 = as many as the length and device allow
+
+    def __post_init__(self):
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}; got {self.schedule!r}")
+        if self.lanes < 0:
+            raise ValueError(f"lanes must be >= 0 (0: automatic); got {self.lanes}")
+
+
+SCHEDULES = ("parallel", "reference")
 
 
 @dataclass(frozen=True)
@@ -138,20 +151,38 @@ def sample_window(prior: Prior, y: Tensor, known: Tensor, length: int, params: S
 
     ``y`` (N, y_len) is the window's label; ``upper`` the level-above codes covering this window.
     """
+    return sample_rows(prior, y, known, None, length, params, window_generators(seeds, window), upper, on_token)
+
+
+def sample_rows(prior: Prior, y: Tensor, known: Tensor, known_len: Tensor | None, length: int, params: SamplingParams,
+                gens: list[torch.Generator], upper: Tensor | None = None,
+                on_token: Callable[[], None] = lambda: None) -> Tensor:
+    """``sample_window`` with each row's generator given and, optionally, its own number of known tokens.
+
+    known (N, K): row i's first ``known_len[i]`` tokens are kept (None: all K of every row). The tokens all
+    rows know are prefilled; beyond them each row steps one token at a time, fed its known token where it
+    has one and a draw where not (``u`` of row i at position p is its (p - min known)-th uniform either way).
+    """
     with torch.inference_mode():  # ~12 % less per-step overhead than no_grad (no version counters)
+        common = known.shape[1] if known_len is None else int(known_len.min())
+        forced = None
+        if known_len is not None and common < known.shape[1]:
+            positions = torch.arange(known.shape[1], device=known.device)
+            forced = (positions[None, :] < known_len[:, None].to(known.device), known)  # (mask, tokens)
         cond = prior.conditioning(y, upper, params.dtype)
-        seq = prior.to_model_tokens(known, y)  # 1b_lyrics: [lyrics | known + 79]
+        seq = prior.to_model_tokens(known[:, :common], y)  # 1b_lyrics: [lyrics | known + 79]
         cache = prior.start_cache(cond, params.dtype)
         logits = prior.prefill(cache, seq, params.chunk_size)[:, -1]  # validates the window's inputs
-        gens = window_generators(seeds, window)
         shift = prior.cfg.music_shift  # never sample a lyric id at a music position: draw among codes only
-        if params.compile and length - known.shape[1] > 1:
+        if params.compile and length - common > 1:
             step = StaticDecoder(prior, cache, compile=True)
         else:
             step = lambda token: prior.step_unchecked(cache, token)[:, -1]  # noqa: E731
-        tokens, u = [], uniforms(gens, length - known.shape[1])
-        for i in range(known.shape[1], length):
-            token = draw_with_uniforms(logits[:, shift:], params, u[:, i - known.shape[1]])[:, None]
+        tokens, u = [], uniforms(gens, length - common)
+        for i in range(common, length):
+            token = draw_with_uniforms(logits[:, shift:], params, u[:, i - common])[:, None]
+            if forced is not None and i < forced[1].shape[1]:  # rows that know position i keep their token
+                token = torch.where(forced[0][:, i: i + 1], forced[1][:, i: i + 1], token)
             if shift:
                 token = token + shift
             tokens.append(token)

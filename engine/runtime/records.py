@@ -22,7 +22,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "") -> T:
     prefix = f"{where}: " if where else ""
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise RecordError(f"{prefix}unknown {cls.__name__} field(s) {', '.join(unknown)}; "
+        raise RecordError(f"{prefix}unknown field(s) {', '.join(unknown)} for {cls.__name__}; "
                           f"known: {', '.join(sorted(fields))}")
     missing = sorted(n for n, f in fields.items() if n not in data and f.init
                      and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)

@@ -254,7 +254,7 @@ def test_config_file_then_flags(tmp_path):
     cfg_file.write_text('model = "debug"\nport = 9200\nrender_dir = "~/renders"\nmidi = false\n')
     cfg = load_config(cfg_file, {"port": 9300, "token": None})
     assert (cfg.model, cfg.port, cfg.midi, cfg.render_dir) == ("debug", 9300, False, Path.home() / "renders")
-    for text, message in (('colour = "red"', "unknown setting"), ('port = "9130"', "of type int"), ("token = 12345678", "of type str"),
+    for text, message in (('colour = "red"', r"unknown field\(s\) colour"), ('port = "9130"', "of type int"), ("token = 12345678", "of type str"),
                           ('listen = "example.org"', "IP address"),
                           ('listen = "0.0.0.0"\ntoken = "short"', "8 characters"),
                           ("port = ", "cannot read")):

@@ -112,7 +112,8 @@ def goal_rows(r: dict) -> list[tuple[str, str, str, bool | None]]:
                  + " ".join(f"{v:+.1f}" for v in bands.values()), f"within +-{BAND_GOAL_DB:g} dB",
                  all(abs(v) <= BAND_GOAL_DB for v in bands.values())))
     c = r["continuation"]
-    rows.append((f"continuation RMS vs prime (worst of {len(c['renders'])})", f"{c['max_abs_rms_diff_db']:.1f} dB",
+    rows.append((f"continuation RMS vs prime, before the mix gain (worst of {len(c['renders'])})",
+                 f"{c['max_abs_rms_diff_db']:.1f} dB",
                  f"within {RMS_GOAL_DB:g} dB", c["max_abs_rms_diff_db"] <= RMS_GOAL_DB))
     rows.append(("longest silent stretch (< -50 dBFS, 50-ms frames)", f"{c['max_silence_s']:.2f} s",
                  f"< {SILENCE_GOAL_S:g} s", c["max_silence_s"] < SILENCE_GOAL_S))
@@ -140,7 +141,7 @@ def goal_rows(r: dict) -> list[tuple[str, str, str, bool | None]]:
     rows.append(("DC offset of renders (worst)", f"{dc_db:.1f} dBFS", f"< {DC_GOAL_DBFS:g} dBFS", dc_db < DC_GOAL_DBFS))
     lu = [x["lufs_diff"] for x in c["renders"] if math.isfinite(x["lufs_diff"])]
     worst_lu = max(lu, key=abs) if lu else float("nan")
-    rows.append(("integrated loudness vs prime (worst, BS.1770)", f"{worst_lu:+.1f} LU"
+    rows.append(("integrated loudness of renders vs prime (worst, BS.1770)", f"{worst_lu:+.1f} LU"
                  + f" (draft {d['draft']['lufs'] - d['prime_lufs']:+.1f} LU)", f"within {LOUDNESS_GOAL_LU:g} LU",
                  bool(lu) and abs(worst_lu) <= LOUDNESS_GOAL_LU))
     return rows

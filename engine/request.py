@@ -49,6 +49,9 @@ class RenderRequest:
     sample_rate: int = 44100
     channels: int = 2
     chain: str | None = None
+    # "match": the prime's integrated loudness (generated takes: a fixed target); "off": as decoded (DC still
+    # removed); a number: that target in LUFS. The sidecar records the gain applied.
+    loudness: str | float = "match"
 
     @property
     def target_seconds(self) -> float:
@@ -114,6 +117,8 @@ _RULES: dict[str, tuple[tuple[type, ...], Any, str]] = {
     "sample_rate": ((int,), lambda v: 8000 <= v <= 384000, "an integer rate from 8000 to 384000 Hz"),
     "channels": ((int,), lambda v: 1 <= v <= 8, "an integer from 1 to 8"),
     "chain": ((str,), lambda v: 0 < len(v) <= 4096, "an effect chain name or path"),
+    "loudness": ((str, int, float), lambda v: v in ("match", "off") if isinstance(v, str) else -60 <= v <= 0,
+                 '"match", "off" or a target from -60 to 0 LUFS'),
 }
 
 

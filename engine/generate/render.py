@@ -2,7 +2,9 @@
 
 The plan says which codes are known (the encoded prompt or the kept upper levels) and which levels to
 sample; the render samples them top first, saving each window's codes so a restarted job resumes, then
-decodes and fits the clip to the DAW's rate and channels.
+decodes and fits the clip to the DAW's rate and channels. The upsampling levels use the parallel schedule
+unless ``SamplingParams(schedule="reference")`` is passed (``generate/sampling.py``); a level sampled in
+lanes is saved once all its lanes finish.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from engine.errors import ErrorCode
 from engine.io import audio
 from engine.io.codes import CodesFile
 from engine.io.files import atomic_write_text
+from engine.io.loudness import GENERATE_LUFS, LoudnessReport, integrated_loudness, match_loudness
 from engine.io.takes import FADE_SECONDS, RenderedTake
 from engine.request import RenderRequest, RequestError
 from engine.runtime.device import inference_context
@@ -43,6 +46,7 @@ class _Plan:
     levels: list[int]  # levels to sample, top first
     decode_level: int
     position: float
+    reference_lufs: float | None = None  # the source region's integrated loudness (continue, prime, rerender)
 
 
 def _levels(first: int, req: RenderRequest) -> list[int]:
@@ -70,7 +74,8 @@ def _plan(models: Models, req: RenderRequest, progress: ProgressCallback, cache)
             raise RequestError(ErrorCode.BAD_VALUE, f"level must be at most {top} for this model", "level")
         kept = {lv: z for lv, z in codes.items() if lv > level}
         levels = _levels(level, req)
-        return _Plan(len(pad_to_hop(x, top_hop)), (0, len(x)), kept, levels, levels[-1], req.position)
+        return _Plan(len(pad_to_hop(x, top_hop)), (0, len(x)), kept, levels, levels[-1], req.position,
+                     integrated_loudness(x, sr))
     # continue / prime: the region's tail is the prompt; it must end exactly where the region ends
     prime = x[len(x) - prompt_length(models, len(x)):]
     if len(prime) == 0:
@@ -79,7 +84,8 @@ def _plan(models: Models, req: RenderRequest, progress: ProgressCallback, cache)
     codes = encode_audio(models.vqvae, prime)
     levels = _levels(top, req)
     return _Plan(len(prime) + new_padded, (len(prime), len(prime) + new), codes, levels, levels[-1],
-                 req.position + region_seconds)
+                 req.position + region_seconds,
+                 integrated_loudness(x, sr))
 
 
 class _WorkDir:
@@ -131,6 +137,18 @@ def _finish(x: np.ndarray, keep: tuple[int, int], req: RenderRequest, sr: int) -
     return audio.convert_channels(y[:, None], req.channels)
 
 
+def _mix(clip: np.ndarray, req: RenderRequest, reference_lufs: float | None) -> tuple[np.ndarray, LoudnessReport]:
+    """DC removed, and the request's loudness: the prime's ("match"; generated takes ``GENERATE_LUFS``), a
+    given target, or none ("off")."""
+    if req.loudness == "off":
+        target = None
+    elif req.loudness == "match":
+        target = reference_lufs if req.mode != "generate" else GENERATE_LUFS
+    else:
+        target = float(req.loudness)
+    return match_loudness(clip, req.sample_rate, target)
+
+
 def _rows(z: np.ndarray, n: int) -> torch.Tensor:
     """Codes (1 or n, T) -> (n, T): one encoded prompt shared by every take."""
     t = torch.from_numpy(np.ascontiguousarray(z))
@@ -143,7 +161,8 @@ def render(models: Models, req: RenderRequest, progress: ProgressCallback, cance
     work = _WorkDir(workdir, models)
     seed = work.seed(req.seed)
     seeds = [seed + i for i in range(req.takes)]
-    params = sampling or SamplingParams()  # its sampling knobs are the request's, always (the sidecar records them)
+    # the parallel schedule unless the caller passes another; the sampling knobs are the request's, always (the
+    params = sampling or SamplingParams()  # sidecar records them)
     # fp16 transformers where the official weights are fp16 and the device has fast fp16 (the reference's way)
     fp16 = models.device.type == "cuda" and models.top.cfg.fp16_params
     params = dataclasses.replace(params, temperature=req.temperature, top_k=req.top_k,
@@ -158,8 +177,8 @@ def render(models: Models, req: RenderRequest, progress: ProgressCallback, cance
             known = saved if saved is not None else plan.start_codes.get(level, np.zeros((1, 0), np.int64))
             codes[level] = _rows(known, req.takes).to(models.device)
             jobs[level] = plan.total // models.vqvae.hop_lengths[level]
-        total_tokens = sum(tokens_to_sample(models.priors[lv], codes[lv].shape[1], jobs[lv], params.hop_fractions[lv])
-                           for lv in plan.levels) or 1
+        total_tokens = sum(tokens_to_sample(models.priors[lv], codes[lv].shape[1], jobs[lv], params.hop_fractions[lv],
+                                            params, req.takes) for lv in plan.levels) or 1
         done, throttle = 0, Throttle(PROGRESS_INTERVAL)
 
         def report(level: int, force: bool = False) -> None:
@@ -193,6 +212,7 @@ def render(models: Models, req: RenderRequest, progress: ProgressCallback, cance
             # the fast fp32 decoder is within 2.3e-6 of peak of the exact one (see benchmarks/README.md)
             z = codes[plan.decode_level][i: i + 1]
             x = models.vqvae.decode(z, plan.decode_level, precision="fp32")[0].cpu().numpy()
-            takes.append(RenderedTake(i + 1, _finish(x, plan.keep, req, models.sample_rate), plan.position,
-                                      seeds[i], {lv: z[i].cpu().numpy() for lv, z in codes.items()}))
+            clip, mixed = _mix(_finish(x, plan.keep, req, models.sample_rate), req, plan.reference_lufs)
+            takes.append(RenderedTake(i + 1, clip, plan.position, seeds[i],
+                                      {lv: z[i].cpu().numpy() for lv, z in codes.items()}, mixed.to_json()))
     return takes

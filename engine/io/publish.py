@@ -69,7 +69,7 @@ def provenance(job_id: str, req: RenderRequest, rendered: "RenderedTake", name: 
         "quality": req.quality, "level": req.level, "source": source,
         "position": rendered.position, "length": len(rendered.audio) / req.sample_rate,
         "sample_rate": req.sample_rate, "channels": req.channels, "tempo": req.tempo, "bars": req.bars,
-        "chain": req.chain, "engine": f"jukebox-bridge {__version__}",
+        "chain": req.chain, "loudness": rendered.loudness or None, "engine": f"jukebox-bridge {__version__}",
         "licence": terms.get("licence"), "attribution": terms.get("attribution"),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -16,3 +16,4 @@ class RenderedTake:
     position: float  # timeline seconds where the DAW should place it
     seed: int
     codes: dict[int, np.ndarray]  # level -> (T_level,) codes of the whole sampled span (prompt included)
+    loudness: dict = field(default_factory=dict)  # what the mix step did (io.loudness.LoudnessReport.to_json)

@@ -351,8 +351,9 @@ def halves_own_closer(primes: list[np.ndarray], sr: int) -> dict:
 
 # --- renders through the engine ---------------------------------------------------------------------------
 
-def _render(models: Models, mode: str, fields: dict, prime: np.ndarray | None = None) -> tuple[np.ndarray, float]:
-    """One take through ``engine.generate.render.render`` at the model rate, mono: (audio (T,), wall seconds)."""
+def _render(models: Models, mode: str, fields: dict, prime: np.ndarray | None = None) -> tuple[np.ndarray, float, float]:
+    """One take through ``engine.generate.render.render`` at the model rate, mono: (audio (T,) as delivered,
+    wall seconds, the gain in dB the render's mix step applied (0 where it applied none))."""
     import tempfile
     import time
 
@@ -369,7 +370,8 @@ def _render(models: Models, mode: str, fields: dict, prime: np.ndarray | None = 
         req = RenderRequest.from_fields(mode, fields)
         t0 = time.perf_counter()
         take = render(models, req, lambda p: None, CancelToken())[0]
-        return take.audio[:, 0].astype(np.float32), time.perf_counter() - t0
+        gain = (getattr(take, "loudness", None) or {}).get("gain_db") or 0.0
+        return take.audio[:, 0].astype(np.float32), time.perf_counter() - t0, float(gain)
 
 
 def continuation_report(models: Models, primes: list[np.ndarray], seconds: float = 10.0, temperature: float = 0.98,
@@ -378,18 +380,24 @@ def continuation_report(models: Models, primes: list[np.ndarray], seconds: float
     """Continue each prime by ``seconds`` (mode continue, model rate, mono) and measure: RMS against the
     prime's, the longest silent stretch, DC, integrated loudness, wall time, and over every ordered pair of
     primes whether chroma / MFCC-mean distance from continuation i to prime i beats that to prime j.
-    ``labels``: optional {"artist", "genre"} per prime. Take i uses seed ``seed + i``."""
+    ``labels``: optional {"artist", "genre"} per prime. Take i uses seed ``seed + i``.
+
+    RMS, silence, chroma and MFCC describe the model, so they are measured before the render's mix gain
+    (``rms_db``; the gain is divided out); DC and loudness describe what the DAW gets (``delivered_*``)."""
     sr = models.sample_rate
     conts, renders = [], []
     for i, prime in enumerate(primes):
         lab = {k: v for k, v in (labels[i] if labels else {}).items() if k in ("artist", "genre") and v}
-        y, dt = _render(models, "continue", {"seconds": float(seconds), "temperature": float(temperature),
-                                             "top_p": float(top_p), "seed": seed + i, "quality": quality, **lab}, prime)
+        out, dt, gain = _render(models, "continue", {"seconds": float(seconds), "temperature": float(temperature),
+                                                     "top_p": float(top_p), "seed": seed + i, "quality": quality,
+                                                     **lab}, prime)
+        y = out * np.float32(10 ** (-gain / 20))
         conts.append(y)
-        renders.append({"seconds": len(y) / sr, "wall_s": dt, "prime_rms_db": rms_dbfs(prime), "rms_db": rms_dbfs(y),
-                        "rms_diff_db": rms_dbfs(y) - rms_dbfs(prime), "longest_silence_s": longest_silence(y, sr),
-                        "dc": dc_offset(y), "prime_dc": dc_offset(prime),
-                        "prime_lufs": loudness_lufs(prime, sr), "lufs": loudness_lufs(y, sr)})
+        renders.append({"seconds": len(y) / sr, "wall_s": dt, "mix_gain_db": gain, "prime_rms_db": rms_dbfs(prime),
+                        "rms_db": rms_dbfs(y), "rms_diff_db": rms_dbfs(y) - rms_dbfs(prime),
+                        "longest_silence_s": longest_silence(y, sr), "delivered_rms_db": rms_dbfs(out),
+                        "dc": dc_offset(out), "prime_dc": dc_offset(prime),
+                        "prime_lufs": loudness_lufs(prime, sr), "lufs": loudness_lufs(out, sr)})
         renders[-1]["lufs_diff"] = renders[-1]["lufs"] - renders[-1]["prime_lufs"]
     n = len(primes)
     cc, cp = [chroma_mean(y, sr) for y in conts], [chroma_mean(x, sr) for x in primes]
@@ -414,7 +422,8 @@ def label_report(models: Models, genres: list[str], seeds: tuple[int, ...] = (0,
         for s in seeds:
             fields = {"seconds": float(seconds), "seed": s, "quality": quality, "temperature": float(temperature),
                       "genre": g, **({"artist": artist} if artist else {})}
-            out[(g, s)] = _render(models, "generate", fields)[0]
+            y, _, gain = _render(models, "generate", fields)
+            out[(g, s)] = y * np.float32(10 ** (-gain / 20))  # the model's output, before the mix gain
     within = [log_mel_distance(out[(g, a)], out[(g, b)], sr) for g in genres for a in seeds for b in seeds if a < b]
     between = [log_mel_distance(out[(g, s)], out[(h, s)], sr) for s in seeds
                for i, g in enumerate(genres) for h in genres[i + 1:]]
@@ -432,10 +441,10 @@ def draft_full_report(models: Models, prime: np.ndarray, seconds: float = 10.0, 
     out = {"seconds": seconds, "seed": seed}
     audio = {}
     for q in ("draft", "full"):
-        y, dt = _render(models, "continue", {"seconds": float(seconds), "seed": seed, "quality": q,
-                                             "temperature": float(temperature)}, prime)
+        y, dt, gain = _render(models, "continue", {"seconds": float(seconds), "seed": seed, "quality": q,
+                                                   "temperature": float(temperature)}, prime)
         audio[q] = y
-        out[q] = {"wall_s": dt, "wall_s_per_10s": dt * 10.0 / seconds, "rms_db": rms_dbfs(y),
+        out[q] = {"wall_s": dt, "wall_s_per_10s": dt * 10.0 / seconds, "rms_db": rms_dbfs(y), "mix_gain_db": gain,
                   "envelope_std_db": float(envelope_db(y, sr).std()), "dc": dc_offset(y), "lufs": loudness_lufs(y, sr)}
     out["envelope_correlation"] = envelope_correlation(audio["draft"], audio["full"], sr)
     out["prime_lufs"] = loudness_lufs(prime, sr)

@@ -73,7 +73,7 @@ def test_log_mel_distance_and_envelope_correlation() -> None:
     n1, n2 = noise(3.0, 1), noise(3.0, 2)
     assert ev.log_mel_distance(n1, n2, SR) < 1.0 < 10.0 < ev.log_mel_distance(n1, ev.lowpass(n1, SR, 1000), SR)
     t = np.arange(len(n1)) / SR
-    swell = (0.55 + 0.45 * np.sin(2 * np.pi * 0.5 * t)).astype(np.float32)
+    swell = (0.1 + 0.9 * (t / t[-1]) * (0.6 + 0.4 * np.sin(2 * np.pi * 1.3 * t))).astype(np.float32)  # a wavy crescendo
     assert ev.envelope_correlation(n1 * swell, n2 * swell, SR) > 0.9
     assert ev.envelope_correlation(n1 * swell, n2 * swell[::-1], SR) < 0.0
     assert math.isnan(ev.envelope_correlation(np.zeros_like(n1), n2, SR))  # a flat envelope has no correlation
@@ -123,14 +123,14 @@ def test_codec_report_on_the_debug_model(debug_models) -> None:
 
 def test_continuation_report_runs_end_to_end_on_the_debug_model(debug_models) -> None:
     sr = debug_models.sample_rate
-    primes = [noise(1.0 * SR / sr, seed) for seed in (0, 1)]  # 1 s at the model's rate
-    primes = [np.asarray(np.resize(p, sr), np.float32) for p in primes]
+    primes = [(0.1 * np.random.default_rng(seed).standard_normal(sr)).astype(np.float32) for seed in (0, 1)]  # 1 s
     r = ev.continuation_report(debug_models, primes, seconds=1.0, seed=3, quality="draft")
     assert r["pairs"] == 2 and len(r["renders"]) == 2
     for take in r["renders"]:
         assert take["seconds"] == pytest.approx(1.0, abs=0.01)
-        for key in ("rms_db", "rms_diff_db", "longest_silence_s", "dc", "lufs", "prime_lufs", "wall_s"):
-            assert key in take and take[key] == take[key] or key == "lufs", (key, take)
+        for key in ("rms_db", "rms_diff_db", "longest_silence_s", "dc", "prime_lufs", "wall_s"):
+            assert math.isfinite(take[key]), (key, take)
+        assert "lufs" in take and "lufs_diff" in take  # -inf for a silent take
     for key in ("chroma_own_closer", "mfcc_own_closer", "max_abs_rms_diff_db", "max_silence_s"):
         assert 0.0 <= r[key] < math.inf
     assert np.array(r["chroma_distance"]).shape == (2, 2) and set(r["ceiling"]) == {"chroma_own_closer", "mfcc_own_closer"}

@@ -167,12 +167,13 @@ def test_1b_lyrics_samples_music_codes_a_teacher_forced_pass_predicts():
     assert cfg.single_enc_dec and cfg.music_shift == 79
     y = torch.from_numpy(reference("1b_lyrics_tiny", "y.npy")).repeat(2, 1)
     known = torch.from_numpy(reference("1b_lyrics_tiny", "tokens.npy"))[:, :192].repeat(2, 1)
-    window, params, seeds = Window(cfg.level, 0, 0, cfg.n_ctx), SamplingParams(temperature=0.9, top_k=200), [5, 6]
+    # the random fixture's logits spread over ~60 nats: T = 40 makes every step a real draw among many codes
+    window, params, seeds = Window(cfg.level, 0, 0, cfg.n_ctx), SamplingParams(temperature=40.0, top_k=400), [5, 6]
     out = sample_window(prior, y, known, cfg.n_ctx, params, seeds, window)
     assert out.shape == (2, cfg.n_ctx) and torch.equal(out[:, :192], known)
     new = out[:, 192:]
     assert int(new.min()) >= 0 and int(new.max()) < cfg.bins
-    assert not torch.equal(new[0], new[1])  # each take its own seed
+    assert (new[0] != new[1]).float().mean() > 0.5 and len(set(new.flatten().tolist())) > 20  # real draws
 
     seq = prior.to_model_tokens(out, y)
     assert torch.equal(seq[:, :cfg.n_prime], y[:, -cfg.n_tokens:]) and torch.equal(seq[:, cfg.n_prime:], out + 79)

@@ -1,0 +1,59 @@
+"""Renders that sit in the mix: no DC, and the prime's loudness (ITU-R BS.1770 integrated, via pyloudnorm).
+
+A small model's decoder can leave a DC offset and a level far from its prompt's; a producer should not have
+to fix either by hand. The gain applied is returned, so the sidecar can say what was done.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pyloudnorm
+from scipy import signal
+
+HIGHPASS_HZ = 10.0  # below what any monitor reproduces; removes DC and sub-sonic drift
+GENERATE_LUFS = -16.0  # target for generated takes, which have no prime to match
+MAX_GAIN_DB = 24.0  # never lift near-silence into loud noise
+PEAK_CEILING_DB = -1.0  # gain is capped so the sample peak stays below this
+MIN_SECONDS = 0.4  # one BS.1770 gating block: shorter audio has no integrated loudness
+
+
+@dataclass(frozen=True)
+class LoudnessReport:
+    target_lufs: float | None
+    measured_lufs: float | None
+    gain_db: float
+
+    def to_json(self) -> dict:
+        r = lambda v: None if v is None else round(v, 2)  # noqa: E731
+        return {"target_lufs": r(self.target_lufs), "measured_lufs": r(self.measured_lufs), "gain_db": r(self.gain_db)}
+
+
+def remove_dc(x: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Zero-phase 2nd-order high-pass at ``HIGHPASS_HZ`` along axis 0 (T,) or (T, C)."""
+    if len(x) < 64:
+        return x - x.mean(axis=0)
+    sos = signal.butter(2, HIGHPASS_HZ, "highpass", fs=sample_rate, output="sos")
+    return signal.sosfiltfilt(sos, x, axis=0).astype(np.float32)
+
+
+def integrated_loudness(x: np.ndarray, sample_rate: int) -> float | None:
+    """BS.1770 integrated loudness in LUFS; None for audio too short or too quiet to gate."""
+    if len(x) < MIN_SECONDS * sample_rate:
+        return None
+    value = pyloudnorm.Meter(sample_rate).integrated_loudness(np.asarray(x, dtype=np.float64))
+    return float(value) if math.isfinite(value) else None
+
+
+def match_loudness(x: np.ndarray, sample_rate: int, target_lufs: float | None) -> tuple[np.ndarray, LoudnessReport]:
+    """``x`` with DC removed and, when ``target_lufs`` is given, gained to it (capped; see the constants)."""
+    x = remove_dc(np.asarray(x, dtype=np.float32), sample_rate)
+    measured = integrated_loudness(x, sample_rate)
+    if target_lufs is None or measured is None:
+        return x, LoudnessReport(target_lufs, measured, 0.0)
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    headroom = PEAK_CEILING_DB - 20 * math.log10(peak) if peak > 0 else MAX_GAIN_DB
+    gain = min(target_lufs - measured, MAX_GAIN_DB, headroom)
+    return (x * 10 ** (gain / 20)).astype(np.float32), LoudnessReport(target_lufs, measured, gain)

@@ -1,0 +1,77 @@
+"""Renders sit in the mix: DC removed, the prime's integrated loudness matched, the gain recorded."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyloudnorm
+import pytest
+import soundfile as sf
+
+from engine.errors import RequestError
+from engine.generate.render import render
+from engine.io.loudness import MAX_GAIN_DB, PEAK_CEILING_DB, integrated_loudness, match_loudness, remove_dc
+from engine.request import RenderRequest
+from engine.runtime.progress import CancelToken
+from engine.weights.debug import debug_models
+
+SR = 22050
+
+
+def sine(freq: float, seconds: float, amp: float, sr: int = SR) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def test_dc_is_removed_and_the_music_kept():
+    x = sine(440, 2.0, 0.3) + 0.1
+    y = remove_dc(x, SR)
+    assert abs(float(y[SR // 2: -SR // 2].mean())) < 1e-3  # the 0.1 offset (-20 dBFS) is gone
+    ratio = np.sqrt(np.mean(y[SR // 2: -SR // 2] ** 2)) / np.sqrt(np.mean((x - 0.1) ** 2))
+    assert abs(20 * np.log10(ratio)) < 0.05
+
+
+def test_loudness_is_matched_to_the_target_and_capped():
+    quiet = sine(440, 3.0, 0.01)
+    before = integrated_loudness(quiet, SR)
+    y, report = match_loudness(quiet, SR, before + 12.0)
+    assert report.gain_db == pytest.approx(12.0, abs=0.01)
+    assert pyloudnorm.Meter(SR).integrated_loudness(y.astype(np.float64)) == pytest.approx(before + 12.0, abs=0.1)
+    loud = sine(440, 3.0, 0.1)
+    y, capped = match_loudness(loud, SR, 0.0)  # far above: the peak ceiling holds
+    assert capped.gain_db < 0.0 - integrated_loudness(loud, SR)
+    assert 20 * np.log10(np.abs(y).max()) == pytest.approx(PEAK_CEILING_DB, abs=0.05)
+    _, lifted = match_loudness(sine(440, 3.0, 1e-5), SR, -10.0)  # near-silence is not lifted into noise
+    assert lifted.gain_db <= MAX_GAIN_DB
+    _, short = match_loudness(sine(440, 0.2, 0.1), SR, -20.0)  # under one gating block: left alone
+    assert short.measured_lufs is None and short.gain_db == 0.0
+
+
+def test_the_request_names_bad_loudness_values():
+    assert RenderRequest.from_fields("generate", {}).loudness == "match"
+    assert RenderRequest.from_fields("generate", {"loudness": -14}).loudness == -14.0
+    for bad in ("loud", -70, 3):
+        with pytest.raises(RequestError, match="loudness"):
+            RenderRequest.from_fields("generate", {"loudness": bad})
+
+
+@pytest.fixture(scope="module")
+def models():
+    return debug_models()
+
+
+def test_a_continuation_gets_its_regions_loudness(models, tmp_path):
+    region = sine(220, 3.0, 0.2) + sine(330, 3.0, 0.1)
+    sf.write(tmp_path / "prime.wav", region, SR)
+    target = integrated_loudness(region, SR)
+    req = RenderRequest.from_fields("continue", {"source": str(tmp_path / "prime.wav"), "seconds": 1.0,
+                                                 "sample_rate": SR, "channels": 1, "seed": 3})
+    take = render(models, req, lambda p: None, CancelToken())[0]
+    assert take.loudness["target_lufs"] == pytest.approx(target, abs=0.01)
+    reached = integrated_loudness(take.audio[:, 0], SR)
+    capped = take.loudness["gain_db"] >= MAX_GAIN_DB - 0.01 or \
+        20 * np.log10(np.abs(take.audio).max()) >= PEAK_CEILING_DB - 0.05
+    assert capped or reached == pytest.approx(target, abs=0.3)
+    assert abs(float(take.audio.mean())) < 1e-3
+    fields = {k: v for k, v in req.to_fields().items() if k != "mode"} | {"loudness": "off"}
+    off = render(models, RenderRequest.from_fields("continue", fields), lambda p: None, CancelToken())[0]
+    assert off.loudness["gain_db"] == 0.0 and off.loudness["target_lufs"] is None

@@ -50,12 +50,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from engine.dev.random_weights import random_prior  # noqa: E402
 from engine.generate.sampling import SamplingParams, Window, sample_window  # noqa: E402
 from engine.model.config import OFFICIAL_PRIORS, PriorConfig  # noqa: E402
 from engine.model.fast.projections import cast_projections, quantize_projections  # noqa: E402
 from engine.model.fast.static_step import StaticDecoder  # noqa: E402
 from engine.model.prior import Prior  # noqa: E402
-from engine.model.transformer import Conv1D  # noqa: E402
 
 # --dtype -> transformer activation dtype (SamplingParams.dtype): fp32 in every mode; the projections'
 # weights and products follow ``convert``. "bf16-all" also runs the residual stream and KV cache in bf16.
@@ -67,31 +67,9 @@ def tiny_config() -> PriorConfig:
 
 
 def build(name: str, seed: int = 0) -> Prior:
-    """Random weights. tiny: the modules' own initialisation. 1b_lyrics: meta device, then in place
-    (no second copy): Conv1D weights N(0, 0.02), embeddings N(0, 0.02) (positions 0.01), LayerNorm 1/0."""
+    """Random weights (``engine.dev.random_weights``): tiny, or a real-size official prior."""
     torch.manual_seed(seed)
-    if name == "tiny":
-        return Prior(tiny_config()).eval()
-    with torch.device("meta"):
-        prior = Prior(OFFICIAL_PRIORS[name])
-    prior = prior.to_empty(device="cpu").eval()
-    if not prior.cfg.merged_decoder:  # to_empty unties the head from the embedding
-        prior.lm.x_out.weight = prior.lm.x_emb.weight
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for mod_name, mod in prior.named_modules():
-            if isinstance(mod, Conv1D):
-                mod.w.normal_(0.0, 0.02, generator=gen)
-                mod.b.zero_()
-            elif isinstance(mod, torch.nn.LayerNorm):
-                mod.weight.fill_(1.0)
-                mod.bias.zero_()
-            elif isinstance(mod, torch.nn.Embedding):
-                mod.weight.normal_(0.0, 0.01 if mod_name.endswith("pos_emb") else 0.02, generator=gen)
-        covered = {id(p) for m in prior.modules() if isinstance(m, (Conv1D, torch.nn.LayerNorm, torch.nn.Embedding))
-                   for p in m.parameters(recurse=False)}
-        assert all(id(p) in covered for p in prior.parameters()), "a parameter was left uninitialised"
-    return prior
+    return random_prior(tiny_config() if name == "tiny" else OFFICIAL_PRIORS[name], "cpu", seed)
 
 
 def labels(cfg: PriorConfig, batch: int, seed: int = 1) -> torch.Tensor:

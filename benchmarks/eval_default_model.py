@@ -17,8 +17,10 @@ Measures (functions in ``engine/train/evaluate.py``):
 * draft vs full of the same seed: energy-envelope correlation, envelope spread, wall time per 10 s.
 
 Prints a markdown table (measured vs goal) and writes everything as JSON (default ``out/eval/<model>.json``).
-``--quick`` shortens everything (4-s continuations, 3-s draft label renders, 10 s of each clip for the
-codec, draft/full timed on 4 s and scaled to 10 s) for a check in about a minute on the default model.
+``--quick`` shortens everything (4-s continuations, 3-s draft label renders with 2 seeds instead of 4-s full
+ones with 3, 10 s of each clip for the codec, draft/full timed on 4 s and scaled to 10 s): about 20 s on the
+default model, a smoke check rather than a verdict. Thresholds the issue leaves open (envelope correlation,
+drone, DC, loudness tolerance, "clearly better") are constants below, marked as ours.
 """
 
 from __future__ import annotations
@@ -36,9 +38,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.io import audio  # noqa: E402
-from engine.train import evaluate as ev  # noqa: E402
-from engine.weights.bundle import load_models  # noqa: E402
+from engine.io import audio
+from engine.train import evaluate as ev
+from engine.weights.bundle import load_models
 
 DEFAULT_HELDOUT = Path(__file__).resolve().parents[1] / "tests" / "engine" / "data" / "default_model_heldout"
 CODEC_GOAL = (0.15, 0.35, 0.65)  # spectral convergence per level, bottom first
@@ -49,7 +51,7 @@ SILENCE_GOAL_S = 1.0
 OWN_CLOSER_GOAL = 0.5
 ENVELOPE_GOAL = 0.5  # the issue says "follows"; this threshold is ours
 NOT_A_DRONE = 0.5  # a draft's energy envelope moves at least half as much (std, dB) as the full render's (ours)
-DC_GOAL_DBFS = -60.0  # the issue says "no DC"; this threshold is ours
+DC_GOAL_DBFS = -50.0  # the issue says "no DC" (it found -40 dBFS); this threshold is ours
 LOUDNESS_GOAL_LU = 2.0  # the issue says "matches the prime's"; this tolerance is ours
 DRAFT_GOAL_S, FULL_GOAL_S = 3.0, 90.0  # per 10 s of continuation
 PRIME_SECONDS = 5.0
@@ -100,8 +102,8 @@ def goal_rows(r: dict) -> list[tuple[str, str, str, bool | None]]:
                      f"{fmt(lv['sc'])} ({fmt(lv['sc_db'], '.1f')} dB)", f"<= {goal}", lv["sc"] <= goal))
         base = min(lv["sc_bandwidth"], lv["sc_other_codes"], lv["sc_other_codes_gain_matched"])
         rows.append((f"codec level {i} vs baselines at {lv['bitrate_bps'] / 1000:.1f} kbit/s",
-                     f"{fmt(lv['sc'])} vs band {fmt(lv['sc_bandwidth'])} ({lv['bandwidth_hz']:.0f} Hz), other codes "
-                     f"{fmt(lv['sc_other_codes'])} / gain-matched {fmt(lv['sc_other_codes_gain_matched'])}",
+                     (f"{fmt(lv['sc'])} vs band {fmt(lv['sc_bandwidth'])} ({lv['bandwidth_hz']:.0f} Hz), other codes "
+                      f"{fmt(lv['sc_other_codes'])} / gain-matched {fmt(lv['sc_other_codes_gain_matched'])}"),
                      f"<= {CLEARLY_BETTER:g} x best baseline", lv["sc"] <= CLEARLY_BETTER * base))
     lv0 = codec["levels"][0]
     rows.append(("codec level 0 vs resampling to 4 kHz (the issue's reference)",
@@ -128,8 +130,8 @@ def goal_rows(r: dict) -> list[tuple[str, str, str, bool | None]]:
     d = r["draft_full"]
     spread = d["draft"]["envelope_std_db"] / max(d["full"]["envelope_std_db"], 1e-9)
     rows.append(("draft follows full: envelope correlation; draft/full envelope spread",
-                 f"{fmt(d['envelope_correlation'], '.2f')}; {spread:.2f} ({d['draft']['envelope_std_db']:.1f} / "
-                 f"{d['full']['envelope_std_db']:.1f} dB)", f"> {ENVELOPE_GOAL:g}; >= {NOT_A_DRONE:g} (not a drone)",
+                 (f"{fmt(d['envelope_correlation'], '.2f')}; {spread:.2f} ({d['draft']['envelope_std_db']:.1f} / "
+                  f"{d['full']['envelope_std_db']:.1f} dB)"), f"> {ENVELOPE_GOAL:g}; >= {NOT_A_DRONE:g} (not a drone)",
                  d["envelope_correlation"] > ENVELOPE_GOAL and spread >= NOT_A_DRONE))
     scaled = "" if d["seconds"] == 10 else f" (from {d['seconds']:g} s, scaled)"
     rows.append(("draft wall time per 10 s" + scaled, f"{d['draft']['wall_s_per_10s']:.1f} s", f"<= {DRAFT_GOAL_S:g} s",
@@ -180,7 +182,7 @@ def main(argv: list[str] | None = None) -> dict:
     clips = load_heldout(folders, sr, 10.0 if q else 60.0)
     if len(clips) < 2:
         raise SystemExit("need at least two held-out files (pairs of primes, other files' codes)")
-    cont_s, label_s, label_q, df_s = (4.0, 3.0, "draft", 4.0) if q else (10.0, 4.0, "full", 10.0)
+    cont_s, label_s, label_q, df_s, n_seeds = (4.0, 3.0, "draft", 4.0, 2) if q else (10.0, 4.0, "full", 10.0, 3)
     primes = [middle(c["audio"], int(PRIME_SECONDS * sr)) for c in clips]
     labels = [{"artist": c["artist"], "genre": c["genre"]} for c in clips] if models.vocab else None
     if labels:  # a name the model does not know would fail the request: leave it out
@@ -199,8 +201,8 @@ def main(argv: list[str] | None = None) -> dict:
     result["continuation"] = step("continuations", lambda: ev.continuation_report(
         models, primes, cont_s, args.temperature, args.seed, labels))
     genres = pick_genres(models, clips)
-    result["labels"] = step("labels", lambda: ev.label_report(models, genres, (args.seed, args.seed + 1), label_s,
-                                                               label_q, args.temperature))
+    seeds = tuple(range(args.seed, args.seed + n_seeds))
+    result["labels"] = step("labels", lambda: ev.label_report(models, genres, seeds, label_s, label_q, args.temperature))
     result["draft_full"] = step("draft vs full", lambda: ev.draft_full_report(models, primes[0], df_s, args.seed,
                                                                                args.temperature))
     rows = goal_rows(result)

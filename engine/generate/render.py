@@ -129,12 +129,18 @@ def _finish(x: np.ndarray, keep: tuple[int, int], req: RenderRequest, sr: int) -
     y = audio.resample(np.clip(x, -1.0, 1.0).astype(np.float32), sr, req.sample_rate)
     start = int(round(keep[0] * ratio))
     y = y[start: start + int(round((keep[1] - keep[0]) * ratio))].copy()
-    fade = min(len(y) // 2, int(FADE_SECONDS * req.sample_rate))
-    if fade and req.mode in ("generate", "continue", "prime"):  # a re-render joins what follows its region
-        y[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
-        if req.mode == "generate":  # continuations join their source seamlessly
-            y[:fade] *= np.linspace(0.0, 1.0, fade, dtype=np.float32)
     return audio.convert_channels(y[:, None], req.channels)
+
+
+def _fade(clip: np.ndarray, req: RenderRequest) -> np.ndarray:
+    """Fades at the clip's (T, C) free edges, applied after the mix so a faded edge ends at exactly zero (the mix's
+    DC removal would otherwise leave a step there: a click)."""
+    fade = min(len(clip) // 2, int(FADE_SECONDS * req.sample_rate))
+    if fade and req.mode in ("generate", "continue", "prime"):  # a re-render joins what follows its region
+        clip[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)[:, None]
+        if req.mode == "generate":  # continuations join their source seamlessly
+            clip[:fade] *= np.linspace(0.0, 1.0, fade, dtype=np.float32)[:, None]
+    return clip
 
 
 def _mix(clip: np.ndarray, req: RenderRequest, reference_lufs: float | None) -> tuple[np.ndarray, LoudnessReport]:
@@ -213,6 +219,7 @@ def render(models: Models, req: RenderRequest, progress: ProgressCallback, cance
             z = codes[plan.decode_level][i: i + 1]
             x = models.vqvae.decode(z, plan.decode_level, precision="fp32")[0].cpu().numpy()
             clip, mixed = _mix(_finish(x, plan.keep, req, models.sample_rate), req, plan.reference_lufs)
+            clip = _fade(clip, req)
             takes.append(RenderedTake(i + 1, clip, plan.position, seeds[i],
                                       {lv: z[i].cpu().numpy() for lv, z in codes.items()}, mixed.to_json()))
     return takes

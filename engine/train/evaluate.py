@@ -8,6 +8,12 @@
   code frequencies (what a context-free model trained on the same data actually gets).
 
 Held-out clips are stored as FLAC beside a JSON of their labels, so a test needs only the repository.
+
+Issue 14's goals (``benchmarks/eval_default_model.py`` runs them all on a model folder): ``codec_report``
+(spectral convergence at STFT 2048/512 against the trivial baselines at each level's bitrate, octave-band
+levels), ``continuation_report`` (RMS, silence, DC, loudness, chroma / MFCC own-prime tests over all pairs),
+``label_report`` (genres vs seeds in mean log-mel distance) and ``draft_full_report`` (envelope, wall time),
+built on numpy/scipy/torch features (chroma, MFCC, log-mel) and pyloudnorm (BS.1770).
 """
 
 from __future__ import annotations
@@ -188,7 +194,7 @@ def codec_report(models: Models, clips: list[np.ndarray], pcm_bits: int = PCM_BI
     that decode to the clip's RMS). Silence scores 1.0. Also each level's per-octave band level difference
     in dB (up to 8 kHz, energies pooled over clips) and, once, the "resample to 4 kHz" (sample rate)
     baseline."""
-    from engine.generate.codec import encode_audio  # the engine's own encode path (pads to the top hop)
+    from engine.generate.codec import encode_audio
 
     vq, sr = models.vqvae, models.sample_rate
     clips = [np.asarray(c, dtype=np.float32) for c in clips]
@@ -229,7 +235,7 @@ def rms_dbfs(x: np.ndarray) -> float:
 
 def longest_silence(x: np.ndarray, sr: int, threshold_db: float = SILENCE_DBFS, frame: float = SILENCE_FRAME) -> float:
     """Seconds of the longest run of consecutive ``frame``-second frames whose RMS is under ``threshold_db``."""
-    n = max(1, int(round(frame * sr)))
+    n = max(1, round(frame * sr))
     frames = len(x) // n
     if frames == 0:
         return 0.0
@@ -285,7 +291,7 @@ def mfcc_mean(x: np.ndarray, sr: int, n_mfcc: int = 13, n_mels: int = 40) -> np.
 def chroma_mean(x: np.ndarray, sr: int, fmin: float = 65.0, fmax: float = 5000.0) -> np.ndarray:
     """Unit-norm 12-bin pitch-class profile (C = 0): STFT power (~0.19-s window) folded onto the nearest
     semitone's pitch class between fmin and fmax, each frame normalised to sum 1, averaged over frames."""
-    n_fft = 1 << int(round(math.log2(sr * 0.186)))
+    n_fft = 1 << round(math.log2(sr * 0.186))
     freqs = np.fft.rfftfreq(n_fft, 1 / sr)
     use = (freqs >= fmin) & (freqs <= fmax)
     pc = np.round(69 + 12 * np.log2(freqs[use] / 440.0)).astype(int) % 12
@@ -315,7 +321,7 @@ def log_mel_distance(a: np.ndarray, b: np.ndarray, sr: int) -> float:
 def envelope_db(x: np.ndarray, sr: int, smooth: float = 0.25) -> np.ndarray:
     """Frame energy over time (log-mel power summed per frame, in dB), moving-averaged over ``smooth`` s."""
     e = 10 * np.log10(np.sum(10 ** (log_mel(x, sr) / 10), axis=1) + 1e-10)
-    k = max(1, int(round(smooth * sr / SC_HOP)))
+    k = max(1, round(smooth * sr / SC_HOP))
     return np.convolve(e, np.ones(k) / k, mode="valid") if len(e) >= k else e
 
 

@@ -1,20 +1,29 @@
 """Sampling modes on tiny random-weight models: shapes, primes kept, seeds, re-rendition, resume."""
 
+import zlib
+
 import numpy as np
 import pytest
 import torch
 
 from engine.dev.demo import example_path
 from engine.generate.codec import encode_audio
+from engine.generate import render as render_module
 from engine.generate.render import render
 from engine.generate.sampling import (
     LevelJob,
     SamplingParams,
     draw,
     filter_logits,
+    join_lanes,
+    lane_count,
+    level_lanes,
+    plan_lanes,
     plan_windows,
     sample_level,
+    sample_window,
     tokens_to_sample,
+    window_generators,
 )
 from engine.generate.source import prompt_length
 from engine.io import audio
@@ -22,6 +31,8 @@ from engine.io.codes import CodesFile
 from engine.request import RenderRequest, RequestError
 from engine.runtime.progress import Cancelled, CancelToken
 from engine.weights.debug import debug_models
+
+from .render_checks import assert_take_is_its_decoded_codes
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -44,8 +55,8 @@ def _req(mode, **fields):
     return RenderRequest.from_fields(mode, {**base, **fields})
 
 
-def _render(models, req, workdir=None, progress=lambda p: None, cancel=None):
-    return render(models, req, progress, cancel or CancelToken(), workdir)
+def _render(models, req, workdir=None, progress=lambda p: None, cancel=None, schedule="parallel"):
+    return render(models, req, progress, cancel or CancelToken(), workdir, sampling=SamplingParams(schedule=schedule))
 
 
 def test_filter_logits_top_k_and_top_p():
@@ -90,6 +101,135 @@ def test_ancestral_and_primed_level_sampling(models):
     assert len(counted) == tokens_to_sample(top, 40, 150, params.hop_fractions[2])
 
 
+# ------------------------------------------------------------------ upsampling schedules: reference and parallel
+
+def _upsampler_job(models, n=2, total=320):
+    """Level 1 of the debug models over ``total`` tokens, upper codes drawn from a fixed generator."""
+    prior = models.priors[1]
+    y = torch.zeros(n, prior.cfg.y_len, dtype=torch.long)
+    y[:, 0], y[:, 2], y[:, 4:] = 44100, prior.cfg.n_ctx * prior.cfg.raw_to_tokens, -1
+    upper = torch.randint(0, prior.cfg.bins, (n, total // 4), generator=torch.Generator().manual_seed(5))
+    return LevelJob(prior, total, lambda start: y, upper)
+
+
+def _none(n=2):
+    return torch.zeros(n, 0, dtype=torch.long)
+
+
+def test_reference_schedule_is_the_one_sampled_before_the_parallel_schedule(models):
+    job, params = _upsampler_job(models), SamplingParams(schedule="reference")
+    assert level_lanes(job.prior, 0, job.total, params, 2) == []
+    with torch.inference_mode():
+        fresh = sample_level(job, _none(), params, [3, 4])
+        primed = sample_level(job, fresh[:, :50], params, [3, 4])
+        manual = _none()  # window after window, each primed on the codes so far (the reference's loop)
+        for w in plan_windows(1, job.total, 64, 0.5):
+            have = manual.shape[1]
+            out = sample_window(job.prior, job.labels(w.start), manual[:, w.start:have], w.length, params, [3, 4], w,
+                                job.upper[:, w.start // 4: -(-w.end // 4)])
+            manual = torch.cat([manual, out[:, have - w.start:]], dim=1)
+    assert torch.equal(fresh, manual)
+    # the codes this engine drew for this job before the parallel schedule existed (same debug weights and seeds)
+    assert fresh[:, :8].tolist() == [[20, 35, 34, 0, 3, 2, 43, 31], [3, 52, 27, 36, 37, 24, 0, 42]]
+    assert zlib.crc32(fresh.numpy().astype(np.int64).tobytes()) == 121244839
+    assert zlib.crc32(primed.numpy().astype(np.int64).tobytes()) == 2008015183
+
+
+def test_parallel_schedule_samples_lanes_in_range_and_per_seed(models):
+    job, params = _upsampler_job(models), SamplingParams()
+    assert params.schedule == "parallel" and len(level_lanes(job.prior, 0, job.total, params, 2)) == 5
+    counted = []
+    with torch.inference_mode():
+        a = sample_level(job, _none(), params, [3, 4], on_token=lambda: counted.append(1))
+        b = sample_level(job, _none(), params, [3, 4])
+        c = sample_level(job, _none(), params, [5, 4])
+        primed = sample_level(job, a[:, :50], params, [3, 4])
+        reference = sample_level(job, _none(), SamplingParams(schedule="reference"), [3, 4])
+    assert a.shape == primed.shape == (2, job.total) and a.dtype == torch.long
+    assert 0 <= int(a.min()) and int(a.max()) < job.prior.cfg.bins
+    assert torch.equal(a, b) and torch.equal(a[1], c[1]) and (a[0] != c[0]).float().mean() > 0.5
+    assert torch.equal(primed[:, :50], a[:, :50]) and not torch.equal(primed, a)
+    assert (a != reference).float().mean() > 0.5
+    assert len(counted) == tokens_to_sample(job.prior, 0, job.total, 0.5, params, 2) == 72  # one lane's length
+    with pytest.raises(ValueError):
+        SamplingParams(schedule="fast")
+
+
+def test_lane_count_comes_from_the_length_the_takes_and_the_device():
+    assert lane_count(100, 64, takes=1, device="cpu") == 1  # a short region: one lane (the reference schedule)
+    assert lane_count(64 * 10, 64, 1, "cpu") == 10  # each lane holds at least one context
+    assert lane_count(64 * 100, 64, 1, "cpu") == 32  # at most 32 rows (takes x lanes) per batch on a CPU
+    assert lane_count(64 * 100, 64, 4, "cpu") == 8
+    assert lane_count(64 * 100, 64, 64, "cpu") == 1  # the takes alone fill the batch
+    assert lane_count(64 * 100, 64, 4, "cuda") > 8
+    assert lane_count(64 * 100, 64, 1, "cpu", limit=3) == 3  # SamplingParams.lanes
+
+
+@pytest.mark.parametrize("have,total,count", [(0, 320, 5), (50, 320, 4), (0, 2048, 16), (96, 1000, 7)])
+def test_lanes_cover_the_level_overlapping_and_aligned_with_the_upper_codes(have, total, count):
+    lanes = plan_lanes(0, have, total, 64, count, overlap=4, align=4)
+    assert len(lanes) == count and [lane.index for lane in lanes] == list(range(count))
+    assert lanes[-1].end == total and all(lane.length == lanes[0].length >= 64 for lane in lanes)
+    assert all(lane.start % 4 == 0 for lane in lanes)  # windows line up with the level above's codes
+    first = lanes[0]
+    assert first.start + first.known == have and first.known <= 32 + 3  # lane 0 primes on up to n_ctx / 2 known codes
+    assert all(lane.known == 0 for lane in lanes[1:]) and lanes[1].start >= have
+    assert all(4 <= a.end - b.start < a.length // 2 for a, b in zip(lanes, lanes[1:]))
+    assert plan_lanes(0, 0, total, 64, 1, 4, 4) == [] and plan_lanes(0, 0, 322, 64, 4, 4, 4) == []
+
+
+def test_lanes_are_joined_in_the_middle_of_their_overlaps():
+    lanes = plan_lanes(0, 40, 320, 64, 4, overlap=4, align=4)
+    lane_codes = torch.arange(4).view(1, 4, 1).expand(2, 4, lanes[0].length)
+    known = torch.full((2, 40), 9)
+    joined = join_lanes(known, lane_codes, lanes)
+    cuts = [(b.start + a.end) // 2 for a, b in zip(lanes, lanes[1:])]
+    assert joined.shape == (2, 320) and bool((joined[:, :40] == 9).all())
+    for i, (lo, hi) in enumerate(zip([40, *cuts], [*cuts, 320])):
+        assert bool((joined[:, lo:hi] == i).all())
+
+
+def test_each_lane_sees_the_upper_codes_and_labels_of_its_own_span(models, monkeypatch):
+    job, params = _upsampler_job(models), SamplingParams()
+    starts, uppers = [], []
+    conditioning = type(job.prior).conditioning
+
+    def record(prior, y, upper_codes=None, dtype=None):
+        uppers.append(upper_codes.clone())
+        return conditioning(prior, y, upper_codes, dtype)
+
+    monkeypatch.setattr(type(job.prior), "conditioning", record)
+    labels = job.labels
+    job.labels = lambda start: (starts.append(start), labels(start))[1]
+    lanes = level_lanes(job.prior, 0, job.total, params, 2)
+    windows = plan_windows(1, lanes[0].length, 64, 0.5)
+    with torch.inference_mode():
+        sample_level(job, _none(), params, [3, 4])
+    assert len(uppers) == len(windows) > 1  # one batch per window, all lanes of all takes together
+    for w, upper in zip(windows, uppers):
+        assert upper.shape[0] == 2 * len(lanes)
+        for take in range(2):
+            for i, lane in enumerate(lanes):
+                lo, hi = lane.start + w.start, lane.start + w.end
+                assert torch.equal(upper[take * len(lanes) + i], job.upper[take, lo // 4: -(-hi // 4)])
+    assert starts == [lane.start + w.start for w in windows for lane in lanes]
+
+
+@pytest.mark.parametrize("mode", ["generate", "continue", "prime", "rerender"])
+def test_parallel_schedule_renders_every_mode_as_long_as_the_reference(models, mode):
+    req = _req(mode, quality="full", takes=2)
+    parallel, again, reference = _render(models, req), _render(models, req), _render(models, req, schedule="reference")
+    for p, a, r in zip(parallel, again, reference):
+        for level in range(3):
+            assert p.codes[level].shape == r.codes[level].shape
+            assert 0 <= p.codes[level].min() and p.codes[level].max() < 64
+            assert np.array_equal(p.codes[level], a.codes[level])  # deterministic per seed
+        assert np.array_equal(p.audio, a.audio) and p.audio.shape == r.audio.shape
+        assert (p.codes[0] != r.codes[0]).mean() > 0.5  # level 0 was sampled in lanes
+        if mode != "rerender":
+            assert np.array_equal(p.codes[2], r.codes[2])  # the top level is sequential under both schedules
+
+
 @pytest.mark.parametrize("mode", ["generate", "continue", "prime", "rerender"])
 @pytest.mark.parametrize("quality", ["draft", "full"])
 def test_every_mode_renders_the_requested_length_rate_and_channels(models, mode, quality):
@@ -101,6 +241,7 @@ def test_every_mode_renders_the_requested_length_rate_and_channels(models, mode,
         assert t.audio.shape == (round(expected_seconds * 48000), 2) and t.audio.dtype == np.float32
         assert np.abs(t.audio).max() <= 1.0
         assert t.position == pytest.approx(4.5 if mode in ("continue", "prime") else 4.0)
+        assert_take_is_its_decoded_codes(models, t, req)  # content and fades, not just the shape
 
 
 def test_bars_at_a_tempo_set_the_length(models):
@@ -140,8 +281,9 @@ def test_seed_reproduces_a_take_alone_or_in_a_batch(models):
 
 @pytest.mark.slow
 def test_resume_after_interruption_equals_an_uninterrupted_run(models, tmp_path):
+    """Reference schedule: a level is saved after every window; stopped after level 1's first one, then resumed."""
     req = _req("generate", quality="full", seconds=0.4)
-    reference = _render(models, req, tmp_path / "straight")
+    reference = _render(models, req, tmp_path / "straight", schedule="reference")
     cancel = CancelToken()
 
     def stop_in_the_middle(p):  # once the first level-1 window is saved
@@ -149,13 +291,39 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(models, tmp_path)
             cancel.cancel()
 
     with pytest.raises(Cancelled):
-        _render(models, req, tmp_path / "interrupted", stop_in_the_middle, cancel)
+        _render(models, req, tmp_path / "interrupted", stop_in_the_middle, cancel, schedule="reference")
     saved = sorted(f.name for f in (tmp_path / "interrupted").iterdir())
     assert "codes_level2.npz" in saved and "codes_level1.npz" in saved and "codes_level0.npz" not in saved
     partial = CodesFile.load(tmp_path / "interrupted" / "codes_level1.npz").codes[1]
     assert 0 < partial.shape[1] < len(reference[0].codes[1])
-    resumed = _render(models, req, tmp_path / "interrupted")
+    resumed = _render(models, req, tmp_path / "interrupted", schedule="reference")
     for a, b in zip(reference, resumed):
+        assert np.array_equal(a.audio, b.audio)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_level", [1, 0])
+def test_parallel_resume_after_interruption_equals_an_uninterrupted_run(models, tmp_path, monkeypatch, stop_level):
+    """Parallel schedule: a level in lanes is saved when all its lanes finish; stopped inside level 1's lanes
+    (nothing of it saved) or inside level 0's (level 1 saved whole), the resumed job equals an uninterrupted one."""
+    req = _req("continue", quality="full", seconds=0.4, takes=2)
+    straight = _render(models, req, tmp_path / "straight")
+    cancel, work = CancelToken(), tmp_path / "interrupted"
+    monkeypatch.setattr(render_module, "PROGRESS_INTERVAL", 0.0)  # report (and honour cancel) at every step
+
+    def stop(p):  # at the first step of stop_level's lanes
+        if p.level == stop_level:
+            cancel.cancel()
+
+    with pytest.raises(Cancelled):
+        _render(models, req, work, stop, cancel)
+    saved = {f.name for f in work.iterdir()}
+    assert "codes_level0.npz" not in saved and ("codes_level1.npz" in saved) == (stop_level == 0)
+    if stop_level == 0:
+        assert CodesFile.load(work / "codes_level1.npz").codes[1].shape == (2, len(straight[0].codes[1]))
+    resumed = _render(models, req, work)
+    for a, b in zip(straight, resumed):
+        assert all(np.array_equal(a.codes[lv], b.codes[lv]) for lv in range(3))
         assert np.array_equal(a.audio, b.audio)
 
 

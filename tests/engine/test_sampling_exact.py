@@ -145,6 +145,10 @@ def test_every_window_of_a_long_render_gets_its_own_label_offset(models, monkeyp
         hop = max(1, int(_params().hop_fractions[level] * cfg.n_ctx))
         tokens = total // cfg.raw_to_tokens
         starts = sorted({min(s, tokens - cfg.n_ctx) for s in range(0, tokens - cfg.n_ctx + hop, hop)})
+        lanes = sampling.level_lanes(prior, 0, tokens, sampling_params or SamplingParams(), 1)
+        if lanes:  # the parallel schedule: every lane's windows, from the lane's own start
+            starts = sorted({lane.start + w.start for lane in lanes
+                             for w in sampling.plan_windows(level, lane.length, cfg.n_ctx, hop / cfg.n_ctx)})
         assert len(starts) >= 3
         offsets = sorted({y[1] for y in labels_seen[level]})
         assert offsets == [s * cfg.raw_to_tokens for s in starts], f"level {level}"

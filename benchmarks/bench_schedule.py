@@ -8,8 +8,8 @@ same machine load. Figures and method: benchmarks/README.md, "Upsampling schedul
    official upsampler options at the same size (conditioner width 128, depth 4), over the debug VQ-VAE with 2048
    bins (official hops 8/32/128 at 44.1 kHz). Batch 1 and 4 takes; medians of ``--repeats`` runs with their spread
    (min-max), wall time, the thread's CPU time, tokens/s (codes of all levels and takes / wall s), the peak of the
-   process's resident memory during the run above its level before it (sampled every 5 ms from /proc) and the
-   load average.
+   process's resident memory during the run above its level before it (freed heap handed back first; sampled every
+   5 ms from /proc) and the load average.
 2. Sound: held-out music (``tests/engine/data/default_model_heldout``, never trained on) re-rendered with the
    embedded default model from its true level-1 codes to level 0 under both schedules (same seeds). Spectral
    convergence of each level-0 result against the original audio, and around the lane joins (+-10 ms): mean
@@ -56,7 +56,7 @@ from engine.io import audio  # noqa: E402
 from engine.model.config import OFFICIAL_PRIORS  # noqa: E402
 from engine.model.prior import Prior  # noqa: E402
 from engine.request import RenderRequest  # noqa: E402
-from engine.runtime.device import inference_context  # noqa: E402
+from engine.runtime.device import inference_context, release_cpu_memory  # noqa: E402
 from engine.runtime.progress import CancelToken  # noqa: E402
 from engine.weights.bundle import load_models  # noqa: E402
 from engine.weights.debug import debug_vqvae  # noqa: E402
@@ -123,6 +123,7 @@ class PeakRSS:
 def run_render(models: Models, schedule: str, takes: int, seconds: float, seed: int) -> dict:
     req = RenderRequest.from_fields("generate", {"seconds": seconds, "quality": "full", "takes": takes, "seed": seed})
     load = os.getloadavg()[0]
+    release_cpu_memory()  # freed heap back to the OS, so the peak below is this run's (the engine keeps freed memory)
     with PeakRSS() as mem:
         t0, c0 = time.perf_counter(), time.process_time()
         out = render(models, req, lambda p: None, CancelToken(), sampling=SamplingParams(schedule=schedule))
@@ -245,7 +246,8 @@ def sound(args) -> dict:
                 y_ref, y_par, y_true = dec(z_ref)[0], dec(z_par)[0], dec(torch.from_numpy(codes[0]))[0]
                 y_fade = crossfade(dec(lane_codes[0]), lanes, hop, total * hop)
             bounds = [0, *cuts, len(y_ref)]
-            y_splice = np.concatenate([(y_ref, y_par)[i % 2][lo:hi] for i, (lo, hi) in enumerate(zip(bounds, bounds[1:]))])
+            y_splice = np.concatenate([(y_ref, y_par)[i % 2][lo:hi]  # hard cuts between the two renders
+                                       for i, (lo, hi) in enumerate(zip(bounds, bounds[1:]))])
             row = {"clip": clip["id"], "seed": seed, "lanes": len(lanes), "joins": len(cuts),
                    "overlap_ms": 1000 * (lanes[0].end - lanes[1].start) * hop / sr,
                    "level0_seconds": {"reference": t_ref, "parallel": t_par},

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from engine.model.fast.static_step import StaticDecoder
-from engine.model.prior import Prior
+from engine.model.prior import START, Prior
 from engine.runtime.progress import CancelToken
 
 
@@ -172,7 +172,10 @@ def sample_rows(prior: Prior, y: Tensor, known: Tensor, known_len: Tensor | None
         cond = prior.conditioning(y, upper, params.dtype)
         seq = prior.to_model_tokens(known[:, :common], y)  # 1b_lyrics: [lyrics | known + 79]
         cache = prior.start_cache(cond, params.dtype)
-        logits = prior.prefill(cache, seq, params.chunk_size)[:, -1]  # validates the window's inputs
+        # ``Prior.prefill`` chunk by chunk (validating the window's inputs), keeping the last position's logits only:
+        # all of them would be rows x known x bins floats (84 MB for 20 rows of a 512-token prime over 2048 bins)
+        for chunk in F.pad(seq, (1, 0), value=START).split(params.chunk_size, dim=1):
+            logits = prior.step(cache, chunk)[:, -1]
         shift = prior.cfg.music_shift  # never sample a lyric id at a music position: draw among codes only
         if params.compile and length - common > 1:
             step = StaticDecoder(prior, cache, compile=True)

@@ -27,7 +27,10 @@ class SourceCache:
         try:
             return CodesFile.load(path)
         except CodesFileError:  # missing, or damaged (empty, truncated, not a zip): encoded again
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:  # a cache that cannot be read (not a folder, read-only) must not fail the job
+                log.warning("region cache not usable: %s", exc)
             return None
 
     def put(self, key: str, codes: CodesFile) -> None:

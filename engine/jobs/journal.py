@@ -54,11 +54,13 @@ class Journal:
             take_rows = self._db.execute("SELECT job_id, take, path, position, length, published FROM takes").fetchall()
         jobs, known = {}, {f.name for f in dataclasses.fields(RenderRequest)}
         for id_, seq, request, owner, state, submitted, code, message in rows:
-            fields = {k: v for k, v in json.loads(request).items() if k in known}
-            try:
+            try:  # written by an incompatible version, or damaged: list nothing we can't run, start anyway
+                if not isinstance(seq, int):
+                    raise ValueError(f"sequence number {seq!r}")
+                fields = {k: v for k, v in json.loads(request).items() if k in known}
                 req = RenderRequest.from_fields(fields.pop("mode"), fields)
-            except (RequestError, KeyError) as exc:  # written by an incompatible version: list nothing we can't run
-                log.warning("journal: skipping job %s: %s", id_, exc)
+            except (RequestError, KeyError, ValueError, TypeError, AttributeError) as exc:
+                log.warning("journal: skipping job %s: %s: %s", id_, type(exc).__name__, exc)
                 continue
             jobs[id_] = Job(id_, seq, req, owner, state, submitted, error=(code, message) if code else None)
         for job_id, take, path, position, length, published in take_rows:

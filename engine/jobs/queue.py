@@ -159,7 +159,12 @@ class JobQueue:
                     job = self._jobs[heapq.heappop(self._heap)[2]]
                     if job.state == "queued":
                         job.state = "running"
-                        self.journal.set_state(job)
+                        try:
+                            self.journal.set_state(job)
+                        except Exception:  # not journalled as running: back in the queue, tried after the pause
+                            job.state = "queued"
+                            self._push(job)
+                            raise
                         return job
                 release_cpu_memory()  # idle: give the last job's peak memory back to the OS
                 self._wake.wait()

@@ -8,7 +8,8 @@ var PROTOCOL = 1;
 var ENGINE_HOST = "127.0.0.1";
 var ENGINE_PORT = 9130;
 var DEFAULT_REPLY_PORT = 9131;
-var REPLY_PORT_SPAN = 64; // device instances pick a reply port in [9131, 9131 + 64)
+var REPLY_PORT_SPAN = 64; // device instances claim distinct reply ports in [9131, 9131 + 64)
+var MAX_SECONDS = 300; // the engine's largest `seconds` (docs/osc-protocol.md)
 var PREFIX = "/jukebox/";
 var RENDER_VERBS = ["continue", "prime", "rerender"];
 
@@ -54,6 +55,18 @@ function beatsToSeconds(beats, tempo) {
 
 function secondsToBeats(seconds, tempo) {
   return seconds * tempo / 60.0;
+}
+
+// Quarter-note beats in one bar of numerator/denominator (6/8: 3, 7/8: 3.5, 3/4: 3, 4/4: 4).
+function beatsPerBar(numerator, denominator) {
+  var n = numerator > 0 ? numerator : 4;
+  var d = denominator > 0 ? denominator : 4;
+  return n * 4.0 / d;
+}
+
+// Bars of the Set's metre -> seconds at the Set's tempo.
+function barsToSeconds(bars, tempo, numerator, denominator) {
+  return beatsToSeconds(bars * beatsPerBar(numerator, denominator), tempo);
 }
 
 // Warp markers as Live reports them: [{beat_time, sample_time}], sorted here by beat_time.
@@ -145,8 +158,10 @@ function clipRegion(clip, tempo) {
 // ---- requests ---------------------------------------------------------------------------------------
 
 // settings: {temperature, takes, quality (index), length_unit (index), length_seconds, length_bars,
-//            artist, genre, sample_rate}. Returns the JSON params object for a render verb.
-function renderParams(verb, sourcePath, region, tempo, settings) {
+//            artist, genre, sample_rate}; metre: {numerator, denominator} of the Set (4/4 if absent).
+// Returns the JSON params object for a render verb. Bars are turned into seconds here, in the Set's
+// real metre (the engine's own `bars` field assumes 4/4), and capped at the engine's 300 s.
+function renderParams(verb, sourcePath, region, tempo, settings, metre) {
   var p = {
     source: sourcePath,
     start: region.start,
@@ -161,12 +176,7 @@ function renderParams(verb, sourcePath, region, tempo, settings) {
     p.sample_rate = Math.round(settings.sample_rate);
   }
   if (verb !== "rerender") {
-    if (LENGTH_UNITS[settings.length_unit] === "bars") {
-      p.bars = round6(clamp(settings.length_bars, PARAM_RANGES.length_bars.min, PARAM_RANGES.length_bars.max));
-    } else {
-      p.seconds = round6(clamp(settings.length_seconds, PARAM_RANGES.length_seconds.min,
-                               PARAM_RANGES.length_seconds.max));
-    }
+    p.seconds = round6(Math.min(MAX_SECONDS, lengthSeconds(settings, tempo, metre)));
   }
   if (settings.artist) {
     p.artist = settings.artist;
@@ -177,10 +187,120 @@ function renderParams(verb, sourcePath, region, tempo, settings) {
   return p;
 }
 
-// Device instances share a host; each listens on its own port, derived from its (session-unique) id.
+// The length the settings ask for, in seconds (before the engine's cap).
+function lengthSeconds(settings, tempo, metre) {
+  var bars;
+  if (LENGTH_UNITS[settings.length_unit] === "bars") {
+    bars = clamp(settings.length_bars, PARAM_RANGES.length_bars.min, PARAM_RANGES.length_bars.max);
+    return barsToSeconds(bars, tempo, (metre || {}).numerator, (metre || {}).denominator);
+  }
+  return clamp(settings.length_seconds, PARAM_RANGES.length_seconds.min, PARAM_RANGES.length_seconds.max);
+}
+
+// Device instances share a host; each listens on its own port. The preferred port comes from the
+// device's (session-unique) id; claimPort moves on to the next free one in the span.
 function replyPortFor(deviceId) {
   var n = Math.abs(Math.floor(Number(deviceId) || 0));
   return DEFAULT_REPLY_PORT + (n % REPLY_PORT_SPAN);
+}
+
+// taken: {port: owner} of the instances in this Max; returns the first free port from `preferred`
+// (wrapping around the span), or 0 when all are taken.
+function claimPort(taken, preferred) {
+  var i, port;
+  var start = preferred - DEFAULT_REPLY_PORT;
+  if (!(start >= 0 && start < REPLY_PORT_SPAN)) {
+    start = 0;
+  }
+  for (i = 0; i < REPLY_PORT_SPAN; i++) {
+    port = DEFAULT_REPLY_PORT + (start + i) % REPLY_PORT_SPAN;
+    if (!taken.hasOwnProperty(String(port))) {
+      return port;
+    }
+  }
+  return 0;
+}
+
+// ---- file paths Live accepts ---------------------------------------------------------------------
+
+function isWindowsPath(p) {
+  return /^[A-Za-z]:[\\\/]/.test(p) || /^[\\\/]{2}[^\\\/]/.test(p);
+}
+
+// The forms of a render's path to offer Track.create_audio_clip, best first: on Windows the separator
+// the source clip's own file_path uses, then the other; on macOS the POSIX path, under the same
+// /Volumes/<drive> prefix when the source clip's path carries one (Live reports some paths that way).
+function pathForms(renderPath, sourcePath) {
+  var r = String(renderPath);
+  var src = String(sourcePath || "");
+  var back, fwd, m, forms;
+  if (isWindowsPath(r)) {
+    back = r.replace(/\//g, "\\");
+    fwd = r.replace(/\\/g, "/");
+    forms = (src.indexOf("/") >= 0 && src.indexOf("\\") < 0) ? [fwd, back] : [back, fwd];
+  } else {
+    m = /^(\/Volumes\/[^\/]+)\//.exec(src);
+    if (m && r.charAt(0) === "/" && r.indexOf("/Volumes/") !== 0) {
+      forms = [m[1] + r, r];
+    } else {
+      m = /^\/Volumes\/[^\/]+(\/.*)$/.exec(r);
+      forms = m ? [r, m[1]] : [r];
+    }
+  }
+  return forms[1] === forms[0] ? [forms[0]] : forms;
+}
+
+// Whether two paths name the same file as Live reports it (separators, and case on Windows, aside).
+function samePath(a, b) {
+  var x = String(a || "");
+  var y = String(b || "");
+  var m;
+  if (isWindowsPath(x) || isWindowsPath(y)) {
+    return x.replace(/\\/g, "/").toLowerCase() === y.replace(/\\/g, "/").toLowerCase();
+  }
+  m = /^\/Volumes\/[^\/]+(\/.*)$/;
+  return x === y || (m.test(x) && m.exec(x)[1] === y) || (m.test(y) && m.exec(y)[1] === x);
+}
+
+// ---- Arrangement spans -----------------------------------------------------------------------------
+
+// clips: [{start_time, end_time}]; whether [start, end) (beats) overlaps none of them.
+function spanFree(clips, start, end) {
+  var i;
+  var eps = 1e-6;
+  for (i = 0; i < clips.length; i++) {
+    if (clips[i].start_time < end - eps && clips[i].end_time > start + eps) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// The clip (from [{id, start_time, file_path}]) Live made for `path` at `beats`, or null.
+function findPlaced(clips, beats, forms) {
+  var i, j;
+  for (i = 0; i < clips.length; i++) {
+    if (Math.abs(clips[i].start_time - beats) < 1e-4) {
+      for (j = 0; j < forms.length; j++) {
+        if (samePath(clips[i].file_path, forms[j])) {
+          return clips[i];
+        }
+      }
+    }
+  }
+  return null;
+}
+
+// "Jukebox Continue 1 - Nina Simone, jazz": mode, take, labels (as the REAPER scripts name takes).
+function clipName(verbName, take, artist, genre) {
+  var labels = [];
+  if (artist) {
+    labels.push(artist);
+  }
+  if (genre) {
+    labels.push(genre);
+  }
+  return "Jukebox " + verbName + " " + take + (labels.length ? " - " + labels.join(", ") : "");
 }
 
 // ---- replies ----------------------------------------------------------------------------------------
@@ -300,10 +420,13 @@ function versionString(v) {
 
 // ---- text for the status line -----------------------------------------------------------------------
 
-function beatLabel(beats, numerator) {
-  var n = numerator > 0 ? numerator : 4;
-  var bar = Math.floor(beats / n) + 1;
-  var beat = Math.floor(beats - (bar - 1) * n) + 1;
+// "9.1": bar and beat of a position in quarter-note beats, in numerator/denominator
+// (beats counted in the denominator's unit, as Live's own position display does).
+function beatLabel(beats, numerator, denominator) {
+  var perBar = beatsPerBar(numerator, denominator);
+  var unit = 4.0 / (denominator > 0 ? denominator : 4);
+  var bar = Math.floor(beats / perBar + 1e-9) + 1;
+  var beat = Math.floor((beats - (bar - 1) * perBar) / unit + 1e-9) + 1;
   return bar + "." + beat;
 }
 
@@ -333,6 +456,7 @@ exports.ENGINE_HOST = ENGINE_HOST;
 exports.ENGINE_PORT = ENGINE_PORT;
 exports.DEFAULT_REPLY_PORT = DEFAULT_REPLY_PORT;
 exports.REPLY_PORT_SPAN = REPLY_PORT_SPAN;
+exports.MAX_SECONDS = MAX_SECONDS;
 exports.PREFIX = PREFIX;
 exports.RENDER_VERBS = RENDER_VERBS;
 exports.PARAM_RANGES = PARAM_RANGES;
@@ -346,11 +470,21 @@ exports.MIN_VERSION_SESSION = MIN_VERSION_SESSION;
 exports.requestMessage = requestMessage;
 exports.beatsToSeconds = beatsToSeconds;
 exports.secondsToBeats = secondsToBeats;
+exports.beatsPerBar = beatsPerBar;
+exports.barsToSeconds = barsToSeconds;
+exports.lengthSeconds = lengthSeconds;
 exports.warpedBeatToSourceSeconds = warpedBeatToSourceSeconds;
 exports.clipTimeToSourceSeconds = clipTimeToSourceSeconds;
 exports.clipRegion = clipRegion;
 exports.renderParams = renderParams;
 exports.replyPortFor = replyPortFor;
+exports.claimPort = claimPort;
+exports.isWindowsPath = isWindowsPath;
+exports.pathForms = pathForms;
+exports.samePath = samePath;
+exports.spanFree = spanFree;
+exports.findPlaced = findPlaced;
+exports.clipName = clipName;
 exports.REPLY_ARGS = REPLY_ARGS;
 exports.parseReply = parseReply;
 exports.placement = placement;

@@ -4,6 +4,8 @@
 // live.thisdevice bangs) and ids are used only within a session.
 "use strict";
 
+var core = require("jb_core");
+
 var CREATE_AUDIO_CLIP = /(^|\n)\s*function create_audio_clip(\s|$)/;
 
 function first(v) {
@@ -84,10 +86,26 @@ function create(LiveAPI) {
     return String(o.info || "").indexOf(member) >= 0;
   }
 
+  // The Track holding a clip: an Arrangement clip's parent is its Track, a take-lane clip's (Live 12)
+  // is a TakeLane whose parent is the Track, a Session clip's is a ClipSlot ("... clip_slots N").
+  function owner(clip) {
+    var parent = obj(idList(clip.get("canonical_parent"))[0] || 0);
+    var m;
+    if (parent.type === "Track") {
+      return { track_id: Number(parent.id), slot: -1, type: "Track" };
+    }
+    if (parent.type === "TakeLane") {
+      return { track_id: idList(parent.get("canonical_parent"))[0] || 0, slot: -1, type: "TakeLane" };
+    }
+    m = /clip_slots (\d+)/.exec(String(parent.unquotedpath || parent.path || ""));
+    return { track_id: idList(parent.get("canonical_parent"))[0] || 0, slot: m ? Number(m[1]) : 0,
+             type: parent.type };
+  }
+
   // The selected clip (the one in Live's Detail View) as plain data, or {error: code}.
   function readSelection() {
     var view = obj("live_set view detail_clip");
-    var clip, parent, isArrangement, trackId, slot, warping, song, path, m;
+    var clip, where, isArrangement, warping, song, path;
     if (isNone(view)) {
       return { error: "no_clip" };
     }
@@ -99,26 +117,20 @@ function create(LiveAPI) {
     if (!path) {
       return { error: "no_file" };
     }
-    // An Arrangement clip's parent is its Track; a Session clip's is a ClipSlot ("... clip_slots N").
-    parent = obj(idList(clip.get("canonical_parent"))[0] || 0);
-    isArrangement = parent.type === "Track";
-    slot = -1;
-    if (isArrangement) {
-      trackId = Number(parent.id);
-    } else {
-      m = /clip_slots (\d+)/.exec(String(parent.unquotedpath || parent.path || ""));
-      slot = m ? Number(m[1]) : 0;
-      trackId = idList(parent.get("canonical_parent"))[0] || 0;
-    }
+    where = owner(clip);
+    // Clip.is_arrangement_clip (Live 11+) is true for take-lane clips too; older Lives: the parent's type.
+    isArrangement = has(clip, "is_arrangement_clip") ? !!num(clip, "is_arrangement_clip") : where.slot < 0;
     warping = !!num(clip, "warping");
     song = obj("live_set");
     return {
       file_path: path,
       clip_name: text(clip.get("name")),
-      track_id: trackId,
-      session_slot: slot,
+      track_id: where.track_id,
+      in_take_lane: where.type === "TakeLane",
+      session_slot: isArrangement ? -1 : where.slot,
       tempo: num(song, "tempo"),
       numerator: num(song, "signature_numerator"),
+      denominator: num(song, "signature_denominator"),
       clip: {
         is_arrangement_clip: isArrangement,
         start_time: isArrangement ? num(clip, "start_time") : 0,
@@ -160,35 +172,83 @@ function create(LiveAPI) {
     };
   }
 
-  function newAudioTrack(name) {
+  // Index of a track in live_set tracks (-1 if it is not there, e.g. deleted meanwhile).
+  function trackIndex(trackId) {
+    var ids = idList(obj("live_set").get("tracks"));
+    var i;
+    for (i = 0; i < ids.length; i++) {
+      if (ids[i] === Number(trackId)) {
+        return i;
+      }
+    }
+    return -1;
+  }
+
+  // A new audio track at `index` (below the source track; -1: the end of the Set), named `name`.
+  // Song.create_audio_track returns nothing usable, so the new one is the id the list did not hold.
+  function newAudioTrack(name, index) {
     var song = obj("live_set");
     var before = idList(song.get("tracks"));
-    var after, id;
-    song.call("create_audio_track", -1);
+    var after, id, i;
+    song.call("create_audio_track", index >= 0 && index <= before.length ? index : -1);
     after = idList(song.get("tracks"));
-    if (after.length <= before.length) {
+    id = 0;
+    for (i = 0; i < after.length && !id; i++) {
+      if (before.indexOf(after[i]) < 0) {
+        id = after[i];
+      }
+    }
+    if (!id) {
       throw new Error("Live did not create an audio track");
     }
-    id = after[after.length - 1];
     obj(id).set("name", name);
     return id;
   }
 
-  // Track.create_audio_clip(path, beats); checked by counting the track's Arrangement clips.
-  function placeInArrangement(trackId, filePath, beats) {
-    var track = obj(trackId);
-    var before = idList(track.get("arrangement_clips")).length;
-    track.call("create_audio_clip", filePath, beats);
-    if (idList(track.get("arrangement_clips")).length <= before) {
-      throw new Error("Live did not create the clip (is the track frozen or recording?)");
-    }
+  function clipFacts(id) {
+    var c = obj(id);
+    return { id: id, start_time: num(c, "start_time"), end_time: num(c, "end_time"),
+             file_path: text(c.get("file_path")) };
   }
 
-  // ClipSlot.create_audio_clip(path) in the first empty slot from `slot` on, adding scenes as needed.
-  function placeInSession(trackId, slot, filePath) {
+  // The track's Arrangement clips as [{id, start_time, end_time, file_path}].
+  function arrangementClips(trackId) {
+    var ids = idList(obj(trackId).get("arrangement_clips"));
+    var out = [];
+    var i;
+    for (i = 0; i < ids.length; i++) {
+      out.push(clipFacts(ids[i]));
+    }
+    return out;
+  }
+
+  // Track.create_audio_clip(path, beats) with each path form in turn (Live reports a refused file in
+  // the Max window, it does not throw); the clip is found by start_time and file_path, never by
+  // counting. Returns the new clip's id and the form Live took; throws naming every form tried.
+  function placeInArrangement(trackId, forms, beats) {
+    var track = obj(trackId);
+    var i, found;
+    for (i = 0; i < forms.length; i++) {
+      try {
+        track.call("create_audio_clip", forms[i], beats);
+      } catch (e) {
+        // a Live that throws instead of posting: try the next form
+      }
+      found = core.findPlaced(arrangementClips(trackId), beats, [forms[i]]);
+      if (found) {
+        return { clip_id: found.id, path: forms[i] };
+      }
+    }
+    throw new Error("Live refused the file as " + forms.join(" and as ") +
+                    " (is the track frozen or recording, or the file unreadable?)");
+  }
+
+  // ClipSlot.create_audio_clip(path) in the first empty slot from `slot` on, adding scenes as needed;
+  // each path form in turn, checked by the slot's clip and its file_path. Returns {slot, clip_id, path}.
+  function placeInSession(trackId, slot, forms) {
     var track = obj(trackId);
     var slots = idList(track.get("clip_slots"));
-    var i, s;
+    var i, j, s, clipId;
     for (i = slot; ; i++) {
       if (i >= slots.length) {
         obj("live_set").call("create_scene", -1);
@@ -199,13 +259,35 @@ function create(LiveAPI) {
       }
       s = obj(slots[i]);
       if (!num(s, "has_clip")) {
-        s.call("create_audio_clip", filePath);
-        if (!num(s, "has_clip")) {
-          throw new Error("Live did not create the clip (is the track frozen?)");
+        for (j = 0; j < forms.length; j++) {
+          try {
+            s.call("create_audio_clip", forms[j]);
+          } catch (e) {
+            // posted in the Max window by a real Live; try the next form
+          }
+          if (num(s, "has_clip")) {
+            clipId = idList(s.get("clip"))[0] || 0;
+            return { slot: i, clip_id: clipId, path: forms[j] };
+          }
         }
-        return i;
+        throw new Error("Live refused the file as " + forms.join(" and as ") + " (is the track frozen?)");
       }
     }
+  }
+
+  // Make a placed clip play as rendered and easy to find: unwarped (renders are cut to the Set
+  // tempo's length, so natural speed is right; Live would otherwise auto-warp long files with a
+  // guessed tempo), named, and shown in the Detail View with its track selected.
+  function finishClip(clipId, name) {
+    var clip = obj(clipId);
+    clip.set("warping", 0);
+    clip.set("name", name);
+  }
+
+  function select(trackId, clipId) {
+    var view = obj("live_set view");
+    view.set("selected_track", "id", Number(trackId));
+    view.set("detail_clip", "id", Number(clipId));
   }
 
   return {
@@ -213,9 +295,13 @@ function create(LiveAPI) {
     liveVersion: liveVersion,
     deviceId: deviceId,
     capabilities: capabilities,
+    trackIndex: trackIndex,
     newAudioTrack: newAudioTrack,
+    arrangementClips: arrangementClips,
     placeInArrangement: placeInArrangement,
-    placeInSession: placeInSession
+    placeInSession: placeInSession,
+    finishClip: finishClip,
+    select: select
   };
 }
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import json
+import logging
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -38,6 +42,7 @@ class SineRenderer:
         self.gate = threading.Event()
         self.gate.set()
         self.inside = threading.Event()
+        self.crashed = threading.Event()
 
     def __call__(self, models, req, progress, cancel, workdir: Path, cache=None) -> list[RenderedTake]:
         workdir.mkdir(parents=True, exist_ok=True)
@@ -50,6 +55,7 @@ class SineRenderer:
             assert self.gate.wait(20)
             cancel.raise_if_cancelled()
             if i == self.crash_at:
+                self.crashed.set()
                 raise Crash()
             time.sleep(self.step_seconds)
             np.save(workdir / f"step{i}.npy", np.array([i]))
@@ -65,26 +71,30 @@ MODELS = debug_models()  # real (tiny) models: submission validates labels again
 
 
 class Events:
+    """The queue's listener: records every event and wakes whoever waits for one."""
+
     def __init__(self) -> None:
         self.items: list = []
-        self.lock = threading.Lock()
+        self.lock = threading.Condition()
 
     def __call__(self, event) -> None:
         with self.lock:
             self.items.append(event)
+            self.lock.notify_all()
 
     def of(self, job_id: str, kind: type | None = None) -> list:
         with self.lock:
             return [e for e in self.items if e.job_id == job_id and (kind is None or isinstance(e, kind))]
 
+    def wait_for(self, what: str, predicate, timeout: float = 20.0):
+        """Wait (on the listener, no polling) until ``predicate()`` is truthy; returns its value."""
+        with self.lock:
+            if not self.lock.wait_for(predicate, timeout):
+                raise AssertionError(f"no {what} within {timeout} s; events: {self.items[-10:]}")
+            return predicate()
+
     def wait_finished(self, job_id: str, timeout: float = 20.0) -> JobFinished:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            done = self.of(job_id, JobFinished)
-            if done:
-                return done[0]
-            time.sleep(0.01)
-        raise AssertionError(f"job {job_id} did not finish; events: {self.of(job_id)}")
+        return self.wait_for(f"finished event of job {job_id}", lambda: self.of(job_id, JobFinished), timeout)[0]
 
 
 def req(mode: str = "generate", **fields) -> RenderRequest:
@@ -196,9 +206,11 @@ def test_progress_is_repeated_while_a_job_waits(tmp_path):
     try:
         q.submit(req(), "h 1")
         waiting = q.submit(req(), "h 1")
-        time.sleep(0.55)
-        ticks = events.of(waiting.id, JobProgress)
-        assert len(ticks) >= 4 and {t.stage for t in ticks} == {"queued"}
+        started = time.monotonic()
+        ticks = events.wait_for("4 progress events", lambda: len(events.of(waiting.id, JobProgress)) >= 4 and
+                                events.of(waiting.id, JobProgress))
+        assert {t.stage for t in ticks} == {"queued"}
+        assert time.monotonic() - started >= 0.25  # repeated at the tick (0.1 s), not in a burst
         renderer.gate.set()
         events.wait_finished(waiting.id)
     finally:
@@ -207,11 +219,12 @@ def test_progress_is_repeated_while_a_job_waits(tmp_path):
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_crash_mid_render_resumes_from_the_saved_steps(tmp_path):
-    q1, events1, _ = make(tmp_path, SineRenderer(steps=5, crash_at=3))
+    q1, events1, renderer1 = make(tmp_path, SineRenderer(steps=5, crash_at=3))
     q1.start()
     job = q1.submit(req(takes=2), "127.0.0.1 9000")
-    time.sleep(0.3)
-    q1.stop()  # the worker died in the "crash"; nothing more is written
+    assert renderer1.crashed.wait(20)
+    q1._threads[0].join(20)  # the worker dies in the "crash"; nothing more is written
+    q1.stop()
     assert not events1.of(job.id, JobFinished)
     q2, events2, renderer2 = make(tmp_path, SineRenderer(steps=5))
     assert q2.get(job.id).state == "queued"
@@ -230,10 +243,13 @@ def test_a_crash_mid_render_resumes_from_the_saved_steps(tmp_path):
 def test_a_crash_while_publishing_leaves_each_file_exactly_once(tmp_path, monkeypatch, crash_after_writing):
     real = jobs_module.render.publish_take
 
+    crashed = threading.Event()
+
     def crashing(path, staging, rendered, r, meta):
         if rendered.take == 2:
             if crash_after_writing:
                 real(path, staging, rendered, r, meta)
+            crashed.set()
             raise Crash()
         return real(path, staging, rendered, r, meta)
 
@@ -241,7 +257,8 @@ def test_a_crash_while_publishing_leaves_each_file_exactly_once(tmp_path, monkey
     q1, events1, _ = make(tmp_path)
     q1.start()
     job = q1.submit(req(takes=3), "h 1")
-    time.sleep(0.5)
+    assert crashed.wait(20)
+    q1._threads[0].join(20)  # the worker died in the "crash"
     q1.stop()
     assert len(events1.of(job.id, TakeDone)) == 1 and len(wavs(tmp_path)) == 1 + crash_after_writing
     monkeypatch.setattr(jobs_module.render, "publish_take", real)
@@ -325,7 +342,7 @@ def test_the_source_cache_stores_codes_by_key(tmp_path):
     got = cache.get("ab12")
     assert got.model == "m" and got.n_samples == 64
     assert set(got.codes) == {0, 2} and all(np.array_equal(got.codes[k], codes[k]) for k in codes)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="bad cache key"):
         cache.get("../escape")
 
 
@@ -335,3 +352,137 @@ def test_a_damaged_cache_entry_is_dropped_and_encoded_again(tmp_path):
     assert np.array_equal(cache.get("abc123").codes[0], np.arange(4)[None])
     (tmp_path / "abc123.npz").write_bytes(b"")  # e.g. a crash of an older version mid-write
     assert cache.get("abc123") is None and not (tmp_path / "abc123.npz").exists()
+
+
+# ---------------------------------------------------------------- failures around the renderer
+
+
+def _alive(q: JobQueue) -> bool:
+    return all(t.is_alive() for t in q._threads)
+
+
+@pytest.mark.parametrize("failing_write", [0, 1, 2, 3, 4],
+                         ids=["submit", "running", "take-path", "take-published", "finished"])
+def test_a_journal_write_that_fails_once_fails_at_most_that_job_and_the_worker_goes_on(tmp_path, failing_write):
+    """A job writes the journal five times (submitted, running, its take's path, the take published, finished). When
+    one of them raises once (disk full, I/O error), the submitter hears of it or the job ends with a finished event,
+    nothing stays "running" forever, and the next job runs."""
+    q, events, _ = make(tmp_path)
+    real, count = q.journal._write, [0]
+
+    def flaky(sql, args):
+        count[0] += 1
+        if count[0] == failing_write + 1:
+            raise sqlite3.OperationalError("disk I/O error")
+        return real(sql, args)
+
+    q.journal._write = flaky
+    q.start()
+    try:
+        if failing_write == 0:
+            with pytest.raises(sqlite3.OperationalError):
+                q.submit(req(), "h 1")
+            assert q.jobs() == []
+        else:
+            first = q.submit(req(), "h 1")
+            finished = events.wait_finished(first.id)
+            assert finished.state in ("done", "failed") and len(events.of(first.id, JobFinished)) == 1
+            if failing_write == 1:  # nothing was rendered yet: the job runs once the journal takes writes again
+                assert finished.state == "done"
+        second = q.submit(req(), "h 1")
+        assert events.wait_finished(second.id).state == "done"
+        assert _alive(q) and not [j for j in q.jobs() if j.state in ("queued", "running")]
+    finally:
+        q.stop()
+
+
+def test_a_listener_that_raises_loses_no_job(tmp_path):
+    seen = Events()
+
+    def broken(event):
+        seen(event)
+        raise ConnectionResetError("the client went away")
+
+    q = JobQueue(tmp_path, MODELS, SineRenderer(), broken)
+    q.start()
+    try:
+        jobs = [q.submit(req(takes=2), "h 1"), q.submit(req(), "h 1")]
+        for job in jobs:
+            assert seen.wait_finished(job.id).state == "done"
+        assert _alive(q)
+    finally:
+        q.stop()
+    assert len(wavs(tmp_path)) == 3
+    assert [len(seen.of(j.id, TakeDone)) for j in jobs] == [2, 1]
+
+
+def _rerender_request(tmp_path: Path) -> RenderRequest:
+    wav = tmp_path / "source.wav"
+    t = np.arange(22050) / 44100
+    sf.write(wav, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 44100)
+    return req("rerender", source=str(wav), start=0.1, length=0.2, quality="draft", seconds=0.2)
+
+
+def test_a_region_cache_that_cannot_be_written_does_not_fail_the_job(tmp_path, monkeypatch, caplog):
+    from engine.generate.render import render
+
+    cache_dir = tmp_path / "renders" / ".jukebox" / "cache"
+    real = CodesFile.save
+
+    def disk_full(self, path, **kw):
+        if Path(path).parent == cache_dir:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(self, path, **kw)
+
+    monkeypatch.setattr(CodesFile, "save", disk_full)
+    q, events, _ = make(tmp_path / "renders", render)
+    q.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="engine.jobs.cache"):
+            jobs = [q.submit(_rerender_request(tmp_path), "h 1") for _ in range(2)]
+            for job in jobs:
+                assert events.wait_finished(job.id, timeout=60).state == "done"
+    finally:
+        q.stop()
+    assert len(wavs(tmp_path / "renders")) == 2 and not list(cache_dir.glob("*.npz"))
+    assert "region cache not written" in caplog.text and "No space left" in caplog.text
+
+
+def test_a_region_cache_folder_that_is_not_a_folder_does_not_fail_the_job(tmp_path):
+    from engine.generate.render import render
+
+    (tmp_path / "renders" / ".jukebox").mkdir(parents=True)
+    (tmp_path / "renders" / ".jukebox" / "cache").write_text("a file where the cache folder should be")
+    q, events, _ = make(tmp_path / "renders", render)
+    q.start()
+    try:
+        job = q.submit(_rerender_request(tmp_path), "h 1")
+        finished = events.wait_finished(job.id, timeout=60)
+        assert (finished.state, finished.error) == ("done", None)
+    finally:
+        q.stop()
+
+
+def test_unreadable_journal_rows_are_skipped_and_the_rest_resumes(tmp_path, caplog):
+    q, _, _ = make(tmp_path)
+    good = q.submit(req(takes=1), "127.0.0.1 9000")  # queued, never run: the next start runs it
+    q.stop()
+    db = sqlite3.connect(tmp_path / ".jukebox" / "journal.sqlite3")
+    rows = [("bad-json", 10, "{not json"), ("not-an-object", 11, "[1, 2]"), ("null-request", 12, None),
+            ("no-mode", 13, json.dumps({"seconds": 1.0})), ("bad-value", 14, json.dumps({"mode": "generate",
+                                                                                       "seconds": -1})),
+            ("unknown-mode", 15, json.dumps({"mode": "remix"})), ("null-seq", None, json.dumps({"mode": "generate"}))]
+    with db:
+        db.executemany("INSERT INTO jobs VALUES (?, ?, ?, 'h 1', 'queued', 0, NULL, NULL)", rows)
+        db.execute("INSERT INTO takes VALUES ('no-such-job', 1, '/x.wav', 0, 1, 1)")
+    db.close()
+    with caplog.at_level(logging.WARNING, logger="engine.jobs.journal"):
+        q2, events, _ = make(tmp_path)
+    assert [j.id for j in q2.jobs()] == [good.id]
+    assert all(name in caplog.text for name, _, _ in rows), caplog.text
+    q2.start()
+    try:
+        assert events.wait_finished(good.id).state == "done"
+        assert q2.submit(req(), "h 1").seq > good.seq
+    finally:
+        q2.stop()

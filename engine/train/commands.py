@@ -51,7 +51,7 @@ def prior_configs(vq: VQVAEConfig, n_artists: int, n_genres: int) -> list[PriorC
     ups = [PriorConfig(level=lv, n_ctx=512, width=128, depth=4, heads=2, raw_to_tokens=vq.hop_lengths[lv],
                        cond_down_t=vq.downs_t[lv + 1], cond_stride=vq.strides_t[lv + 1], cond_width=64,
                        cond_depth=2, cond_dilation_cycle=None, **common) for lv in range(vq.levels - 1)]
-    top = PriorConfig(level=vq.levels - 1, n_ctx=768, width=192, depth=4, heads=4, raw_to_tokens=vq.hop_lengths[-1],
+    top = PriorConfig(level=vq.levels - 1, n_ctx=1024, width=192, depth=4, heads=4, raw_to_tokens=vq.hop_lengths[-1],
                       t_bins=64, min_duration=1.0, max_duration=600.0, **common)
     return [*ups, top]
 
@@ -224,17 +224,28 @@ def load_vqvae_checkpoint(path: Path) -> VQVAE:
 # ------------------------------------------------------------------------------------------- priors
 
 
-def encode_corpus(vqvae: VQVAE, corpus: Path, work: Path) -> dict[str, dict]:
-    """Codes of every corpus file at every level, cached in ``work/codes`` (keyed by the VQ-VAE file)."""
+def encode_corpus(vqvae: VQVAE, corpus: Path, work: Path, train_seconds: float | None = None,
+                  shard: tuple[int, int] = (0, 1)) -> dict[str, dict]:
+    """Codes of every corpus file at every level, cached in ``work/codes`` (keyed by the VQ-VAE file).
+
+    ``train_seconds``: encode at most this much of each training file (its middle), since encoding all of a
+    large corpus on a CPU costs more than the priors' training then reads; held-out files are encoded whole.
+    ``shard`` (i, n): encode only every n-th file from the i-th, so n processes can share the work."""
     out_dir = work / "codes"
     out_dir.mkdir(parents=True, exist_ok=True)
     result = {}
-    for item in load_manifest(corpus):
+    for k, item in enumerate(load_manifest(corpus)):
         f = out_dir / f"{item.id}.npz"
+        if not f.exists() and k % shard[1] != shard[0]:
+            continue
         if not f.exists():
             x, _ = sf.read(corpus / "audio" / f"{item.id}.flac", dtype="float32")
+            if train_seconds is not None and item.split == "train" and len(x) > train_seconds * SAMPLE_RATE:
+                n = int(train_seconds * SAMPLE_RATE)
+                x = x[(len(x) - n) // 2:][:n]
             x = x[: len(x) // vqvae.hop_lengths[-1] * vqvae.hop_lengths[-1]]
-            zs = vqvae.encode(torch.from_numpy(x)[None])
+            with torch.inference_mode():
+                zs = vqvae.encode(torch.from_numpy(x)[None])
             arrays = {f"level{lv}": z[0].numpy().astype(np.int16) for lv, z in enumerate(zs)}
             atomic_write(f, lambda fh: np.savez(fh, **arrays), overwrite=True)
         z = np.load(f)
@@ -281,13 +292,13 @@ def heldout_starts(codes: list[dict], level: int, length: int, up: int) -> list[
 
 def train_prior(corpus: Path, work: Path, level: int, steps: int, batch: int = 8, lr: float = 3e-4,
                 ckpt_every: int = 100, eval_every: int = 200, seed: int = 0, threads: int | None = None,
-                init_from: Path | str | None = None) -> Path:
+                init_from: Path | str | None = None, encode_seconds: float | None = 40.0) -> Path:
     """Train (or resume from ``work``) one level's prior on the codes of ``work``'s best VQ-VAE; ``init_from``
     starts a fresh run from a model folder's prior of this level (same config), optimiser warm-restarted."""
     if threads:
         torch.set_num_threads(threads)
     vqvae = load_vqvae_checkpoint(work / "vqvae" / "best.pt")
-    all_codes = encode_corpus(vqvae, corpus, work)
+    all_codes = encode_corpus(vqvae, corpus, work, encode_seconds)
     items = load_manifest(corpus)
     vocab_dir = work / "vocab"
     vocab_dir.mkdir(exist_ok=True)

@@ -1,4 +1,4 @@
-"""Upsampling schedules side by side: the reference's sequential windows vs parallel lanes (``SamplingParams.schedule``).
+"""Upsampling schedules side by side: the reference's sequential windows vs parallel lanes (``schedule``).
 
 One process, one set of weights per part, runs interleaved (reference, parallel, reference, ...) so both see the
 same machine load. Figures and method: benchmarks/README.md, "Upsampling schedules".
@@ -13,7 +13,7 @@ same machine load. Figures and method: benchmarks/README.md, "Upsampling schedul
 2. Sound: held-out music (``tests/engine/data/default_model_heldout``, never trained on) re-rendered with the
    embedded default model from its true level-1 codes to level 0 under both schedules (same seeds). Spectral
    convergence of each level-0 result against the original audio, and around the lane joins (+-10 ms): mean
-   spectral flux and high-frequency (> 5 kHz) energy fraction relative to the rest of the render, for the parallel
+   spectral flux (dB rise) and high-frequency (> 5 kHz) energy relative to the rest of the render, for the parallel
    render, the reference render at the same positions, an audio crossfade of the lanes (the alternative join,
    not used) and a control with hard audio splices (reference / parallel alternating at the joins). A spectrogram
    of one join goes to ``--png``.
@@ -156,7 +156,8 @@ def speed(args) -> dict:
                       flush=True)
     summary = {key: {k: spread([v[k] for v in vals]) for k in ("wall", "cpu", "tokens_per_s", "peak_mib", "load")}
                for key, vals in runs.items()}
-    print(f"\n{'render':<16} {'wall s (min-max)':>22} {'CPU s':>8} {'tokens/s':>9} {'peak MiB':>9} {'load':>5} speed-up")
+    print(f"\n{'render':<16} {'wall s (min-max)':>22} {'CPU s':>8} {'tokens/s':>9} {'peak MiB':>9} {'load':>5} "
+          "speed-up")
     for n in args.takes:
         ref = summary[f"reference x{n}"]["wall"]["median"]
         for schedule in SCHEDULES:
@@ -181,22 +182,23 @@ def spectral_convergence(x: np.ndarray, ref: np.ndarray) -> float:
     return float(np.linalg.norm(X - R) / np.linalg.norm(R))
 
 
-def join_ratios(x: np.ndarray, joins: list[float], sr: int) -> tuple[float, float]:
-    """(spectral flux, > 5 kHz energy fraction) in frames within +-10 ms of a join / the same in all other frames
-    (the first and last 20 ms left out). Flux: norm of the positive magnitude change / norm of the previous frame."""
+def join_ratios(x: np.ndarray, joins: list[float], sr: int) -> tuple[float, float, float]:
+    """Near the joins (frames centred within +-10 ms of one) / elsewhere (the first and last 20 ms left out):
+    (mean spectral flux, mean > 5 kHz energy, the largest > 5 kHz energy of one join's frames). Flux: the mean over
+    bins of the rise in dB from the previous frame (80 dB range), so it follows onsets and clicks, not loudness."""
     S = stft_mag(x)
-    P = S**2
-    flux = np.sqrt((np.maximum(0.0, S[:, 1:] - S[:, :-1]) ** 2).sum(0)) / (np.sqrt(P[:, :-1].sum(0)) + 1e-8)
+    db = 20 * np.log10(S + 1e-7)
+    db = np.maximum(db, db.max() - 80.0)
+    flux = np.maximum(0.0, db[:, 1:] - db[:, :-1]).mean(0)
     flux = np.concatenate([flux[:1], flux])
-    hf = P[int(HF_HZ / (sr / N_FFT)):].sum(0) / (P.sum(0) + 1e-12)
+    hf = (S[int(HF_HZ / (sr / N_FFT)):] ** 2).sum(0)
     centres = np.arange(S.shape[1]) * STFT_HOP
-    near = np.zeros(S.shape[1], bool)
-    for j in joins:
-        near |= np.abs(centres - j) <= JOIN_SECONDS * sr
     edge = (centres < 0.02 * sr) | (centres > len(x) - 0.02 * sr)
-    near &= ~edge
+    each = [(np.abs(centres - j) <= JOIN_SECONDS * sr) & ~edge for j in joins]
+    near = np.logical_or.reduce(each)
     far = ~near & ~edge
-    return float(flux[near].mean() / flux[far].mean()), float(hf[near].mean() / hf[far].mean())
+    return (float(flux[near].mean() / flux[far].mean()), float(hf[near].mean() / hf[far].mean()),
+            max(float(hf[m].mean() / hf[far].mean()) for m in each))
 
 
 def crossfade(lane_audio: np.ndarray, lanes: list[Lane], hop: int, n: int) -> np.ndarray:
@@ -260,9 +262,10 @@ def sound(args) -> dict:
                                     "crossfade": join_ratios(y_fade, mids, sr),
                                     "splice": join_ratios(y_splice, cuts, sr)}}
             rows.append(row)
-            print(f"  {clip['id'][:24]:<24} seed {seed} lanes {len(lanes)} level 0 {t_ref:5.1f} s -> {t_par:4.1f} s  SC "
-                  + " ".join(f"{k} {v:.4f}" for k, v in row["sc"].items()) + "  flux/HF near joins "
-                  + " ".join(f"{k} {a:.2f}/{b:.2f}" for k, (a, b) in row["join_flux_hf"].items()), flush=True)
+            print(f"  {clip['id'][:24]:<24} seed {seed} lanes {len(lanes)} level 0 {t_ref:5.1f} s -> {t_par:4.1f} s SC "
+                  + " ".join(f"{k} {v:.4f}" for k, v in row["sc"].items()) + "  near joins: flux/HF/worst HF "
+                  + " ".join(f"{k} {a:.2f}/{b:.2f}/{c:.2f}" for k, (a, b, c) in row["join_flux_hf"].items()),
+                  flush=True)
             if example is None:
                 example = (clip["id"], y_ref, y_par, original, cuts, lanes, hop, sr)
     med = lambda f: statistics.median(f(r) for r in rows)  # noqa: E731
@@ -272,12 +275,14 @@ def sound(args) -> dict:
         "sc_crossfade_vs_reference_percent": med(lambda r: 100 * (r["sc"]["crossfade"] / r["sc"]["reference"] - 1)),
         "join_flux": {k: med(lambda r, k=k: r["join_flux_hf"][k][0]) for k in rows[0]["join_flux_hf"]},
         "join_hf": {k: med(lambda r, k=k: r["join_flux_hf"][k][1]) for k in rows[0]["join_flux_hf"]},
+        "worst_join_hf": {k: max(r["join_flux_hf"][k][2] for r in rows) for k in rows[0]["join_flux_hf"]},
         "level0_seconds": {k: med(lambda r, k=k: r["level0_seconds"][k]) for k in SCHEDULES},
     }
     print(f"\nmedians over {len(rows)} renders: SC {summary['sc']}; parallel vs reference "
           f"{summary['sc_parallel_vs_reference_percent']:+.2f} %, crossfade vs reference "
           f"{summary['sc_crossfade_vs_reference_percent']:+.2f} %")
-    print(f"near joins / elsewhere: flux {summary['join_flux']}, >5 kHz {summary['join_hf']}")
+    for key, label in (("join_flux", "flux"), ("join_hf", "> 5 kHz energy"), ("worst_join_hf", "worst join > 5 kHz")):
+        print(f"near joins / elsewhere, {label}: " + ", ".join(f"{k} {v:.2f}" for k, v in summary[key].items()))
     if args.png:
         plot_join(Path(args.png), *example)
         print(f"spectrogram of a join: {args.png} ({Path(args.png).stat().st_size // 1024} KB)")
@@ -301,15 +306,18 @@ def plot_join(path: Path, clip: str, y_ref, y_par, original, cuts, lanes, hop, s
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("ms from the join", fontsize=8)
         ax.tick_params(labelsize=7)
-        if "parallel" in name:
+        if "parallel" in name:  # the lanes' overlap above the plot, the cut (the join) as ticks at both edges
             a, b = (lanes[i + 1].start * hop - j) / sr * 1000, (lanes[i].end * hop - j) / sr * 1000
-            ax.axvline(0, color="c", lw=0.8)
-            ax.axvspan(a, b, color="c", alpha=0.15)
+            ax.axvspan(a, b, ymin=0.96, ymax=1.0, color="c")
+            ax.axvline(0, ymin=0.0, ymax=0.04, color="c", lw=2)
     axes[0].set_ylabel("kHz", fontsize=8)
-    fig.suptitle(f"{clip}: level 0 re-rendered from the true level-1 codes (default model)", fontsize=9)
+    fig.suptitle(f"{clip}: level 0 re-rendered from the true level-1 codes (default model); "
+                 "cyan: lane overlap and join", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
+    from PIL import Image  # a 128-colour palette keeps the PNG small
+    Image.open(path).convert("RGB").quantize(128).save(path, optimize=True)
 
 
 def main() -> None:

@@ -6,11 +6,22 @@ before dispatching. So this module parses with ``OscPacket`` (bundles included) 
 ``OscMessageBuilder``, and routes by exact address to one handler. Replies go to the sender's host at
 the request's ``reply_port`` (Max's ``udpreceive`` cannot learn a sender's port). Nothing a client sends
 can stop the receive thread: every exception becomes an error reply or a log line.
+
+Two threads: the receive thread only reads, rate-limits, parses and authenticates packets; a handler
+thread runs the verbs (journal writes, file checks, audition) and sends every reply, in the order the
+requests came. So a slow disk never delays reading the socket, and pings are answered while a render
+is being submitted.
+
+No amplification before authentication. When a token is required, a packet that does not carry it (or
+cannot be parsed far enough to show it) gets at most one small ``unauthorized`` reply per source address
+per second, and a bundle stops at its first such message. Log lines from the network path are capped in
+length and rate-limited, and python-osc's warnings that would quote a packet are dropped.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import socket
 import threading
 import time
@@ -30,6 +41,9 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Request, str], list[Reply]]  # (request, sender host) -> replies to host:reply_port
 MAX_REPLY = 65000  # bytes: a reply must fit one UDP datagram
 DROP_LOG_SECONDS = 10.0
+MAX_PENDING = 1024  # requests parsed but not yet handled; beyond that a sender is told busy
+LOG_LINES, LOG_WINDOW, LOG_LINE_CHARS = 20, 10.0, 300  # network-path log lines: 20 per 10 s, 300 characters each
+PREAUTH_REPLY_SECONDS = 1.0  # an unauthenticated source hears from the engine at most this often
 
 
 class RateLimiter:
@@ -79,10 +93,41 @@ def encode(reply: Reply) -> bytes:
 
 
 class _QuietUnknownTypes(logging.Filter):
-    """python-osc logs every unknown type tag on the root logger; a fuzzing client would flood the log."""
+    """python-osc logs every unknown type tag, and every bundle element it cannot identify with the element's
+    bytes (up to 260 KB a line), on the root logger: a hostile client would fill the disk with the log."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Unhandled parameter type")
+        return not str(record.msg).startswith(("Unhandled parameter type", "Could not identify content type"))
+
+
+class NetLog:
+    """Log lines from the network path: each cut to ``LOG_LINE_CHARS``, at most ``LOG_LINES`` per ``LOG_WINDOW``
+    seconds; the next line that gets through says how many were held back."""
+
+    def __init__(self, logger: logging.Logger, lines: int = LOG_LINES, window: float = LOG_WINDOW) -> None:
+        self.logger, self.lines, self.window = logger, lines, window
+        self._start, self._count, self._held = float("-inf"), 0, 0
+        self._lock = threading.Lock()
+
+    def __call__(self, level: int, message: str, *args: Any, exc_info: bool = False) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._start >= self.window:
+                self._start, self._count = now, 0
+            if self._count >= self.lines:
+                self._held += 1
+                return False
+            self._count += 1
+            held, self._held = self._held, 0
+        try:
+            text = message % args if args else message
+        except (TypeError, ValueError):
+            text = f"{message} {args!r}"
+        text = text if len(text) <= LOG_LINE_CHARS else text[:LOG_LINE_CHARS] + f"... ({len(text)} characters)"
+        if held:
+            text += f" [{held} similar line(s) held back]"
+        self.logger.log(level, "%s", text, exc_info=exc_info)
+        return True
 
 
 _QUIET = _QuietUnknownTypes()
@@ -102,13 +147,20 @@ class OscServer:
         self.token, self.handler = token, None
         self._limiter = RateLimiter(rate)
         self._busy_told: dict[Any, float] = {}
+        self._preauth_told: dict[str, float] = {}  # source host -> when it last got an unauthenticated reply
+        self._authenticated: dict[tuple[str, int], float] = {}  # (host, reply port) -> last request with the token
         self._dropped, self._last_drop_log = 0, 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._handler_thread: threading.Thread | None = None
+        self._pending: queue.Queue = queue.Queue(MAX_PENDING)  # (request, host) or (host, port, reply) in order
+        self.netlog = NetLog(log)
         logging.getLogger().addFilter(_QUIET)  # adding the same filter twice is a no-op
 
     def start(self, handler: Handler) -> None:
         self.handler = handler
+        self._handler_thread = threading.Thread(target=self._handle_pending, name="osc-handler", daemon=True)
+        self._handler_thread.start()
         self._thread = threading.Thread(target=self._serve, name="osc-receive", daemon=True)
         self._thread.start()
 
@@ -116,6 +168,8 @@ class OscServer:
         self._stop.set()
         if self._thread:
             self._thread.join(2.0)
+        if self._handler_thread:
+            self._handler_thread.join(5.0)
         self.sock.close()
 
     def send(self, host: str, port: int, reply: Reply) -> None:
@@ -141,16 +195,19 @@ class OscServer:
             try:
                 self.handle_datagram(data, sender)
             except Exception:  # belt and braces: the receive loop never dies
-                log.exception("unexpected error handling a packet from %s", sender)
+                self.netlog(logging.ERROR, "unexpected error handling a packet from %s", sender, exc_info=True)
 
     def handle_datagram(self, data: bytes, sender: tuple[str, int]) -> None:
+        """Receive thread: rate limit, parse, authenticate; the requests go to the handler thread."""
         host = sender[0]
         if not self._limiter.allow(sender[:2]):
             port, rid = salvage(data)
             now = time.monotonic()
             if len(self._busy_told) > 4096:
                 self._busy_told.clear()
-            if port is not None and now - self._busy_told.get(sender[:2], 0.0) >= 1.0:  # say it once a second
+            # say it once a second; with a token, only to a client that sent it lately (no reply before auth)
+            known = self.token is None or now - self._authenticated.get((host, port), float("-inf")) < 60.0
+            if port is not None and known and now - self._busy_told.get(sender[:2], 0.0) >= 1.0:
                 self._busy_told[sender[:2]] = now
                 self.send(host, port, protocol.error(rid, ErrorCode.BUSY, f"more than {protocol.RATE_LIMIT} "
                                                      "requests per second; slow down"))
@@ -164,35 +221,93 @@ class OscServer:
         for i, message in enumerate(messages):
             if i and not self._limiter.allow(sender[:2]):  # each message of a bundle is a request
                 return self._drop(sender, "rate limit (bundle)")
-            self._dispatch(message.address, list(message.params), host)
+            if not self._dispatch(message.address, list(message.params), host):
+                return  # not authenticated: the rest of a bundle gets no reply at all
 
-    def _dispatch(self, address: str, args: list[Any], host: str) -> None:
+    def _dispatch(self, address: str, args: list[Any], host: str) -> bool:
+        """Parse one message and queue it for the handler thread; False when it failed authentication."""
         try:
             request = protocol.parse_request(address, args, self.token)
         except ProtocolError as exc:
+            authenticated = self.token is None or exc.authenticated
             if exc.reply_port is None:
-                return self._drop((host, 0), f"{exc.code}: {exc.message}")
-            return self.send(host, exc.reply_port, protocol.error(exc.request_id, exc.code, exc.message))
+                self._drop((host, 0), f"{exc.code}: {exc.message}")
+            elif authenticated:
+                self._queue((host, exc.reply_port, protocol.error(exc.request_id, exc.code, exc.message)), host)
+            else:
+                self._reply_before_auth(host, exc.reply_port, exc.request_id, ErrorCode.UNAUTHORIZED,
+                                        "missing or wrong token (the last argument)")
+            return authenticated
+        if self.token is not None:
+            self._authenticated[(host, request.reply_port)] = time.monotonic()
+            if len(self._authenticated) > 4096:
+                self._authenticated.clear()
+        self._queue((request, host), host, request.reply_port, request.request_id)
+        return True
+
+    def _queue(self, item: tuple, host: str, port: int | None = None, rid: str = "") -> None:
+        try:
+            self._pending.put_nowait(item)
+        except queue.Full:  # the handler is far behind (a stalled disk): shed load, say so once a second
+            now = time.monotonic()
+            if port is not None and now - self._busy_told.get((host, "pending"), 0.0) >= 1.0:
+                self._busy_told[(host, "pending")] = now
+                self.send(host, port, protocol.error(rid, ErrorCode.BUSY, "the engine is behind with requests; "
+                                                     "retry in a moment"))
+            self._drop((host, 0), "request backlog full")
+
+    def _handle_pending(self) -> None:
+        """Handler thread: runs each verb and sends its replies, in arrival order."""
+        while not self._stop.is_set():
+            try:
+                item = self._pending.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                if len(item) == 3:  # an error reply decided while parsing, kept in order with the rest
+                    self.send(*item)
+                else:
+                    self._handle(*item)
+            except Exception:  # the handler thread never dies either
+                self.netlog(logging.ERROR, "unexpected error handling a request from %s", item[-1], exc_info=True)
+
+    def _handle(self, request: Request, host: str) -> None:
         try:
             replies = self.handler(request, host) if self.handler else []
         except RequestError as exc:
             replies = [protocol.error(request.request_id, exc.code, str(exc))]
         except Exception as exc:
-            log.exception("internal error in %s from %s", address, host)
+            self.netlog(logging.ERROR, "internal error in %s from %s", request.verb, host, exc_info=True)
             replies = [protocol.error(request.request_id, ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}")]
         for reply in replies:
             self.send(host, request.reply_port, reply)
+
+    def _reply_before_auth(self, host: str, port: int, rid: str, code: str, message: str) -> None:
+        """Without a token, the error as usual; with one, at most one small ``unauthorized`` per source address
+        per second (smaller than the request: no amplification toward a spoofed address)."""
+        if self.token is None:
+            return self._queue((host, port, protocol.error(rid, code, message)), host)
+        now = time.monotonic()
+        if now - self._preauth_told.get(host, float("-inf")) < PREAUTH_REPLY_SECONDS:
+            return self._drop((host, port), f"{code} (already told this second)")
+        if len(self._preauth_told) >= 4096:
+            self._preauth_told = {h: t for h, t in self._preauth_told.items() if now - t < PREAUTH_REPLY_SECONDS}
+        self._preauth_told[host] = now
+        self.send(host, port, protocol.error(rid[:32], ErrorCode.UNAUTHORIZED, "missing or wrong token"))
 
     def _malformed(self, data: bytes, sender: tuple[str, int], why: str) -> None:
         port, rid = salvage(data)
         if port is None:
             return self._drop(sender, why)
-        self.send(sender[0], port, protocol.error(rid, ErrorCode.BAD_REQUEST, why))
+        if self.token is not None:  # unparsable, so unauthenticated
+            return self._reply_before_auth(sender[0], port, rid, ErrorCode.UNAUTHORIZED, why)
+        self._queue((sender[0], port, protocol.error(rid, ErrorCode.BAD_REQUEST, why)), sender[0])
 
     def _drop(self, sender: tuple[str, int], why: str) -> None:
         """Log unanswerable packets without letting a flood flood the log: one summary per 10 s."""
         self._dropped += 1
         now = time.monotonic()
         if now - self._last_drop_log >= DROP_LOG_SECONDS:
-            log.warning("dropped %d unanswerable packet(s); latest from %s: %s", self._dropped, sender[0], why)
+            self.netlog(logging.WARNING, "dropped %d unanswerable packet(s); latest from %s: %s", self._dropped,
+                        sender[0], why[:200])
             self._dropped, self._last_drop_log = 0, now

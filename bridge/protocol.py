@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from engine.errors import ErrorCode, RequestError
 from engine.jobs.records import MAX_QUEUED
-from engine.request import MODES, RenderRequest
+from engine.request import MODES, RenderRequest, text_problem
 
 PROTOCOL_VERSION = 1
 PREFIX = "/jukebox/"
@@ -34,12 +34,15 @@ ERROR_CODES: tuple[str, ...] = tuple(ErrorCode)  # engine/errors.py, shared with
 
 
 class ProtocolError(Exception):
-    """A request that cannot be served; ``reply_port`` is None when not even that could be read."""
+    """A request that cannot be served; ``reply_port`` is None when not even that could be read.
+    ``authenticated``: the token was checked (or none is needed) before this error was found."""
 
-    def __init__(self, code: str, message: str, reply_port: int | None = None, request_id: str = "") -> None:
+    def __init__(self, code: str, message: str, reply_port: int | None = None, request_id: str = "",
+                 authenticated: bool = False) -> None:
         assert code in ERROR_CODES, code
         super().__init__(message)
         self.code, self.message, self.reply_port, self.request_id = code, message, reply_port, request_id
+        self.authenticated = authenticated
 
 
 # ---------------------------------------------------------------- typed params, one dataclass per verb shape
@@ -198,15 +201,15 @@ def parse_request(address: str, args: list[Any], token: str | None = None) -> Re
     if verb is None:
         raise ProtocolError(ErrorCode.UNKNOWN_VERB,
                             f"no such address {address[:80]!r}; verbs: {', '.join(CAPABILITIES)}",
-                            port, rid)
+                            port, rid, authenticated=True)
     try:
         fields = _fields(rest)
         given = frozenset(k for k, v in fields.items() if v is not None)
         return Request(verb.name, port, rid, _params(verb, fields), given)
     except RequestError as exc:
-        raise ProtocolError(exc.code, str(exc), port, rid) from None
+        raise ProtocolError(exc.code, str(exc), port, rid, authenticated=True) from None
     except ProtocolError as exc:
-        raise ProtocolError(exc.code, exc.message, port, rid) from None
+        raise ProtocolError(exc.code, exc.message, port, rid, authenticated=True) from None
 
 
 def _fields(rest: list[Any]) -> dict[str, Any]:
@@ -258,6 +261,9 @@ def _check(name: str, value: Any) -> Any:
     types, ok, allowed = _FIELD_RULES[name]
     if (isinstance(value, bool) and bool not in types) or not isinstance(value, types) or not ok(value):
         raise RequestError(ErrorCode.BAD_VALUE, f"{name} must be {allowed}; got {value!r:.80}", name)
+    if isinstance(value, str) and (problem := text_problem(value)):
+        raise RequestError(ErrorCode.BAD_VALUE, f"{name} must be {allowed} without control characters; it has "
+                           f"{problem}", name)
     return value
 
 

@@ -25,7 +25,8 @@ import platformdirs
 from engine import __version__
 from engine.errors import ErrorCode, RequestError
 from engine.jobs.queue import JobQueue
-from engine.jobs.records import JobEvent, JobFinished, JobProgress, TakeDone
+from engine.jobs.lock import FolderLock
+from engine.jobs.records import STATE_DIR, JobEvent, JobFinished, JobProgress, TakeDone
 from engine.params import LIVE_DEFAULTS, LiveParams
 from engine.request import RenderRequest
 from engine.runtime.records import from_dict
@@ -297,18 +298,27 @@ def start_engine(cfg: ServeConfig, models: Any = None, renderer: Callable[..., l
     check_safety(cfg)
     cfg.render_dir.mkdir(parents=True, exist_ok=True)
     osc = OscServer(cfg.listen, cfg.port, cfg.token)  # bind first: a port in use fails before the model loads
-    if models is None:
-        from engine.weights.bundle import load_models
+    host, port = osc.address
+    lock = FolderLock(cfg.render_dir / STATE_DIR, {"host": host, "port": port})
+    try:  # one engine per render folder, refused before the model loads
+        lock.acquire()
+        if models is None:
+            from engine.weights.bundle import load_models
 
-        log.info("loading model %s", cfg.model or "(embedded default)")
-        models = load_models(cfg.model)
-    if renderer is None:
-        from engine.generate.render import render
-        from engine.io.effects import with_effects
+            log.info("loading model %s", cfg.model or "(embedded default)")
+            models = load_models(cfg.model)
+        if renderer is None:
+            from engine.generate.render import render
+            from engine.io.effects import with_effects
 
-        renderer = with_effects(render)  # each request's effect chain runs after sampling
-    live = LiveParams()
-    jobs = JobQueue(cfg.render_dir, models, renderer, on_event=lambda e: bridge.on_job_event(e), live=live)
+            renderer = with_effects(render)  # each request's effect chain runs after sampling
+        live = LiveParams()
+        jobs = JobQueue(cfg.render_dir, models, renderer, on_event=lambda e: bridge.on_job_event(e), live=live,
+                        lock=lock)
+    except BaseException:
+        lock.release()
+        osc.stop()
+        raise
     bridge = Bridge(models, jobs, live, osc.send)  # before jobs.start(): the first event needs it
     bridge.midi = _open_midi(cfg, bridge)
     jobs.start()

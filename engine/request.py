@@ -122,10 +122,28 @@ _RULES: dict[str, tuple[tuple[type, ...], Any, str]] = {
 }
 
 
+_TEXT_WHITESPACE = frozenset("\t\n\r")  # allowed in lyrics only
+
+
+def text_problem(value: str, multiline: bool = False) -> str | None:
+    """Why ``value`` cannot travel through file names, JSON sidecars, WAV tags and logs (a lone UTF-16 surrogate,
+    which no UTF-8 file can hold, or a control character), or None. ``multiline``: tabs and line breaks are fine."""
+    for i, ch in enumerate(value):
+        code = ord(ch)
+        if 0xD800 <= code <= 0xDFFF:
+            return f"a lone surrogate (U+{code:04X}) at character {i + 1}, which no file can store"
+        if (code < 0x20 or 0x7F <= code < 0xA0) and not (multiline and ch in _TEXT_WHITESPACE):
+            return f"a control character (U+{code:04X}) at character {i + 1}"
+    return None
+
+
 def _check(name: str, value: Any) -> Any:
     types, ok, allowed = _RULES[name]
     if isinstance(value, bool) or not isinstance(value, types):
         raise RequestError(ErrorCode.BAD_VALUE, f"{name} must be {allowed}; got {type(value).__name__} {value!r}", name)
+    if isinstance(value, str) and (problem := text_problem(value, multiline=name == "lyrics")):
+        raise RequestError(ErrorCode.BAD_VALUE, f"{name} must be {allowed} without control characters; it has "
+                           f"{problem}", name)
     if isinstance(value, float) and value != value:
         raise RequestError(ErrorCode.BAD_VALUE, f"{name} must be {allowed}; got NaN", name)
     if not ok(value):

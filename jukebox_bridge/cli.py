@@ -228,7 +228,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_data(args: argparse.Namespace) -> int:
     from engine.train.data import build
 
-    build(args.out)
+    def split(text: str | None) -> list[str] | None:
+        return [x.strip() for x in text.split(",") if x.strip()] if text else None
+
+    build(args.out, sources=split(args.sources), cache=args.cache, packages=split(args.packages),
+          cap_seconds=args.cap_minutes * 60)
     return 0
 
 
@@ -439,6 +443,15 @@ def build_parser() -> argparse.ArgumentParser:
                                                                                               required=True)
     dbuild = data.add_parser("build", help="render/decode the freely licensed corpus into DIR (cached, resumable)")
     dbuild.add_argument("--out", type=Path, required=True)
+    dbuild.add_argument("--sources", help="comma-separated: debian (game-music recordings from Debian packages), "
+                        "scores (music21 scores rendered with FluidSynth); default: both, or debian alone (with a "
+                        "note) when the scores' dependencies are missing")
+    dbuild.add_argument("--cache", type=Path, help="downloaded .deb files, unpacked packages and converted "
+                        "recordings (kept between runs; default: OUT/cache)")
+    dbuild.add_argument("--packages", help="comma-separated subset of the Debian package table "
+                        "(engine/train/recordings.py); default: all")
+    dbuild.add_argument("--cap-minutes", type=float, default=27.0,
+                        help="at most this many minutes of recordings per Debian package (default 27)")
     dbuild.set_defaults(func=_cmd_data)
 
     trn = sub.add_parser("train", help="train the embedded model's VQ-VAE and priors (resumable), or export it")

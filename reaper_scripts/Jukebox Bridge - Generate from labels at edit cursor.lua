@@ -1,5 +1,5 @@
 -- @description Jukebox Bridge: generate from artist and genre labels at the edit cursor
--- @version 0.1.0
+-- @version 0.2.0
 -- @author Jukebox Bridge
 -- @noindex
 -- @about

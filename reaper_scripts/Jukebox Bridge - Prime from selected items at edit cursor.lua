@@ -1,5 +1,5 @@
 -- @description Jukebox Bridge: prime from selected items (or the time selection) at the edit cursor
--- @version 0.1.0
+-- @version 0.2.0
 -- @author Jukebox Bridge
 -- @noindex
 -- @about

@@ -1,5 +1,5 @@
 -- @description Jukebox Bridge: re-render selected items in a chosen artist and genre
--- @version 0.1.0
+-- @version 0.2.0
 -- @author Jukebox Bridge
 -- @noindex
 -- @about

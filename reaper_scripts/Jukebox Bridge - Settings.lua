@@ -1,5 +1,5 @@
 -- @description Jukebox Bridge: continue, prime, re-render and generate audio with OpenAI Jukebox (settings and all actions)
--- @version 0.1.0
+-- @version 0.2.0
 -- @author Jukebox Bridge
 -- @changelog
 --   First release: continue, prime, re-render, generate, cancel last/all, and settings.

@@ -68,6 +68,14 @@ def jack_server():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
 
 
+@pytest.fixture
+def pace():
+    """Timeouts scaled by the machine's measured load (tests/pace.py): ``pace(30)`` is 30 s on an idle machine."""
+    from .pace import Pace
+
+    return Pace()
+
+
 def pytest_sessionfinish(session, exitstatus):
     """No silent skips: a skipped test hides a missing install step, so any skip fails the run.
 

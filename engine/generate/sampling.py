@@ -17,10 +17,13 @@ window after window, so it stays coherent over time):
   codes already known, e.g. a continuation's prompt), conditioned on the upper codes of its own span,
   and all lanes advance together as one batch of takes x lanes rows (``sample_lanes``), window by window
   through the same relative grid. The lanes are joined in codes at the middle of each overlap
-  (``join_lanes``), so the level is one code sequence like the reference's; measured cost in sound:
-  benchmarks/README.md. The lane count (``lane_count``) comes from the length (a lane holds at least one
-  context), the takes and the device (at most ``max_rows`` rows per batch); a short level uses one lane,
-  which is the reference schedule. A level is saved once all its lanes finish.
+  (``join_lanes``), so the level is one code sequence like the reference's, decoded and saved as before
+  (an equal-power crossfade of the lanes' audio measured no better; figures: benchmarks/README.md,
+  "Upsampling schedules"). The lane count (``lane_count``) comes from the length (a lane holds at least
+  one context), the takes and the device (at most ``max_rows`` rows per batch); a short level uses one
+  lane, which is the reference schedule. A level is saved once all its lanes finish. A take's upsampled
+  codes depend on its lanes, so under this schedule a take reproduces alone or in a batch as long as
+  the lane count is the same (it is while takes x lanes fit the device's rows).
 """
 
 from __future__ import annotations

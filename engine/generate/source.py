@@ -24,10 +24,11 @@ def region_key(path: str, start: float, length: float | None, model: str) -> str
     return hashlib.sha256(f"{file_sha256(path)}|{start}|{length}|{model}".encode()).hexdigest()
 
 
-def check_source(req: RenderRequest) -> None:
-    """Fail fast, at submission, for a source that is missing, unreadable, not audio or too short."""
+def check_source(req: RenderRequest) -> float | None:
+    """Fail fast, at submission, for a source that is missing, unreadable, not audio, truncated or too short;
+    returns the region's length in seconds (None without a source)."""
     if req.source is None:
-        return
+        return None
     path = Path(req.source)
     if not path.is_absolute():
         raise RequestError(ErrorCode.BAD_VALUE, f"source must be an absolute path; got {req.source!r}", "source")
@@ -44,6 +45,13 @@ def check_source(req: RenderRequest) -> None:
     if info.frames <= 0 or req.start >= duration or end > duration + 1e-6:
         raise RequestError(ErrorCode.NOT_AUDIO, f"region {req.start:g}..{end:g} s lies outside {req.source} "
                            f"(duration {duration:.3f} s)", "start")
+    try:
+        cut = audio.truncation(path, req.start, req.length)
+    except audio.AudioError as exc:
+        raise RequestError(ErrorCode.NOT_AUDIO, str(exc), "source") from None
+    if cut is not None:
+        raise RequestError(ErrorCode.NOT_AUDIO, cut, "source")
+    return req.length if req.length is not None else duration - req.start
 
 
 def read_source(req: RenderRequest, sample_rate: int = audio.MODEL_SAMPLE_RATE) -> tuple[np.ndarray, float]:

@@ -7,7 +7,8 @@ later in the worker.
 
 from __future__ import annotations
 
-from engine.request import RenderRequest
+from engine.errors import ErrorCode
+from engine.request import RenderRequest, RequestError
 from engine.weights.models import Models
 
 from .conditioning import check_labels
@@ -16,5 +17,19 @@ from .source import check_source
 
 def validate(req: RenderRequest, models: Models) -> None:
     """Raises ``RequestError`` (source_not_found, not_audio, bad_value, unknown_label) naming the field."""
-    check_source(req)
+    region = check_source(req)
+    check_lengths(req, models, region)
     check_labels(models, req)
+
+
+def check_lengths(req: RenderRequest, models: Models, region: float | None) -> None:
+    """Nothing shorter than one top-level token (the coarsest code: ``hop_lengths[-1]`` samples at the model's
+    rate), neither the new material nor the source region, so ``seconds: 1e-9`` is refused before any work."""
+    token = models.vqvae.hop_lengths[-1] / models.sample_rate
+    if req.mode != "rerender" and req.target_seconds < token:
+        field = "bars" if req.bars is not None and req.tempo is not None else "seconds"
+        raise RequestError(ErrorCode.BAD_VALUE, f"{field} asks for {req.target_seconds:.6g} s; the minimum is "
+                           f"{token:.6f} s (one top-level token of this model)", field)
+    if region is not None and region < token:
+        raise RequestError(ErrorCode.BAD_VALUE, f"the region is {region:.6g} s long; the minimum is {token:.6f} s "
+                           f"(one top-level token of this model): select more audio", "length")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from fractions import Fraction
@@ -21,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import soxr
+
+from .files import short_write_error
 
 MODEL_SAMPLE_RATE = 44100
 MIN_SAMPLE_RATE = 8000
@@ -99,6 +102,44 @@ def _open(path: Path) -> sf.SoundFile:
             f"{path} is not an audio file soundfile can read ({READABLE}): {exc.error_string}. "
             "Convert it to WAV or FLAC and try again."
         ) from exc
+
+
+_CLAIMED = re.compile(r"^\s*(data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+_SIZE_UNKNOWN = 0xFFFFFF00  # streaming writers put 0xFFFFFFFF (or 0) in the size while they record
+
+
+def truncation(path: PathLike, start: float = 0.0, length: float | None = None) -> str | None:
+    """Why the file holds less audio than its header promises (a copy or export cut short), or None.
+
+    libsndfile quietly shortens such a WAV or AIFF to what is there; its header report still says what the
+    chunk claimed. Other formats (FLAC, OGG, MP3) are checked by decoding the last frame of the region."""
+    path = Path(path)
+    with _open(path) as f:
+        for chunk, claimed, actual in _CLAIMED.findall(f.extra_info):
+            claimed, actual = int(claimed), int(actual)
+            if actual < claimed < _SIZE_UNKNOWN:
+                block = max(1, f.channels * _sample_bytes(f.subtype))
+                return (f"{path} is truncated: its header promises {claimed // block} frames "
+                        f"({claimed // block / f.samplerate:.3f} s) but the file holds only {actual // block} "
+                        f"({actual // block / f.samplerate:.3f} s). Export or copy it again (or wait until the "
+                        "recording has finished).")
+        if f.format in ("WAV", "AIFF", "WAVEX", "RF64", "W64") or not f.seekable() or f.frames <= 0:
+            return None
+        end = f.frames if length is None else min(f.frames, round((start + length) * f.samplerate))
+        try:
+            f.seek(max(0, end - 1))
+            got = len(f.read(1, dtype="float32", always_2d=True))
+        except (sf.LibsndfileError, RuntimeError):
+            got = 0
+        if got == 0:
+            return (f"{path} is truncated: its header promises {f.frames} frames ({f.frames / f.samplerate:.3f} s) "
+                    f"but frame {end} cannot be decoded. Export or copy it again.")
+    return None
+
+
+def _sample_bytes(subtype: str) -> int:
+    digits = "".join(ch for ch in subtype if ch.isdigit())
+    return {"FLOAT": 4, "DOUBLE": 8, "ULAW": 1, "ALAW": 1}.get(subtype, int(digits) // 8 if digits else 2)
 
 
 def read_region(path: PathLike, start: float = 0.0, length: float | None = None) -> AudioRegion:
@@ -190,10 +231,17 @@ def _publish_wav(path: Path, data: np.ndarray, sample_rate: int, subtype: str) -
     # os.open rather than tempfile.mkstemp: mode 0o666 honours the umask (mkstemp makes files 0600)
     fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
-        with os.fdopen(fd, "w+b") as fh:
-            sf.write(fh, data, sample_rate, subtype=subtype, format="WAV")
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with os.fdopen(fd, "w+b") as fh:
+                sf.write(fh, data, sample_rate, subtype=subtype, format="WAV")
+                fh.flush()
+                os.fsync(fh.fileno())
+        except AssertionError:  # soundfile's "assert written == frames": libsndfile was refused the rest
+            raise short_write_error(path, data.size * 4) from None
+        except OSError as exc:
+            if exc.filename is None:  # a failed flush or close names no file
+                raise OSError(exc.errno, exc.strerror, str(path)) from None
+            raise
         try:
             os.link(tmp, path)
         except FileExistsError as exc:

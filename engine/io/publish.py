@@ -6,9 +6,10 @@ provenance (model, labels, seed, temperature, source region, engine version, and
 licence and the attribution it asks for): the sidecar in full, the WAV as compact JSON in its comment
 chunk, so a clip dragged elsewhere still says how it was made and under which licence.
 
-Publishing is crash-safe and idempotent: the WAV is prepared and tagged in a staging folder on the same
-filesystem, then hard-linked into place (never overwriting). ``publish_take`` called again for a path
-that already exists only completes a missing sidecar, so a resumed job publishes each file exactly once.
+Publishing is crash-safe and idempotent: the WAV and its sidecar are prepared in a staging folder on the
+same filesystem, then hard-linked into place (never overwriting), the sidecar first, so a take whose
+sidecar cannot be written leaves no WAV. ``publish_take`` called again only completes whichever of the two
+is missing, so a resumed job publishes each file exactly once.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from engine import __version__
 from engine.request import RenderRequest
 
 from .audio import AudioError, AudioExistsError, unique_path, write_audio
+from .files import short_write_error
 
 if TYPE_CHECKING:
     from engine.io.takes import RenderedTake
@@ -77,29 +79,42 @@ def provenance(job_id: str, req: RenderRequest, rendered: "RenderedTake", name: 
 
 def publish_take(path: Path, staging: Path, rendered: "RenderedTake", req: RenderRequest,
                  meta: dict[str, Any]) -> Path:
-    """Write ``rendered`` as a tagged WAV at ``path`` and its sidecar; skip whatever already exists."""
-    if not path.exists():
-        staging.mkdir(parents=True, exist_ok=True)
-        staged = staging / f"take{rendered.take}.{secrets.token_hex(6)}.wav"
-        try:
-            write_audio(staged, rendered.audio, req.sample_rate, source_rate=req.sample_rate,
-                        channels=req.channels, subtype=SUBTYPE)
-            _tag(staged, path.stem, meta)
-            _link_into_place(staged, path)
-        finally:
-            staged.unlink(missing_ok=True)
+    """Write ``rendered`` as a tagged WAV at ``path`` and its sidecar; skip whatever already exists.
+
+    Both files are prepared in ``staging`` first, then the sidecar is linked into place and the WAV after it: a
+    sidecar that cannot be written (disk full, a value JSON cannot carry) leaves no WAV behind, and a WAV that cannot
+    be published takes its new sidecar away again. A crash between the two links leaves the sidecar alone, and the
+    resumed job adds the WAV."""
     side = sidecar_path(path)
-    if not side.exists():
-        tmp = staging / f".{side.name}.{secrets.token_hex(6)}.part"
-        staging.mkdir(parents=True, exist_ok=True)
-        try:
-            with open(tmp, "x", encoding="utf-8") as fh:
-                json.dump(meta, fh, indent=2, ensure_ascii=False)
+    want_wav, want_side = not path.exists(), not side.exists()
+    if not (want_wav or want_side):
+        return path
+    staging.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_hex(6)
+    staged_side, staged_wav = staging / f".{side.name}.{token}.part", staging / f"take{rendered.take}.{token}.wav"
+    try:
+        if want_side:
+            text = json.dumps(meta, indent=2, ensure_ascii=False).encode("utf-8")  # raises before anything exists
+            with open(staged_side, "xb") as fh:
+                fh.write(text)
                 fh.flush()
                 os.fsync(fh.fileno())
-            _link_into_place(tmp, side)
-        finally:
-            tmp.unlink(missing_ok=True)
+        if want_wav:
+            write_audio(staged_wav, rendered.audio, req.sample_rate, source_rate=req.sample_rate,
+                        channels=req.channels, subtype=SUBTYPE)
+            _tag(staged_wav, path.stem, meta)
+        if want_side:
+            _link_into_place(staged_side, side)
+        if want_wav:
+            try:
+                _link_into_place(staged_wav, path)
+            except BaseException:
+                if want_side:  # no sidecar without its take
+                    side.unlink(missing_ok=True)
+                raise
+    finally:
+        staged_side.unlink(missing_ok=True)
+        staged_wav.unlink(missing_ok=True)
     return path
 
 
@@ -112,10 +127,13 @@ def read_provenance(path: Path) -> dict[str, Any]:
 def _tag(path: Path, title: str, meta: dict[str, Any]) -> None:
     """Store title, software and the compact provenance JSON in the WAV's LIST/INFO chunk."""
     compact = {k: v for k, v in meta.items() if k not in COMMENT_OMITS}
-    with sf.SoundFile(path, "r+") as f:
-        f.title = title
-        f.software = f"Jukebox Bridge {__version__}"
-        f.comment = json.dumps(compact, separators=(",", ":"), ensure_ascii=True)
+    try:
+        with sf.SoundFile(path, "r+") as f:
+            f.title = title
+            f.software = f"Jukebox Bridge {__version__}"
+            f.comment = json.dumps(compact, separators=(",", ":"), ensure_ascii=True)
+    except (AssertionError, sf.LibsndfileError):  # libsndfile says "unknown error" for a full disk
+        raise short_write_error(path) from None
     with open(path, "rb+") as fh:
         os.fsync(fh.fileno())
 

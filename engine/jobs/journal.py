@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
+import os
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Iterator
 
+from engine.io.files import storage_errno
 from engine.request import RenderRequest, RequestError
 
 from .records import Job, TakeRecord
@@ -20,19 +24,35 @@ class Journal:
     """Jobs and takes in SQLite; every write is committed (and synced) before it is reported."""
 
     def __init__(self, path: Path) -> None:
+        self.path = Path(path)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(
-            "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, seq INTEGER, request TEXT, owner TEXT,"
-            " state TEXT, submitted REAL, error_code TEXT, error_message TEXT);"
-            "CREATE TABLE IF NOT EXISTS takes (job_id TEXT, take INTEGER, path TEXT, position REAL, length REAL,"
-            " published INTEGER, PRIMARY KEY (job_id, take));")
+        with self._storage():
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(
+                "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, seq INTEGER, request TEXT, owner TEXT,"
+                " state TEXT, submitted REAL, error_code TEXT, error_message TEXT);"
+                "CREATE TABLE IF NOT EXISTS takes (job_id TEXT, take INTEGER, path TEXT, position REAL, length REAL,"
+                " published INTEGER, PRIMARY KEY (job_id, take));"
+                # how often the engine died while a job ran: a job that keeps killing it is not resumed forever
+                "CREATE TABLE IF NOT EXISTS crashes (job_id TEXT PRIMARY KEY, count INTEGER);")
 
     def _write(self, sql: str, args: tuple) -> None:
-        with self._lock, self._db:
+        with self._lock, self._storage(), self._db:
             self._db.execute(sql, args)
+
+    @contextlib.contextmanager
+    def _storage(self) -> Iterator[None]:
+        """SQLite's storage failures ("database or disk is full", "attempt to write a readonly database") as the
+        ``OSError`` they are, naming the journal, so the producer reads "disk full: .../journal.sqlite3"."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            code = storage_errno(exc)
+            if code is None:
+                raise
+            raise OSError(code, f"{os.strerror(code)} ({exc})", str(self.path)) from exc
 
     def add(self, job: Job) -> None:
         self._write("INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
@@ -42,6 +62,17 @@ class Journal:
         code, message = job.error or (None, None)
         self._write("UPDATE jobs SET state=?, error_code=?, error_message=? WHERE id=?",
                     (job.state, code, message, job.id))
+
+    def mark_cancelled(self, job: Job, message: str) -> None:
+        """A cancel asked for while the job runs: a restart ends the job instead of resuming it."""
+        self._write("UPDATE jobs SET error_code=?, error_message=? WHERE id=?", ("cancelled", message, job.id))
+
+    def count_crash(self, job_id: str) -> int:
+        """One more engine death while ``job_id`` ran; returns how many so far."""
+        with self._lock, self._storage(), self._db:
+            self._db.execute("INSERT INTO crashes VALUES (?, 1) ON CONFLICT(job_id) DO UPDATE SET count=count+1",
+                             (job_id,))
+            return int(self._db.execute("SELECT count FROM crashes WHERE job_id=?", (job_id,)).fetchone()[0])
 
     def save_take(self, job_id: str, t: TakeRecord) -> None:
         self._write("INSERT OR REPLACE INTO takes VALUES (?, ?, ?, ?, ?, ?)",

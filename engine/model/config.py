@@ -211,6 +211,36 @@ class PriorConfig:
                                                "prime_blocks", "prime_m_attn", "prime_m_mlp")})
         return cls(**kw)
 
+    def to_hparams(self, vqvae: VQVAEConfig = OFFICIAL_VQVAE) -> dict[str, Any]:
+        """The reference hparams that ``from_hparams`` reads back into this config (with ``vqvae``'s hops and
+        bins): what a checkpoint in the official container carries so that it describes itself."""
+        hps: dict[str, Any] = dict(
+            level=self.level, n_ctx=self.n_ctx, prior_width=self.width, prior_depth=self.depth, heads=self.heads,
+            attn_order=self.attn_order, blocks=self.blocks, m_attn=self.m_attn, m_mlp=self.m_mlp,
+            merged_decoder=self.merged_decoder, fp16_params=self.fp16_params,
+            y_bins=[self.genre_bins, self.artist_bins], max_bow_genre_size=self.max_bow_genre_size,
+            labels_v3=self.labels_v3, sr=self.sample_rate, alignment_layer=self.alignment_layer,
+            alignment_head=self.alignment_head, use_tokens=self.n_tokens > 0, n_tokens=self.n_tokens,
+            t_bins=self.t_bins, min_duration=self.min_duration, max_duration=self.max_duration,
+            cond_width=self.cond_width, cond_depth=self.cond_depth, cond_m_conv=self.cond_m_conv,
+            cond_dilation_growth_rate=self.cond_dilation_growth_rate, cond_dilation_cycle=self.cond_dilation_cycle,
+            cond_res_scale=self.cond_res_scale, n_vocab=self.n_vocab, single_enc_dec=self.single_enc_dec,
+            prime_loss_fraction=self.prime_loss_fraction, prime_width=self.prime_width,
+            prime_depth=self.prime_depth, prime_heads=self.prime_heads, prime_attn_order=self.prime_attn_order,
+            prime_blocks=self.prime_blocks, prime_m_attn=self.prime_m_attn, prime_m_mlp=self.prime_m_mlp,
+            l_bins=vqvae.l_bins, levels=vqvae.levels)
+        return hps
+
+
+def prior_kind(cfg: PriorConfig) -> str:
+    """The official model family a prior config belongs to: ``upsampler``, ``1b_lyrics`` (one stream of lyrics
+    and music), ``5b_lyrics`` (a separate lyric encoder) or ``5b`` (any other top prior)."""
+    if not cfg.is_top:
+        return "upsampler"
+    if cfg.single_enc_dec:
+        return "1b_lyrics"
+    return "5b_lyrics" if cfg.has_lyric_encoder else "5b"
+
 
 _UPSAMPLER = dict(n_ctx=8192, width=1920, depth=72, heads=1, attn_order=2, blocks=128)
 _TOP = dict(level=2, raw_to_tokens=128, fp16_params=True, merged_decoder=True, max_duration=600.0)

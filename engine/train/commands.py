@@ -312,6 +312,9 @@ def train_prior(corpus: Path, work: Path, level: int, steps: int, batch: int = 8
     held = [c for c in all_codes.values() if c["item"].split == "heldout"]
     up = cfg.cond_stride**cfg.cond_down_t if cfg.has_upper_conditioner else 1
     h_starts = heldout_starts(held, level, cfg.n_ctx, up)[:64]
+    if not h_starts:  # else every evaluation is NaN, no best.pt is ever written and the export fails at the end
+        raise ValueError(f"no held-out file holds one level-{level} window ({cfg.n_ctx * cfg.raw_to_tokens / SAMPLE_RATE:.1f} "
+                         f"s); add longer held-out audio to {corpus / 'manifest.json'}")
     torch.manual_seed(seed)
     prior = init_prior(Prior(cfg))
     trainer = PriorTrainer(prior, PriorTrainConfig(lr=lr, total_steps=steps, seed=seed))

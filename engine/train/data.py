@@ -1,14 +1,18 @@
-"""Assemble the default model's training corpus offline, from freely licensed sources on this machine.
+"""Assemble the default model's training corpus from freely licensed sources.
 
-Two kinds of source, both recorded per file (licence, artist, genre, origin) in ``manifest.json``:
+Two kinds of source (``build(sources=...)``), both recorded per file (licence, artist, genre, origin) in
+``manifest.json``:
 
-* scores from the music21 package's bundled corpus (centuries-old public-domain compositions; pieces
-  whose encoding carries a non-commercial notice, and the non-commercial Essen folksong set, are left
+* ``debian``: recorded game soundtracks from 26 reviewed Debian packages (``engine/train/recordings.py``
+  holds the package table, its licences and the decoding/excerpt rules): downloaded with ``apt-get
+  download``, unpacked with ``dpkg -x`` into a cache folder, decoded with ffmpeg/openmpt123, cut to at most
+  180 s each, at most 27 minutes per package. ``provenance.json`` records each file's package version,
+  path, sha256 and copyright holder; ``copyrights/`` keeps each package's Debian copyright file;
+* ``scores``: scores from the music21 package's bundled corpus (centuries-old public-domain compositions;
+  pieces whose encoding carries a non-commercial notice, and the non-commercial Essen folksong set, are left
   out), rendered with FluidSynth and the MIT-licensed FluidR3 General MIDI soundfont; each part gets a
   General MIDI program chosen deterministically from a per-style palette, so one chorale is heard on
-  organ, strings or winds;
-* recorded game soundtracks from Debian packages (warzone2100-music, wesnoth-1.16-music,
-  ufoai-music), whose licences are read from each package's ``copyright`` file / licence notes.
+  organ, strings or winds. Needs music21 and the Debian packages fluidsynth and fluid-soundfont-gm.
 
 Output is mono FLAC at ``SAMPLE_RATE``. The build is deterministic (sorted inputs, hash-based choices) and
 cached: an item whose FLAC already exists is skipped, so an interrupted build resumes.
@@ -17,30 +21,31 @@ cached: an item whose FLAC already exists is skipped, so an interrupted build re
 from __future__ import annotations
 
 import hashlib
-import io
 import json
+import os
 import re
 import shutil
 import subprocess
 import tempfile
 import zipfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import soundfile as sf
 
 from engine.io import audio
-from engine.io.files import atomic_write, atomic_write_text
+from engine.io.files import atomic_write, atomic_write_text, file_sha256
 from engine.runtime.records import from_dict
+from engine.train import recordings
+from engine.train.recordings import SAMPLE_RATE, DataBuildError
 
-SAMPLE_RATE = 22050
+SOURCES = ("debian", "scores")
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 SOUNDFONT_LICENCE = "FluidR3_GM soundfont (Debian fluid-soundfont-gm): MIT"
 HELD_OUT_FRACTION = 0.1
 MAX_SCORE_SECONDS = 40.0
-MAX_TRACK_SECONDS = 45.0
 
 # GM programs (0-based) per style: the palette each part's instrument is drawn from.
 PALETTES: dict[str, list[int]] = {
@@ -200,82 +205,6 @@ def _truncate(midi, seconds: float) -> None:
         track[:] = kept
 
 
-# ------------------------------------------------------------------------------------- game music
-
-# File-name prefix -> composer, from the holders in /usr/share/doc/ufoai-music/copyright and the files' tags
-# (the copyright stanzas list several holders per group of files, so per-file credit is best effort).
-UFOAI_ARTISTS = {"psymong": "simon green (psymong)", "crystan": "christian hoffmann (crystan)",
-                 "marine": "marine baklund", "david": "david reeves (destructavator)", "ufo": "paulb",
-                 "van": "manuel marino (vanethian)", "azrael": "azrael1322", "karlmacklin": "karl macklin"}
-WZ = Path("/usr/share/games/warzone2100/music/albums")
-WESNOTH = Path("/usr/share/games/wesnoth/1.16/data/core/music")
-UFOAI = Path("/usr/share/games/ufoai/base/0music.pk3")
-
-
-def _debian_licences(package: str) -> dict[str, str]:
-    """basename -> License of the copyright-file stanza listing it explicitly ('*' for the catch-all)."""
-    path = Path(f"/usr/share/doc/{package}/copyright")
-    out: dict[str, str] = {}
-    if not path.exists():
-        return out
-    for stanza in path.read_text(errors="ignore").split("\n\n"):
-        files = re.search(r"^Files:(.*?)(?=^\S)", stanza + "\nX", re.S | re.M)
-        lic = re.search(r"^License:\s*(\S+)", stanza, re.M)
-        if files and lic:
-            for f in files.group(1).split():
-                out.setdefault(Path(f).name if f != "*" else "*", lic.group(1))
-    return out
-
-
-def game_items() -> Iterator[tuple[Item, Callable[[], tuple[np.ndarray, int]]]]:
-    """(item, loader) for the chosen soundtrack files; the loader returns (mono audio, rate)."""
-    def reader(src) -> Callable[[str], tuple[np.ndarray, int]]:
-        def load(item_id: str) -> tuple[np.ndarray, int]:
-            """Decode only the excerpt that is kept (a whole 7-minute track takes far longer)."""
-            with sf.SoundFile(io.BytesIO(src()) if callable(src) else src) as f:
-                start = excerpt_start(round(f.frames * SAMPLE_RATE / f.samplerate), MAX_TRACK_SECONDS, item_id)
-                f.seek(start * f.samplerate // SAMPLE_RATE)
-                x = f.read(int((MAX_TRACK_SECONDS + 0.5) * f.samplerate), dtype="float32", always_2d=True)
-                return x.mean(axis=1), f.samplerate
-        return load
-
-    if WZ.is_dir():
-        for album in sorted(p for p in WZ.iterdir() if p.is_dir()):
-            notes = (album / "license.txt").read_text(errors="ignore") if (album / "license.txt").exists() else ""
-            meta = json.loads((album / "album.json").read_text()) if (album / "album.json").exists() else {}
-            if "CC-BY-SA" not in notes:  # the original 1999 score has no such notice; keep only the clear ones
-                continue
-            excluded = set(re.findall(r"\*except\* (\S+?):", notes))
-            tracks = {t["filename"]: t for t in meta.get("tracks", [])}
-            files = [p for p in sorted(album.glob("*.opus")) if p.stem not in excluded]
-            for p in _pick(files, 6, album.name):
-                author = tracks.get(p.name, {}).get("author", meta.get("author", "unknown")).lower()
-                yield (Item(f"wz2100-{album.name}-{p.stem}", author, "electronic",
-                            f"CC-BY-SA-3.0+ or GPL-2+ ({album / 'license.txt'}), Debian warzone2100-music",
-                            str(p)), reader(p))
-    if WESNOTH.is_dir():
-        deb = _debian_licences("wesnoth-1.16-music").get("*", "GPL-2+")
-        for p in _pick(sorted(WESNOTH.glob("*.ogg")), 12, "wesnoth"):
-            if p.stem == "silence":
-                continue
-            tags = sf.SoundFile(p).copy_metadata()
-            yield (Item(f"wesnoth-{p.stem}", tags.get("artist", "wesnoth composers").lower(), "orchestral",
-                        f"{deb} (Debian wesnoth-1.16-music copyright; file tag: {tags.get('license', 'n/a')})",
-                        str(p)), reader(p))
-    if UFOAI.exists():
-        lic = _debian_licences("ufoai-music")
-        with zipfile.ZipFile(UFOAI) as z:
-            names = sorted(n for n in z.namelist() if n.endswith(".ogg") and Path(n).name in lic)
-        for n in _pick([Path(x) for x in names], 10, "ufoai"):
-            prefix = re.split(r"[-_0-9]", n.stem)[0].lower()
-            artist = next((a for k, a in UFOAI_ARTISTS.items() if prefix.startswith(k)), "the ufo:ai team")
-            def blob(name=str(n)) -> bytes:
-                with zipfile.ZipFile(UFOAI) as z:
-                    return z.read(name)
-            yield (Item(f"ufoai-{n.stem}", artist, "ambient", f"{lic[n.name]} (Debian ufoai-music copyright)",
-                        f"{UFOAI}:{n}"), reader(blob))
-
-
 def excerpt_start(n_samples: int, seconds: float, item_id: str) -> int:
     """First sample (at SAMPLE_RATE) of a long file's kept excerpt: a whole second chosen by hash."""
     spare = (n_samples - int(seconds * SAMPLE_RATE)) // SAMPLE_RATE
@@ -295,22 +224,124 @@ def _excerpt(x: np.ndarray, seconds: float, item_id: str) -> np.ndarray:
 # ------------------------------------------------------------------------------------------ build
 
 
-def build(out: Path, log: Callable[[str], None] = print) -> list[Item]:
-    """Build (or complete) the corpus in ``out``; returns the manifest's items."""
+def scores_missing() -> list[str]:
+    """What the music21/FluidSynth scores need and this machine lacks (empty when they can be built)."""
+    import importlib.util
+
+    missing = [] if importlib.util.find_spec("music21") else ["music21 (pip install 'jukebox-bridge[data]')"]
+    if shutil.which("fluidsynth") is None:
+        missing.append("fluidsynth (apt-get install fluidsynth)")
+    if not SOUNDFONT.exists():
+        missing.append(f"{SOUNDFONT} (apt-get install fluid-soundfont-gm)")
+    return missing
+
+
+def default_sources(log: Callable[[str], None] = print) -> tuple[str, ...]:
+    """Both sources when the scores' dependencies are installed, else the Debian recordings alone (with a note)."""
+    missing = scores_missing()
+    if missing:
+        log(f"note: building the Debian recordings only; the music21 scores need {', '.join(missing)} "
+            "(pass --sources debian to silence this note)")
+        return ("debian",)
+    return SOURCES
+
+
+def build(out: Path, log: Callable[[str], None] = print, *, sources: Iterable[str] | None = None,
+          cache: Path | None = None, packages: Iterable[str] | None = None,
+          cap_seconds: float = recordings.PACKAGE_CAP_SECONDS) -> list[Item]:
+    """Build (or complete) the corpus in ``out``; returns the manifest's items.
+
+    ``sources``: "debian" and/or "scores" (default: ``default_sources``). ``cache``: where .deb files,
+    unpacked packages and converted recordings are kept (default ``out/cache``). ``packages``: a subset of
+    the Debian package table (default: all of it). ``cap_seconds``: per-package total of recordings.
+    """
+    sources = tuple(dict.fromkeys(sources)) if sources is not None else default_sources(log)
+    unknown = [s for s in sources if s not in SOURCES]
+    if unknown or not sources:
+        raise DataBuildError(f"unknown source(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(SOURCES)}")
+    if "scores" in sources and scores_missing():
+        raise DataBuildError(f"the music21 scores need {', '.join(scores_missing())}; or pass --sources debian")
+    if packages is not None and "debian" not in sources:
+        raise DataBuildError("--packages selects Debian packages: add debian to --sources")
+    (out / "audio").mkdir(parents=True, exist_ok=True)
+    items: list[Item] = []
+    if "debian" in sources:
+        items += build_recordings(out, cache if cache is not None else out / "cache", packages, cap_seconds, log)
+    if "scores" in sources:
+        items += build_scores(out, log, done=items)
+    _write_manifest(out, items)
+    total = sum(it.seconds for it in items)
+    held = [it for it in items if it.split == "heldout"]
+    log(f"corpus: {len(items)} files, {total / 60:.1f} minutes at {SAMPLE_RATE} Hz in {out} "
+        f"({len(held)} files, {sum(it.seconds for it in held) / 60:.1f} minutes held out)")
+    return items
+
+
+def recording_item(rec: dict) -> Item:
+    """The manifest item of one converted Debian recording (labels lower-cased, as training expects)."""
+    return Item(id=rec["id"], artist=rec["artist"].lower(), genre=rec["genre"].lower(), licence=rec["licence"],
+                source=f"Debian {rec['package']} {rec['version']}: {rec['source']}", seconds=float(rec["seconds"]),
+                split=split_of(rec["id"]))
+
+
+def build_recordings(out: Path, cache: Path, packages: Iterable[str] | None = None,
+                     cap_seconds: float = recordings.PACKAGE_CAP_SECONDS, log: Callable[[str], None] = print,
+                     table: Sequence[recordings.Package] | None = None) -> list[Item]:
+    """Convert the Debian packages (cached in ``cache``), select each one's files under the cap and place
+    them in ``out/audio``; writes ``out/provenance.json`` and ``out/copyrights/``. ``table`` replaces the
+    package table (tests); reserved packages are refused either way."""
+    pkgs = recordings.resolve(packages) if table is None else tuple(table)
+    recordings.check_table(pkgs)
+    records = recordings.convert_all(pkgs, cache, log)
+    items, prov = [], []
+    (out / "audio").mkdir(parents=True, exist_ok=True)
+    (out / "copyrights").mkdir(parents=True, exist_ok=True)
+    for rec in records:
+        chosen = recordings.select(rec["items"], cap_seconds)
+        log(f"{rec['package']} {rec['version']}: {len(chosen)} of {len(rec['items'])} files, "
+            f"{sum(c['seconds'] for c in chosen) / 60:.1f} minutes")
+        copyright_file = cache / "records" / f"{rec['package']}.copyright"
+        if copyright_file.exists():
+            shutil.copyfile(copyright_file, out / "copyrights" / copyright_file.name)
+        for c in chosen:
+            flac = out / "audio" / f"{c['id']}.flac"
+            if not (flac.exists() and file_sha256(flac) == c["flac_sha256"]):
+                _place(cache / c["flac"], flac)
+            items.append(recording_item(c))
+            prov.append({"id": c["id"], "package": c["package"], "version": c["version"], "deb": rec["deb"],
+                         "deb_sha256": rec["deb_sha256"],
+                         **{k: c[k] for k in ("source", "source_sha256", "flac_sha256", "licence", "artist", "genre",
+                                              "seconds", "original_seconds", "trimmed_seconds", "excerpt_start",
+                                              "decode", "title", "tag_artist", "tag_genre", "tag_license",
+                                              "copyright_holder")}})
+    atomic_write_text(out / "provenance.json", json.dumps(prov, indent=1, ensure_ascii=False) + "\n", overwrite=True)
+    return items
+
+
+def _place(src: Path, dst: Path) -> None:
+    """``dst`` becomes a copy of ``src`` (a hard link when both are on one file system)."""
+    tmp = dst.with_name(f".{dst.name}.part")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def build_scores(out: Path, log: Callable[[str], None] = print, done: Sequence[Item] = ()) -> list[Item]:
+    """Render the music21 scores into ``out/audio`` (finished files are kept); ``done``: items already built,
+    written to the manifest along with each new score so an interrupted build keeps its progress."""
     fluidsynth = shutil.which("fluidsynth")
     if fluidsynth is None or not SOUNDFONT.exists():
-        raise RuntimeError("needs Debian packages fluidsynth and fluid-soundfont-gm (apt-get install ...)")
+        raise DataBuildError("needs Debian packages fluidsynth and fluid-soundfont-gm (apt-get install ...)")
     (out / "audio").mkdir(parents=True, exist_ok=True)
-    sources: list[tuple[Item, Callable[[], tuple[np.ndarray, tuple[int, ...]]]]] = []
-    for item, path in music21_items():
-        sources.append((item, lambda p=path, it=item: render_score(p, it.id, it.genre, fluidsynth)))
-    for item, load in game_items():
-        sources.append((item, lambda ld=load, i=item.id: (lambda xs: (audio.resample(xs[0], xs[1], SAMPLE_RATE), ()))(ld(i))))
+    sources = list(music21_items())
     items: list[Item] = []
     old = {}
     if (out / "manifest.json").exists():
         old = {d["id"]: d for d in json.loads((out / "manifest.json").read_text())["items"]}
-    for i, (item, load) in enumerate(sources):
+    for i, (item, path) in enumerate(sources):
         flac = out / "audio" / f"{item.id}.flac"
         item = Item(**{**asdict(item), "split": split_of(item.id)})
         if flac.exists() and item.id in old:
@@ -319,20 +350,17 @@ def build(out: Path, log: Callable[[str], None] = print) -> list[Item]:
             log(f"[{i + 1}/{len(sources)}] cached  {item.id}")
             continue
         try:
-            x, programs = load()
+            x, programs = render_score(path, item.id, item.genre, fluidsynth)
         except Exception as e:  # a score music21 cannot parse is skipped, not fatal
             log(f"[{i + 1}/{len(sources)}] skipped {item.id}: {type(e).__name__}: {e}")
             continue
-        limit = MAX_SCORE_SECONDS if item.id.startswith("m21-") else MAX_TRACK_SECONDS
-        x = _excerpt(x, limit, item.id)
-        atomic_write(flac, lambda fh: sf.write(fh, x, SAMPLE_RATE, subtype="PCM_16", format="FLAC"), overwrite=True)
+        x = _excerpt(x, MAX_SCORE_SECONDS, item.id)
+        atomic_write(flac, lambda fh, x=x: sf.write(fh, x, SAMPLE_RATE, subtype="PCM_16", format="FLAC"),
+                     overwrite=True)
         item = Item(**{**asdict(item), "seconds": round(len(x) / SAMPLE_RATE, 3), "programs": programs})
         items.append(item)
         log(f"[{i + 1}/{len(sources)}] built   {item.id} ({item.seconds:.1f} s, {item.split})")
-        _write_manifest(out, items)
-    _write_manifest(out, items)
-    total = sum(it.seconds for it in items)
-    log(f"corpus: {len(items)} files, {total / 60:.1f} minutes at {SAMPLE_RATE} Hz in {out}")
+        _write_manifest(out, [*done, *items])
     return items
 
 

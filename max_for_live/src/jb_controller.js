@@ -17,12 +17,16 @@ var SELECTION_ERRORS = {
 var VERB_NAMES = { "continue": "Continue", prime: "Prime", rerender: "Re-render" };
 
 // deps: {send(list), ui: {status(s), connection(s), progress(pct), menu(kind, items, index),
-//        store(kind, name), listen(port)}, live (jb_live API), now() -> ms}
+//        store(kind, name), listen(port)}, live (jb_live API), now() -> ms,
+//        ports (optional): {claim(preferred) -> port or 0, release(port)}, the reply ports taken by the
+//        device instances of this Max (jb_main keeps them in a Max Global)}
 function Controller(deps) {
   this.send = deps.send;
   this.ui = deps.ui;
   this.live = deps.live;
   this.now = deps.now;
+  this.ports = deps.ports || null;
+  this.claimed = 0;
   this.replyPort = core.DEFAULT_REPLY_PORT;
   this.started = false;
   this.connected = false;
@@ -61,11 +65,28 @@ Controller.prototype.start = function () {
   } catch (e) {
     id = 0;
   }
-  this.listen(core.replyPortFor(id));
+  // live.thisdevice can bang more than once: the port claimed first is kept
+  this.listen(this.claimed || this.claimPort(core.replyPortFor(id)));
   this.started = true;
   this.ui.status("Select an audio clip, then press Continue, Prime or Re-render.");
   this.showConnection();
   this.tick();
+};
+
+// A reply port no other instance of the device in this Max holds (the preferred one if free).
+Controller.prototype.claimPort = function (preferred) {
+  var port = preferred;
+  if (this.ports) {
+    port = this.ports.claim(preferred);
+    if (!port) {
+      this.ui.status("Too many Jukebox Bridge devices in this Set: every reply port from " +
+                     core.DEFAULT_REPLY_PORT + " to " + (core.DEFAULT_REPLY_PORT + core.REPLY_PORT_SPAN - 1) +
+                     " is taken.");
+      return preferred;
+    }
+    this.claimed = port;
+  }
+  return port;
 };
 
 Controller.prototype.listen = function (port) {
@@ -73,6 +94,24 @@ Controller.prototype.listen = function (port) {
   if (p > 0 && p < 65536) {
     this.replyPort = p;
     this.ui.listen(p);
+  }
+};
+
+// The device is being deleted (removed from its track, or its Set closed): cancel the jobs it is
+// still following, which nobody would place otherwise, and free its reply port.
+Controller.prototype.shutdown = function () {
+  var i, job;
+  for (i = 0; i < this.order.length; i++) {
+    job = this.jobs[this.order[i]];
+    if (job.state === "accepted") {
+      this.send(core.requestMessage("cancel", this.replyPort, this.nextId("c"), { job_id: job.id }));
+      job.state = "cancelled";
+    }
+  }
+  this.pending = {};
+  if (this.ports && this.claimed) {
+    this.ports.release(this.claimed);
+    this.claimed = 0;
   }
 };
 
@@ -129,7 +168,7 @@ Controller.prototype.press = function (verb, value) {
 };
 
 Controller.prototype.render = function (verb) {
-  var sel, region, params, id, job;
+  var sel, region, params, id, job, settings, metre;
   if (!this.connected) {
     this.ui.status("Engine not running: start it with 'jukebox-bridge serve', then try again.");
     this.tick();
@@ -150,20 +189,25 @@ Controller.prototype.render = function (verb) {
     this.ui.status(region.error);
     return;
   }
-  params = core.renderParams(verb, sel.file_path, region, sel.tempo, this.labelledSettings());
+  settings = this.labelledSettings();
+  metre = { numerator: sel.numerator, denominator: sel.denominator };
+  params = core.renderParams(verb, sel.file_path, region, sel.tempo, settings, metre);
   id = this.nextId("r");
   job = {
     verb: verb, request: id, id: "", sent: this.now(), placed: 0, state: "sent",
     start_beats: region.start_beats, end_beats: region.end_beats,
     is_arrangement_clip: sel.clip.is_arrangement_clip, session_slot: sel.session_slot,
-    track_id: sel.track_id, numerator: sel.numerator, tempo: sel.tempo, session_track: 0,
-    place_on: this.settings.place_on, caps: null
+    track_id: sel.track_id, numerator: sel.numerator, denominator: sel.denominator, tempo: sel.tempo,
+    source_path: sel.file_path, artist: settings.artist, genre: settings.genre,
+    session_track: 0, new_tracks: 0, place_on: this.settings.place_on, caps: null
   };
   this.pending[id] = job;
   this.send(core.requestMessage(verb, this.replyPort, id, params));
   this.ui.progress(0);
   this.ui.status(VERB_NAMES[verb] + ": sent " + region.length.toFixed(2) + " s of '" +
-                 (sel.clip_name || "clip") + "'");
+                 (sel.clip_name || "clip") + "'" +
+                 (verb !== "rerender" && core.lengthSeconds(settings, sel.tempo, metre) > core.MAX_SECONDS ?
+                  " (length capped at the engine's " + core.MAX_SECONDS + " s)" : ""));
 };
 
 Controller.prototype.labelledSettings = function () {
@@ -330,9 +374,9 @@ Controller.prototype.on_done = function (r) {
   this.place(job, r);
 };
 
-// Put one rendered take into the Set, where core.placement says.
+// Put one rendered take into the Set, where core.placement says, never over a clip of the user's.
 Controller.prototype.place = function (job, r) {
-  var plan, version, trackId, name, slot;
+  var plan, version, where, name, forms, placed, note;
   try {
     if (!job.caps) {
       job.caps = this.live.capabilities(job.track_id);
@@ -345,23 +389,63 @@ Controller.prototype.place = function (job, r) {
                      " is at " + r.path);
       return;
     }
-    name = "Jukebox " + VERB_NAMES[job.verb] + " " + r.take;
+    name = core.clipName(VERB_NAMES[job.verb], r.take, job.artist, job.genre);
+    forms = core.pathForms(r.path, job.source_path);
     if (plan.mode === "arrangement") {
-      trackId = plan.track === "clip" ? job.track_id : this.live.newAudioTrack(name);
-      this.live.placeInArrangement(trackId, r.path, plan.position_beats);
+      where = this.arrangementTrack(job, plan, r);
+      placed = this.live.placeInArrangement(where.track, forms, plan.position_beats);
+      note = where.note;
+      this.finish(job, where.track, placed.clip_id, name, r.take);
       this.ui.status(VERB_NAMES[job.verb] + ": take " + r.take + " placed at bar " +
-                     core.beatLabel(plan.position_beats, job.numerator));
+                     core.beatLabel(plan.position_beats, job.numerator, job.denominator) + note);
     } else {
       if (!job.session_track) {
-        job.session_track = this.live.newAudioTrack("Jukebox " + VERB_NAMES[job.verb]);
+        job.session_track = this.live.newAudioTrack("Jukebox " + VERB_NAMES[job.verb], this.indexBelow(job));
       }
-      slot = this.live.placeInSession(job.session_track, plan.slot, r.path);
-      this.ui.status(VERB_NAMES[job.verb] + ": take " + r.take + " placed in Session slot " + (slot + 1) +
+      placed = this.live.placeInSession(job.session_track, plan.slot, forms);
+      this.finish(job, job.session_track, placed.clip_id, name, r.take);
+      this.ui.status(VERB_NAMES[job.verb] + ": take " + r.take + " placed in Session slot " + (placed.slot + 1) +
                      (job.is_arrangement_clip ? " (this Live cannot add Arrangement clips)" : ""));
     }
     job.placed += 1;
   } catch (e) {
     this.ui.status("Could not place take " + r.take + ": " + e.message + ". The file is " + r.path);
+  }
+};
+
+// Where a new track for this job goes: right below the source track, after the job's earlier ones.
+Controller.prototype.indexBelow = function (job) {
+  var index = this.live.trackIndex(job.track_id);
+  return index < 0 ? -1 : index + 1 + job.new_tracks;
+};
+
+// The track for an Arrangement take: the clip's own track when asked for and the span the take
+// covers there is free; else a new track below the source track (said in the status line).
+Controller.prototype.arrangementTrack = function (job, plan, r) {
+  var start = plan.position_beats;
+  var end = start + core.secondsToBeats(r.length > 0 ? r.length : 0, job.tempo);
+  var note = "";
+  var track;
+  if (plan.track === "clip") {
+    if (core.spanFree(this.live.arrangementClips(job.track_id), start, end)) {
+      return { track: job.track_id, note: "" };
+    }
+    note = " on a new track (a clip already sits there on the clip's track)";
+  }
+  track = this.live.newAudioTrack("Jukebox " + VERB_NAMES[job.verb] + " " + r.take, this.indexBelow(job));
+  job.new_tracks += 1;
+  if (!core.spanFree(this.live.arrangementClips(track), start, end)) {
+    throw new Error("the new track is not empty");
+  }
+  return { track: track, note: note };
+};
+
+// Name the clip, play it as rendered (unwarped), and show the first take of the job in the Detail View.
+Controller.prototype.finish = function (job, trackId, clipId, name, take) {
+  this.live.finishClip(clipId, name);
+  if (!job.selected) {
+    this.live.select(trackId, clipId);
+    job.selected = take;
   }
 };
 

@@ -34,6 +34,7 @@ setoutletassist(OUT_LISTEN, "reply port for udpreceive");
 
 var controllerModule = require("jb_controller");
 var liveModule = require("jb_live");
+var core = require("jb_core");
 
 var ui = {
   status: function (s) { outlet(OUT_STATUS, "set", s); },
@@ -48,11 +49,59 @@ var ui = {
   listen: function (port) { outlet(OUT_LISTEN, "port", port); }
 };
 
+// Reply ports held by the device instances of this Max (one Max runs every device of the Set):
+// a Max Global is shared by all js objects, so two instances never listen on the same port. The
+// list is kept as a string ("9131 9140"), a type every js context reads the same way.
+var registry = new Global("jukebox_bridge_reply_ports");
+
+function takenPorts() {
+  var taken = {};
+  var list = String(registry.taken || "").split(" ");
+  var i;
+  for (i = 0; i < list.length; i++) {
+    if (list[i]) {
+      taken[list[i]] = 1;
+    }
+  }
+  return taken;
+}
+takenPorts.local = 1;
+
+function storePorts(taken) {
+  var list = [];
+  var k;
+  for (k in taken) {
+    if (taken.hasOwnProperty(k)) {
+      list.push(k);
+    }
+  }
+  registry.taken = list.join(" ");
+}
+storePorts.local = 1;
+
+var ports = {
+  claim: function (preferred) {
+    var taken = takenPorts();
+    var port = core.claimPort(taken, preferred);
+    if (port) {
+      taken[String(port)] = 1;
+      storePorts(taken);
+    }
+    return port;
+  },
+  release: function (port) {
+    var taken = takenPorts();
+    delete taken[String(port)];
+    storePorts(taken);
+  }
+};
+
 var ctl = controllerModule.create({
   send: function (list) { outlet(OUT_OSC, list); },
   ui: ui,
   live: liveModule.create(LiveAPI),
-  now: function () { return new Date().getTime(); }
+  now: function () { return new Date().getTime(); },
+  ports: ports
 });
 
 var timer = null;
@@ -106,9 +155,12 @@ function anything() {
   }
 }
 
+// The device is deleted (or its Set closed): stop the timer, cancel this device's running jobs,
+// free its reply port. The device is its own job runner; nothing it started outlives it.
 function notifydeleted() {
   if (timer) {
     timer.cancel();
     timer = null;
   }
+  ctl.shutdown();
 }

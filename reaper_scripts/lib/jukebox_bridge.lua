@@ -1,23 +1,22 @@
 -- @description Jukebox Bridge library: the actions (each action file calls one of these)
--- @version 0.1.0
+-- @version 0.2.0
 -- @author Jukebox Bridge
 -- @noindex
 --
--- Every action reads what it needs from the project first and changes nothing until a render is
--- finished; then insert.apply adds it as one undo point. Problems are reported in a message box
--- titled with the script's name.
+-- Every action captures its project, reads what it needs from it and changes nothing; it starts the
+-- client for each job and hands the jobs to the one job runner (jobs.lua), which inserts each finished
+-- render into that project as one undo point. Problems are reported in a message box titled with the
+-- script's name.
 
 local settings = require("jukebox_bridge.settings")
 local selection = require("jukebox_bridge.selection")
 local requests = require("jukebox_bridge.requests")
-local insert = require("jukebox_bridge.insert")
 local jobs = require("jukebox_bridge.jobs")
 local transport = require("jukebox_bridge.transport")
 
 local M = {}
 
-M.VERSION = "0.1.0"
-local PROJECT = 0
+M.VERSION = "0.2.0"
 local MESSAGE_OK = 0
 local DIALOG_OPTIONS = "separator=\n,extrawidth=240"
 local TERMINAL = { done = true, failed = true, cancelled = true }
@@ -31,11 +30,14 @@ function M.script_title(path)
   return (path or ""):match("([^/\\]+)%.lua$") or "Jukebox Bridge"
 end
 
-local function first_selected_track()
-  if reaper.CountSelectedTracks(PROJECT) > 0 then
-    return reaper.GetSelectedTrack(PROJECT, 0)
-  end
-  return nil
+-- The project tab the action was started in. Every later call uses it, so switching tabs while a
+-- job runs still puts the take in the project it came from.
+local function current_project()
+  return (reaper.EnumProjects(-1))
+end
+
+local function track_guid(track)
+  return track and reaper.GetTrackGUID(track) or nil
 end
 
 local function split_lines(text)
@@ -76,19 +78,42 @@ local function ask(title, cfg, keys)
   return cfg
 end
 
-local function region_job(verb, region, cfg, ctx, placement)
-  return {
-    label = region.label, verb = verb, cfg = cfg, placement = placement, remember = true,
-    fields = requests.for_region(verb, region, cfg, ctx), on_done = insert.apply,
-  }
+-- One render job per region, or nil and one message listing every problem (nothing is sent then).
+-- at(region) is where the new material starts; placement(region, at) where its takes go.
+local function region_jobs(title, verb, regions, cfg, ctx, at, placement)
+  local list, problems = {}, {}
+  for _, region in ipairs(regions) do
+    local start = at(region)
+    local fields, problem = requests.for_region(verb, region, cfg, ctx, start)
+    if fields then
+      list[#list + 1] = {
+        label = region.label, verb = verb, cfg = cfg, fields = fields, placement = placement(region, start),
+        on_done = "insert", remember = true,
+      }
+    else
+      problems[#problems + 1] = region.label .. ": " .. problem
+    end
+  end
+  if #problems > 0 then
+    message(title, "Nothing was sent to the engine:\n\n" .. table.concat(problems, "\n"))
+    return nil
+  end
+  local key = jobs.project_key(ctx.proj)
+  for _, job in ipairs(list) do
+    job.project = key
+  end
+  return list
 end
 
-local function new_item_placement(region, cfg, position)
-  return {
-    kind = "new_item", position = position, target = cfg.target_track,
-    track = region.track, selected_track = first_selected_track(),
-    playrate = region.playrate, preserve_pitch = region.preserve_pitch,
-  }
+local function new_item_placement(proj, cfg)
+  local selected = track_guid(selection.first_selected_track(proj))
+  return function(region, position)
+    return {
+      kind = "new_item", position = position, target = cfg.target_track,
+      track = region.track_guid, selected_track = selected,
+      playrate = region.playrate, preserve_pitch = region.preserve_pitch, pitch = region.pitch,
+    }
+  end
 end
 
 local function checked_regions(title, items)
@@ -99,8 +124,8 @@ local function checked_regions(title, items)
   return regions
 end
 
-local function selected_regions(title)
-  local items = selection.selected_items()
+local function selected_regions(title, proj)
+  local items = selection.selected_items(proj)
   if #items == 0 then
     message(title, "Select one or more audio items first.")
     return nil
@@ -110,16 +135,17 @@ end
 
 -- Continue: new material right after each selected item, as a new item starting where it ends.
 function M.continue_selected(title)
-  local regions = selected_regions(title)
+  local proj = current_project()
+  local regions = selected_regions(title, proj)
   if not regions then
     return
   end
-  local cfg, ctx, list = settings.all(), selection.project_context(), {}
-  for _, region in ipairs(regions) do
-    local placement = new_item_placement(region, cfg, region.position + region.item_length)
-    list[#list + 1] = region_job("continue", region, cfg, ctx, placement)
+  local cfg, ctx = settings.all(), selection.project_context(proj)
+  local list = region_jobs(title, "continue", regions, cfg, ctx,
+    function(region) return region.position + region.item_length end, new_item_placement(proj, cfg))
+  if list then
+    jobs.submit(title, list, { progress = true })
   end
-  jobs.run(title, list, { progress = true })
 end
 
 local function narrowed_to(title, regions, from, to)
@@ -138,11 +164,11 @@ end
 
 -- The prompt regions: the selected items (or, with none selected, the items on the selected tracks
 -- under the time selection), cut to the time selection when there is one.
-local function prime_regions(title)
-  local from, to = selection.time_selection()
-  local items = selection.selected_items()
+local function prime_regions(title, proj)
+  local from, to = selection.time_selection(proj)
+  local items = selection.selected_items(proj)
   if #items == 0 and from then
-    items = selection.items_on_selected_tracks(from, to)
+    items = selection.items_on_selected_tracks(proj, from, to)
   end
   if #items == 0 then
     message(title, "Select one or more audio items, or make a time selection over items on the selected tracks.")
@@ -157,20 +183,23 @@ end
 
 -- Prime: each region is a prompt; the new material lands at the edit cursor.
 function M.prime_selected(title)
-  local regions = prime_regions(title)
+  local proj = current_project()
+  local regions = prime_regions(title, proj)
   if not regions then
     return
   end
-  local cfg, ctx, list = settings.all(), selection.project_context(), {}
-  for _, region in ipairs(regions) do
-    list[#list + 1] = region_job("prime", region, cfg, ctx, new_item_placement(region, cfg, ctx.cursor))
+  local cfg, ctx = settings.all(), selection.project_context(proj)
+  local list = region_jobs(title, "prime", regions, cfg, ctx, function() return ctx.cursor end,
+    new_item_placement(proj, cfg))
+  if list then
+    jobs.submit(title, list, { progress = true })
   end
-  jobs.run(title, list, { progress = true })
 end
 
 -- Re-render: each selected item again in a chosen artist and genre, as new takes on that item.
 function M.rerender_selected(title)
-  local regions = selected_regions(title)
+  local proj = current_project()
+  local regions = selected_regions(title, proj)
   if not regions then
     return
   end
@@ -178,44 +207,40 @@ function M.rerender_selected(title)
   if not cfg then
     return
   end
-  local ctx, list = selection.project_context(), {}
-  for _, region in ipairs(regions) do
-    local placement = {
-      kind = "new_takes", item = region.item,
-      playrate = region.playrate, preserve_pitch = region.preserve_pitch,
-    }
-    list[#list + 1] = region_job("rerender", region, cfg, ctx, placement)
+  local ctx = selection.project_context(proj)
+  local list = region_jobs(title, "rerender", regions, cfg, ctx, function(region) return region.position end,
+    function(region)
+      return { kind = "new_takes", item = region.item_guid, playrate = region.playrate,
+        preserve_pitch = region.preserve_pitch, pitch = region.pitch }
+    end)
+  if list then
+    jobs.submit(title, list, { progress = true })
   end
-  jobs.run(title, list, { progress = true })
 end
 
 -- Generate: new material from labels (and lyrics) at the edit cursor, on the target track.
 function M.generate_at_cursor(title)
+  local proj = current_project()
   local cfg = ask(title, settings.all(), { "artist", "genre", "seconds", "bars" })
   if not cfg then
     return
   end
-  local ctx = selection.project_context()
-  local selected = first_selected_track()
+  local ctx = selection.project_context(proj)
+  local fields, problem = requests.for_generate(cfg, ctx, ctx.cursor, nil)
+  if not fields then
+    message(title, "Nothing was sent to the engine:\n\n" .. problem)
+    return
+  end
+  local selected = track_guid(selection.first_selected_track(proj))
   local job = {
     label = "Generate at " .. reaper.format_timestr(ctx.cursor, ""), verb = "generate", cfg = cfg,
-    remember = true, on_done = insert.apply,
-    fields = requests.for_generate(cfg, ctx, ctx.cursor, nil),
+    remember = true, on_done = "insert", fields = fields, project = jobs.project_key(proj),
     placement = {
       kind = "new_item", position = ctx.cursor, target = cfg.target_track,
-      track = selected, selected_track = selected, playrate = 1, preserve_pitch = 1,
+      track = selected, selected_track = selected, playrate = 1, preserve_pitch = 1, pitch = 0,
     },
   }
-  jobs.run(title, { job }, { progress = true })
-end
-
-local function report_cancelled(job, status)
-  local reply = status.reply or {}
-  local count = type(reply.args) == "table" and tonumber(reply.args[1]) or nil
-  if count == 0 then
-    return nil, "the engine had no running job to cancel."
-  end
-  return true
+  jobs.submit(title, { job }, { progress = true })
 end
 
 -- The engine id of the newest job started from REAPER in this session, if it is still running.
@@ -244,9 +269,14 @@ function M.cancel(title, which)
   end
   local job = {
     label = which == "last" and "Cancel job " .. params.job_id or "Cancel all jobs",
-    verb = "cancel", fields = params, cfg = settings.all(), on_done = report_cancelled,
+    verb = "cancel", fields = params, cfg = settings.all(), on_done = "report_cancelled",
   }
-  jobs.run(title, { job }, { progress = false })
+  jobs.submit(title, { job }, { progress = false })
+end
+
+-- The job runner: the one background script that follows every job (see jobs.lua).
+function M.run_jobs()
+  jobs.run_runner()
 end
 
 -- Settings: one dialog with every setting; nothing is saved unless every value is valid.

@@ -78,7 +78,9 @@ def test_every_request_the_device_sends_passes_the_engines_parser():
         assert request.reply_port == args[0]
     prime = next(m for m in messages if m[0] == "/jukebox/prime")
     fields = json.loads(prime[3])
-    assert fields["bars"] == 4 and fields["tempo"] == 120 and fields["takes"] == 8 and fields["genre"] == "rock"
+    # 4 bars of the Set's 4/4 at 120 BPM, sent as seconds (the engine's `bars` assumes 4/4)
+    assert fields["seconds"] == 8 and "bars" not in fields
+    assert fields["tempo"] == 120 and fields["takes"] == 8 and fields["genre"] == "rock"
 
 
 def test_the_devices_reply_table_matches_the_protocol():
@@ -115,6 +117,42 @@ def test_control_ranges_are_accepted_by_the_engine(name, field):
         if field == "bars":
             fields["tempo"] = 120.0
         RenderRequest.from_fields("continue", fields)
+
+
+README = ROOT / "max_for_live" / "README.md"
+CORE = ROOT / "max_for_live" / "src" / "jb_core.js"
+
+
+def _readme_ranges() -> dict[str, tuple[float, float]]:
+    """Control rows of the README's table: long name -> (min, max) from its "A to B" range column."""
+    out = {}
+    for line in README.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and (m := re.match(r"^(-?[\d.]+) to (-?[\d.]+)", cells[2])):
+            out[cells[0]] = (float(m.group(1)), float(m.group(2)))
+    return out
+
+
+def test_readme_ranges_agree_with_the_patch():
+    """The README's control table gives each live.* control the range the patch has."""
+    params, readme = _params(), _readme_ranges()
+    assert {"Temperature", "Takes", "Length Seconds", "Length Bars"} <= set(readme)
+    for name, (lo, hi) in readme.items():
+        v = params[name]
+        assert (float(v["parameter_mmin"]), float(v["parameter_mmax"])) == (lo, hi), name
+
+
+def test_readme_reply_ports_agree_with_the_patch_and_the_script():
+    """The reply-port span in the README is the script's (jb_core.js), starting at the patch's udpreceive port."""
+    core = CORE.read_text(encoding="utf-8")
+    first = int(re.search(r"var DEFAULT_REPLY_PORT = (\d+);", core).group(1))
+    span = int(re.search(r"var REPLY_PORT_SPAN = (\d+);", core).group(1))
+    boxes = [b["box"].get("text", "") for b in json.loads(PATCHER.read_text())["patcher"]["boxes"]]
+    assert f"udpreceive {first}" in boxes
+    text = README.read_text(encoding="utf-8")
+    assert f"{first} to {first + span - 1}" in text, "the README names the reply-port range"
+    assert re.findall(r"\b9[0-9]{3}\b", text) and all(
+        first <= int(p) <= first + span - 1 or int(p) == 9130 for p in re.findall(r"\b9[0-9]{3}\b", text))
 
 
 def test_quality_menu_matches_the_protocol():

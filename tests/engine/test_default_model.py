@@ -57,6 +57,24 @@ def test_vqvae_spectral_convergence(metrics) -> None:
         assert sc < limit, f"level {level}: spectral convergence {sc:.3f} >= {limit}"
 
 
+def test_every_spectral_limit_is_below_what_silence_scores() -> None:
+    """A codec that decodes to silence, or to hiss at -60 dBFS, fails every level's limit (the same metric and
+    clips as ``evaluate``): the top level's limit sits close to 1, so this is what keeps it meaningful."""
+    import torch
+
+    from engine.model.losses import spectral_convergence
+    from engine.train.evaluate import load_clips
+
+    silent, hiss = [], []
+    for clip in load_clips(CLIPS)[0]:
+        x = torch.from_numpy(clip["audio"][: len(clip["audio"]) // 256 * 256])[None]
+        silent.append(float(spectral_convergence(x, torch.zeros_like(x))))
+        noise = 1e-3 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+        hiss.append(float(spectral_convergence(x, noise)))
+    for level, limit in enumerate(MAX_SPECTRAL_CONVERGENCE):
+        assert limit < min(np.mean(silent), np.mean(hiss)), (level, limit, np.mean(silent), np.mean(hiss))
+
+
 def test_top_prior_beats_the_unigram_baselines(metrics) -> None:
     bits = metrics["bits_per_token"][2]
     assert bits < metrics["top_unigram_entropy"], metrics

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-import time
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -194,22 +194,23 @@ def test_requests_pick_their_chain_and_a_bad_one_fails_before_rendering(tmp_path
 def test_the_job_queue_publishes_takes_with_the_chain_and_its_tail(tmp_path, dragonfly):
     chain = tmp_path / "room.toml"
     chain.write_text(reverb_chain(dragonfly, tail=0.5))
-    finished = []
+    finished, over = [], threading.Event()
 
     def fake(models, req, progress, cancel, workdir=None, cache=None):
         return [_take(req)]
 
-    queue = JobQueue(tmp_path / "renders", debug_models(), with_effects(fake),
-                     on_event=lambda e: finished.append(e) if isinstance(e, JobFinished) else None)
+    def on_event(e):
+        if isinstance(e, JobFinished):
+            finished.append(e)
+            over.set()
+
+    queue = JobQueue(tmp_path / "renders", debug_models(), with_effects(fake), on_event=on_event)
     queue.start()
     try:
         req = RenderRequest.from_fields("generate", {"seconds": 1.0, "sample_rate": 48000, "chain": str(chain)})
         job = queue.submit(req, "test")
-        for _ in range(400):
-            if finished:
-                break
-            time.sleep(0.05)
-        assert finished and finished[0].state == "done", finished
+        assert over.wait(20), "the job did not finish"
+        assert finished[0].state == "done", finished
         path = Path(queue.get(job.id).published[0].path)
         assert sf.info(path).frames == 48000 + 24000  # 1 s + the chain's 0.5 s tail
         assert queue.get(job.id).published[0].length == pytest.approx(1.5)

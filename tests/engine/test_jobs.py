@@ -361,13 +361,21 @@ def _alive(q: JobQueue) -> bool:
     return all(t.is_alive() for t in q._threads)
 
 
-@pytest.mark.parametrize("failing_write", [0, 1, 2, 3, 4],
-                         ids=["submit", "running", "take-path", "take-published", "finished"])
-def test_a_journal_write_that_fails_once_fails_at_most_that_job_and_the_worker_goes_on(tmp_path, failing_write):
-    """A job writes the journal five times (submitted, running, its take's path, the take published, finished). When
-    one of them raises once (disk full, I/O error), the submitter hears of it or the job ends with a finished event,
-    nothing stays "running" forever, and the next job runs."""
-    q, events, _ = make(tmp_path)
+@pytest.mark.parametrize("failing_write,boom", [(0, False), (1, False), (2, False), (3, False), (4, False), (2, True)],
+                         ids=["submit", "running", "take-path", "take-published", "finished", "failed"])
+def test_a_journal_write_that_fails_once_fails_at_most_that_job_and_the_worker_goes_on(tmp_path, failing_write, boom):
+    """A job writes the journal five times (submitted, running, its take's path, the take published, finished; a job
+    the renderer fails: submitted, running, failed). When one of them raises once (disk full, I/O error), the
+    submitter hears of it or the job ends with one finished event, nothing stays "running" forever, and the next
+    job runs."""
+
+    class Boom(SineRenderer):
+        def __call__(self, models, r, *args, **kw):
+            if r.lyrics == "boom":
+                raise RuntimeError("the model fell over")
+            return super().__call__(models, r, *args, **kw)
+
+    q, events, _ = make(tmp_path, Boom())
     real, count = q.journal._write, [0]
 
     def flaky(sql, args):
@@ -380,15 +388,20 @@ def test_a_journal_write_that_fails_once_fails_at_most_that_job_and_the_worker_g
     q.start()
     try:
         if failing_write == 0:
-            with pytest.raises(sqlite3.OperationalError):
+            with pytest.raises(RequestError) as info:  # not "internal": the producer reads what is wrong
                 q.submit(req(), "h 1")
+            assert info.value.code == "render_failed" and str(info.value).startswith("not accepted: I/O error: ")
             assert q.jobs() == []
         else:
-            first = q.submit(req(), "h 1")
+            first = q.submit(req(lyrics="boom" if boom else ""), "h 1")
             finished = events.wait_finished(first.id)
-            assert finished.state in ("done", "failed") and len(events.of(first.id, JobFinished)) == 1
-            if failing_write == 1:  # nothing was rendered yet: the job runs once the journal takes writes again
-                assert finished.state == "done"
+            assert len(events.of(first.id, JobFinished)) == 1
+            if boom:
+                assert finished.error == ("render_failed", "RuntimeError: the model fell over")
+            elif failing_write in (1, 4):  # before anything was rendered, or after everything was published
+                assert (finished.state, finished.takes) == ("done", 1)
+            else:  # the take's journal record failed: the job says so (its file may exist: nothing is lost)
+                assert finished.state == "failed" and finished.error[0] == "render_failed"
         second = q.submit(req(), "h 1")
         assert events.wait_finished(second.id).state == "done"
         assert _alive(q) and not [j for j in q.jobs() if j.state in ("queued", "running")]

@@ -58,7 +58,7 @@ def server():
 def test_interrupted_download_resumes_with_range(server: str, tmp_path: Path) -> None:
     dest = tmp_path / "weights.bin"
     sha = hashlib.sha256(PAYLOAD).hexdigest()
-    with pytest.raises(Exception):
+    with pytest.raises(ConnectionError, match="run (the download )?again to resume"):
         registry.download_file(f"{server}/weights.bin", dest, len(PAYLOAD), sha)
     part = dest.with_name(dest.name + ".part")
     assert part.exists() and 0 < part.stat().st_size < len(PAYLOAD) and not dest.exists()

@@ -87,14 +87,63 @@ test("render params: seconds or bars, labels only when chosen, rerender keeps th
     quality: "draft", sample_rate: 48000, seconds: 12,
   });
   const bars = core.renderParams("prime", "/a.wav", REGION, 120,
-                                 { ...SETTINGS, length_unit: 1, artist: "The Beatles", genre: "rock" });
-  assert.equal(bars.bars, 8);
-  assert.equal(bars.seconds, undefined);
+                                 { ...SETTINGS, length_unit: 1, artist: "The Beatles", genre: "rock" },
+                                 { numerator: 4, denominator: 4 });
+  assert.equal(bars.seconds, 16); // 8 bars of 4/4 at 120 BPM
+  assert.equal(bars.bars, undefined); // the engine's `bars` assumes 4/4: never sent
   assert.equal(bars.artist, "The Beatles");
   assert.equal(bars.genre, "rock");
   const rr = core.renderParams("rerender", "/a.wav", REGION, 120, SETTINGS);
   assert.equal(rr.seconds, undefined);
   assert.equal(rr.bars, undefined);
+});
+
+test("bars in any metre: numerator x 4 / denominator quarter notes per bar, capped at 300 s", () => {
+  const bars = (n, num, den, tempo = 120) =>
+    core.renderParams("continue", "/a.wav", REGION, tempo, { ...SETTINGS, length_unit: 1, length_bars: n },
+                      { numerator: num, denominator: den }).seconds;
+  assert.equal(bars(2, 6, 8), 3); // 2 bars of 6/8 = 6 quarter notes = 3 s at 120
+  assert.equal(bars(4, 3, 4), 6); // 12 quarter notes
+  assert.equal(bars(1, 7, 8), 1.75); // 3.5 quarter notes
+  assert.equal(bars(2, 5, 4, 100), 6); // 10 quarter notes at 100 BPM
+  assert.equal(bars(8, 4, 4), 16);
+  assert.equal(bars(128, 4, 4, 60), 300); // 512 s asked, the engine takes at most 300
+  assert.equal(core.beatsPerBar(6, 8), 3);
+  assert.equal(core.beatsPerBar(0, 0), 4); // unknown metre: 4/4
+  assert.equal(core.beatLabel(6, 6, 8), "3.1"); // bar 3 of 6/8 starts on quarter note 6
+  assert.equal(core.beatLabel(6.5, 6, 8), "3.2"); // eighth-note beats
+  assert.equal(core.beatLabel(9, 3, 4), "4.1");
+});
+
+test("path forms: Windows separators from the source clip's form, then the other; macOS volumes", () => {
+  assert.deepEqual(core.pathForms("C:\\r\\t1.wav", "C:\\Users\\me\\a.wav"), ["C:\\r\\t1.wav", "C:/r/t1.wav"]);
+  assert.deepEqual(core.pathForms("C:\\r\\t1.wav", "C:/Users/me/a.wav"), ["C:/r/t1.wav", "C:\\r\\t1.wav"]);
+  assert.deepEqual(core.pathForms("/Users/me/r/t1.wav", "/Users/me/a.wav"), ["/Users/me/r/t1.wav"]);
+  assert.deepEqual(core.pathForms("/Users/me/r/t1.wav", "/Volumes/Macintosh HD/Users/me/a.wav"),
+                   ["/Volumes/Macintosh HD/Users/me/r/t1.wav", "/Users/me/r/t1.wav"]);
+  assert.ok(core.samePath("C:\\R\\t1.wav", "c:/r/T1.wav"));
+  assert.ok(!core.samePath("/r/T1.wav", "/r/t1.wav")); // macOS paths compare exactly
+  assert.ok(core.samePath("/Volumes/Data/r/t1.wav", "/r/t1.wav"));
+});
+
+test("spans and the placed clip: found by start_time and file_path, not by position in the list", () => {
+  const clips = [{ id: 5, start_time: 0, end_time: 16, file_path: "/a.wav" },
+                 { id: 9, start_time: 32, end_time: 40, file_path: "/b.wav" }];
+  assert.ok(core.spanFree(clips, 16, 32));
+  assert.ok(!core.spanFree(clips, 30, 33));
+  assert.equal(core.findPlaced(clips, 32, ["/b.wav"]).id, 9);
+  assert.equal(core.findPlaced(clips, 32, ["/a.wav"]), null);
+  assert.equal(core.clipName("Continue", 2, "Nina Simone", "jazz"), "Jukebox Continue 2 - Nina Simone, jazz");
+  assert.equal(core.clipName("Prime", 1, "", ""), "Jukebox Prime 1");
+});
+
+test("reply ports: the preferred one when free, else the next free one, 0 when all are taken", () => {
+  assert.equal(core.claimPort({}, 9171), 9171);
+  assert.equal(core.claimPort({ 9171: 1 }, 9171), 9172);
+  assert.equal(core.claimPort({ 9194: 1 }, 9194), 9131); // wraps around the span
+  const all = {};
+  for (let p = 9131; p < 9131 + 64; p++) all[p] = 1;
+  assert.equal(core.claimPort(all, 9131), 0);
 });
 
 test("render params clamp to the protocol's ranges and drop an unknown sample rate", () => {
@@ -153,8 +202,8 @@ test("versions, reply ports, labels", () => {
     const p = core.replyPortFor(id);
     assert.ok(p >= 9131 && p < 9131 + 64 && p !== core.ENGINE_PORT);
   }
-  assert.equal(core.beatLabel(32, 4), "9.1");
-  assert.equal(core.beatLabel(33, 4), "9.2");
+  assert.equal(core.beatLabel(32, 4, 4), "9.1");
+  assert.equal(core.beatLabel(33, 4, 4), "9.2");
   assert.deepEqual(core.menuItems(["a", "b"], "zz"), ["(model default)", "zz", "a", "b"]);
   assert.deepEqual(core.menuItems(["a", "b"], "b"), ["(model default)", "a", "b"]);
 });

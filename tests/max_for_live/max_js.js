@@ -1,9 +1,11 @@
 // Runs the device's entry script the way Max's [js] object does, inside a Node vm sandbox.
 //
 // The sandbox has Max's js globals: autowatch, inlets, outlets, inlet, messagename, outlet(), post(),
-// error(), setinletassist(), setoutletassist(), arrayfromargs(), jsarguments, Task and LiveAPI,
-// plus Max's require(): each module runs in its own bare context with only `exports` and `require`
-// (so a module that reached for outlet/post/LiveAPI would fail here).
+// error(), setinletassist(), setoutletassist(), arrayfromargs(), jsarguments, Task, LiveAPI and
+// Global (shared by every device loaded with the same `max` process object, as Max shares it among
+// all js objects), plus Max's require(): each module runs in its own bare context with only `exports`
+// and `require` (so a module that reached for outlet/post/LiveAPI would fail here).
+// With `files` ({name: text}, e.g. read out of a frozen .amxd) scripts come from there and nowhere else.
 // Messages are delivered as Max does: a function named like the message, else anything(); functions
 // marked `.local = 1` are not reachable from the patch.
 "use strict";
@@ -12,7 +14,8 @@ const fs = require("fs");
 const path = require("path");
 const vm = require("vm");
 
-const SRC = path.resolve(__dirname, "../../max_for_live/src");
+// JB_M4L_SRC points the tests at another copy of the scripts (e.g. an older revision, to see a test fail).
+const SRC = process.env.JB_M4L_SRC || path.resolve(__dirname, "../../max_for_live/src");
 
 // Max's Task, driven by hand (tick()) or by real timers (realTime: true).
 function makeTaskClass(registry, realTime) {
@@ -41,27 +44,43 @@ function makeTaskClass(registry, realTime) {
   };
 }
 
-function loadModuleFactory(srcDir) {
+function readerFor(srcDir, files) {
+  if (!files) return (name) => fs.readFileSync(path.join(srcDir, name), "utf8");
+  return (name) => {
+    if (!Object.prototype.hasOwnProperty.call(files, name)) throw new Error(`js: can't find file ${name}`);
+    return files[name];
+  };
+}
+
+function loadModuleFactory(read) {
   const cache = new Map();
   function req(name) {
-    const file = path.join(srcDir, name.endsWith(".js") ? name : name + ".js");
+    const file = name.endsWith(".js") ? name : name + ".js";
     if (cache.has(file)) return cache.get(file);
     const exportsObj = {};
     cache.set(file, exportsObj);
     const context = vm.createContext({ exports: exportsObj, require: req });
-    vm.runInContext(fs.readFileSync(file, "utf8"), context, { filename: file });
+    vm.runInContext(read(file), context, { filename: file });
     return exportsObj;
   }
   return req;
 }
 
+// One Max application: the Global objects its js instances share.
+function maxProcess() {
+  return { globals: {} };
+}
+
 // Load the entry script. Options: LiveAPI (constructor), now() for Date, realTime (Task timers),
-// onOutlet(index, atoms) hook, entry (default "jb_main.js").
+// onOutlet(index, atoms) hook, entry (default "jb_main.js"), max (a maxProcess() shared with other
+// devices), files ({name: text} instead of the source folder).
 function loadDevice(opts = {}) {
   const outlets = [];
   const posts = [];
   const tasks = [];
   const srcDir = opts.srcDir || SRC;
+  const read = readerFor(srcDir, opts.files);
+  const max = opts.max || maxProcess();
   const entry = opts.entry || "jb_main.js";
   const sandbox = {
     autowatch: 0,
@@ -85,13 +104,16 @@ function loadDevice(opts = {}) {
     arrayfromargs(a) { return Array.prototype.slice.call(a); },
     Task: makeTaskClass(tasks, !!opts.realTime),
     LiveAPI: opts.LiveAPI || function LiveAPI() { throw new Error("no LiveAPI in this test"); },
-    require: loadModuleFactory(srcDir),
+    Global: function Global(name) {
+      if (!Object.prototype.hasOwnProperty.call(max.globals, name)) max.globals[name] = {};
+      return max.globals[name];
+    },
+    require: loadModuleFactory(read),
   };
   // Date is the test process's own (so node:test's mock timers can move the device's clock).
   Object.defineProperty(sandbox, "Date", { get: () => globalThis.Date, enumerable: false });
   const context = vm.createContext(sandbox);
-  const file = path.join(srcDir, entry);
-  vm.runInContext(fs.readFileSync(file, "utf8"), context, { filename: file });
+  vm.runInContext(read(entry), context, { filename: entry });
 
   function deliver(inletIndex, name, args) {
     context.inlet = inletIndex;
@@ -118,4 +140,4 @@ function loadDevice(opts = {}) {
   };
 }
 
-module.exports = { loadDevice, SRC };
+module.exports = { loadDevice, maxProcess, SRC };

@@ -1,22 +1,27 @@
 -- @description Jukebox Bridge library: put finished renders on the timeline, one undo point each
--- @version 0.1.0
+-- @version 0.2.0
 -- @author Jukebox Bridge
 -- @noindex
 --
--- A placement says where a job's takes go, decided when the action started:
+-- A placement says where a job's takes go, decided when the action started, and names tracks and
+-- items by GUID (the job runner is another script, and pointers do not cross scripts):
 --   kind = "new_item":  one new item at `position` on a target track, every take a take of that item
 --                       (continuations start exactly where the source item ends; primes and
 --                       generations start at the edit cursor);
 --   kind = "new_takes": new takes on the source item (re-renders), which keeps its position and length.
--- New takes copy the source take's playrate and preserve-pitch flag, so material rendered in source
--- seconds plays at the same speed as the item it came from.
+-- New takes copy the source take's playrate, pitch and preserve-pitch flag, so material rendered in
+-- source seconds plays at the same speed as the item it came from.
+--
+-- Everything happens in the job's own project (job.proj), whatever tab is active. The insertion runs
+-- under pcall: PreventUIRefresh and the undo block are closed whatever happens, and an error becomes a
+-- message (the partial change, if any, is one undo step labelled "failed").
 
 local M = {}
 
-local PROJECT = 0
 local UNDO_STATE_TRACKCFG = 1
 local UNDO_STATE_ITEMS = 4
-local WANT_DEFAULTS = true -- InsertTrackAtIndex: default envelopes and FX
+local UNDO_STATE_ALL = -1
+local TRACK_DEFAULTS = 1 -- InsertTrackInProject flags: default envelopes and FX
 local NEW_TRACK_NAME = "Jukebox"
 
 local function take_name(job, number)
@@ -32,6 +37,35 @@ local function missing_file(takes)
   for _, t in ipairs(takes) do
     if type(t.path) ~= "string" or not reaper.file_exists(t.path) then
       return tostring(t.path)
+    end
+  end
+  return nil
+end
+
+-- The track with this GUID in the project, or nil.
+function M.find_track(proj, guid)
+  if not guid then
+    return nil
+  end
+  for i = 0, reaper.CountTracks(proj) - 1 do
+    local track = reaper.GetTrack(proj, i)
+    if reaper.GetTrackGUID(track) == guid then
+      return track
+    end
+  end
+  return nil
+end
+
+-- The item with this GUID in the project, or nil.
+function M.find_item(proj, guid)
+  if not guid then
+    return nil
+  end
+  for i = 0, reaper.CountMediaItems(proj) - 1 do
+    local item = reaper.GetMediaItem(proj, i)
+    local _, item_guid = reaper.GetSetMediaItemInfo_String(item, "GUID", "", false)
+    if item_guid == guid then
+      return item
     end
   end
   return nil
@@ -55,6 +89,7 @@ local function add_take(item, t, job, number)
   reaper.SetMediaItemTakeInfo_Value(take, "D_STARTOFFS", 0)
   reaper.SetMediaItemTakeInfo_Value(take, "D_PLAYRATE", placement.playrate)
   reaper.SetMediaItemTakeInfo_Value(take, "B_PPITCH", placement.preserve_pitch)
+  reaper.SetMediaItemTakeInfo_Value(take, "D_PITCH", placement.pitch or 0)
   reaper.GetSetMediaItemTakeInfo_String(take, "P_NAME", take_name(job, number), true)
   local seconds = reaper.GetMediaSourceLength(source)
   if not seconds or seconds <= 0 then
@@ -63,37 +98,48 @@ local function add_take(item, t, job, number)
   return take, seconds
 end
 
-local function valid_track(track)
-  return track ~= nil and reaper.ValidatePtr2(PROJECT, track, "MediaTrack*")
+-- A new track in the job's project at `index` (InsertTrackInProject, REAPER 7; before it,
+-- InsertTrackAtIndex, which only works on the active project).
+local function insert_track(proj, index)
+  if reaper.APIExists("InsertTrackInProject") then
+    reaper.InsertTrackInProject(proj, index, TRACK_DEFAULTS)
+  elseif proj == reaper.EnumProjects(-1) then
+    reaper.InsertTrackAtIndex(index, true)
+  else
+    error("this REAPER can add a track only to the active project; switch to the job's project tab and "
+      .. "run the action again", 0)
+  end
+  return reaper.GetTrack(proj, index)
 end
 
 -- A new track right below `track` (or at the end of the project when there is none).
-local function insert_track_below(track)
-  local index = reaper.CountTracks(PROJECT)
+local function insert_track_below(proj, track)
+  local index = reaper.CountTracks(proj)
   if track then
     index = math.floor(reaper.GetMediaTrackInfo_Value(track, "IP_TRACKNUMBER"))
   end
-  reaper.InsertTrackAtIndex(index, WANT_DEFAULTS)
-  local new_track = reaper.GetTrack(PROJECT, index)
+  local new_track = insert_track(proj, index)
   reaper.GetSetMediaTrackInfo_String(new_track, "P_NAME", NEW_TRACK_NAME, true)
   return new_track
 end
 
 -- The track for a new item, and whether it had to be created.
-local function target_track(placement)
-  local base = valid_track(placement.track) and placement.track or nil
-  if placement.target == "selected" and valid_track(placement.selected_track) then
-    return placement.selected_track, false
+local function target_track(proj, placement)
+  local base = M.find_track(proj, placement.track)
+  local selected = M.find_track(proj, placement.selected_track)
+  if placement.target == "selected" and selected then
+    return selected, false
   end
   if placement.target == "new" or not base then
-    return insert_track_below(base), true
+    return insert_track_below(proj, base), true
   end
   return base, false
 end
 
-local function insert_new_item(job, takes)
+local function insert_new_item(job, takes, state)
   local placement = job.placement
-  local track, created = target_track(placement)
+  local track, created = target_track(job.proj, placement)
+  state.flags = created and (UNDO_STATE_ITEMS | UNDO_STATE_TRACKCFG) or UNDO_STATE_ITEMS
   local item = reaper.AddMediaItemToTrack(track)
   local first, longest = nil, 0
   for number, t in ipairs(takes) do
@@ -104,23 +150,30 @@ local function insert_new_item(job, takes)
   reaper.SetActiveTake(first)
   reaper.SetMediaItemInfo_Value(item, "D_POSITION", placement.position)
   reaper.SetMediaItemInfo_Value(item, "D_LENGTH", longest / placement.playrate)
-  return created and (UNDO_STATE_ITEMS | UNDO_STATE_TRACKCFG) or UNDO_STATE_ITEMS
 end
 
-local function insert_new_takes(job, takes)
-  local item = job.placement.item
+local function insert_new_takes(job, takes, state)
+  local item = M.find_item(job.proj, job.placement.item)
+  state.flags = UNDO_STATE_ITEMS
   local first
   for number, t in ipairs(takes) do
     local take = add_take(item, t, job, number)
     first = first or take
   end
   reaper.SetActiveTake(first)
-  return UNDO_STATE_ITEMS
 end
 
 local function undo_label(job, takes)
   local noun = #takes == 1 and "take" or "takes"
   return string.format("Jukebox Bridge: %s (%d %s)", job.verb, #takes, noun)
+end
+
+local function render_list(takes)
+  local paths = {}
+  for _, t in ipairs(takes) do
+    paths[#paths + 1] = tostring(t.path)
+  end
+  return table.concat(paths, "\n")
 end
 
 -- Checks what can be checked before touching the project; nil and a message if the job cannot land.
@@ -132,27 +185,34 @@ local function landing_problem(job, takes)
   if missing then
     return "A rendered file is missing: " .. missing
   end
-  local item = job.placement.item
-  if job.placement.kind == "new_takes" and not reaper.ValidatePtr2(PROJECT, item, "MediaItem*") then
-    return "The source item was deleted while the job ran. The renders are at:\n" .. takes[1].path
+  if not job.proj then
+    return "The project this job came from was closed. The renders are at:\n" .. render_list(takes)
+  end
+  if job.placement.kind == "new_takes" and not M.find_item(job.proj, job.placement.item) then
+    return "The source item was deleted while the job ran. The renders are at:\n" .. render_list(takes)
   end
   return nil
 end
 
--- Inserts a finished job's takes as one undo point; returns true, or nil and a message.
+-- Inserts a finished job's takes into job.proj as one undo point; returns true, or nil and a message.
 function M.apply(job, status)
   local takes = status.takes or {}
   local problem = landing_problem(job, takes)
   if problem then
     return nil, problem
   end
-  reaper.PreventUIRefresh(1)
-  reaper.Undo_BeginBlock2(PROJECT)
   local insert = job.placement.kind == "new_takes" and insert_new_takes or insert_new_item
-  local flags = insert(job, takes)
-  reaper.Undo_EndBlock2(PROJECT, undo_label(job, takes), flags)
+  local state = { flags = UNDO_STATE_ALL }
+  reaper.PreventUIRefresh(1)
+  reaper.Undo_BeginBlock2(job.proj)
+  local ok, err = pcall(insert, job, takes, state)
+  local label = undo_label(job, takes)
+  reaper.Undo_EndBlock2(job.proj, ok and label or (label .. " (failed)"), state.flags)
   reaper.PreventUIRefresh(-1)
   reaper.UpdateArrange()
+  if not ok then
+    return nil, "REAPER refused the insertion (" .. tostring(err) .. "). The renders are at:\n" .. render_list(takes)
+  end
   return true
 end
 

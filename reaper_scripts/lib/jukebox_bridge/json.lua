@@ -1,5 +1,5 @@
 -- @description Jukebox Bridge library: minimal JSON encoder and decoder
--- @version 0.1.0
+-- @version 0.2.0
 -- @author Jukebox Bridge
 -- @noindex
 --

@@ -1,13 +1,15 @@
 -- @description Jukebox Bridge library: a small gfx window with one progress bar per job
--- @version 0.1.0
+-- @version 0.2.0
 -- @author Jukebox Bridge
 -- @noindex
 --
--- Closing the window only hides the progress: the jobs go on and their results are still inserted.
+-- The job runner owns it: one row per running job of every action. Closing the window only hides the
+-- progress (until the next job is handed over): the jobs go on and their results are still inserted.
 
 local M = {}
 
 local WIDTH, MARGIN, ROW_HEIGHT, TEXT_HEIGHT, BAR_HEIGHT = 460, 10, 42, 18, 8
+local ROWS = 6 -- rows the window is sized for
 local FONT_SLOT, FONT_FACE, FONT_SIZE = 1, "Arial", 14
 local FILLED = 1
 local WINDOW_CLOSED = -1 -- gfx.getchar() once the user closed the window
@@ -44,8 +46,11 @@ function M.describe(job)
   return text
 end
 
-function M.open(title, rows)
-  gfx.init(title, WIDTH, 2 * MARGIN + rows * ROW_HEIGHT)
+function M.open(title)
+  if window_open then
+    return
+  end
+  gfx.init(title, WIDTH, 2 * MARGIN + ROWS * ROW_HEIGHT)
   gfx.setfont(FONT_SLOT, FONT_FACE, FONT_SIZE)
   window_open = true
 end

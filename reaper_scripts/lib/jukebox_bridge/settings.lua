@@ -1,5 +1,5 @@
 -- @description Jukebox Bridge library: settings as a declarative table, stored with SetExtState
--- @version 0.1.0
+-- @version 0.2.0
 -- @author Jukebox Bridge
 -- @noindex
 --
@@ -25,7 +25,7 @@ M.SPECS = {
   { key = "bars", label = "Bars to generate (0: use seconds)", kind = "number", default = 0, min = 0, max = 512 },
   { key = "target_track", label = "Target track (source/new/selected)", kind = "choice", default = "source",
     choices = { "source", "new", "selected" } },
-  { key = "jobs_dir", label = "Job files folder (empty: temp)", kind = "string", default = "" },
+  { key = "jobs_dir", label = "Job files folder (empty: in REAPER's resource folder)", kind = "string", default = "" },
 }
 
 local BY_KEY = {}

@@ -1,5 +1,5 @@
 -- @description Jukebox Bridge library: talk to the engine through the jukebox-bridge client and a status file
--- @version 0.1.0
+-- @version 0.2.0
 -- @author Jukebox Bridge
 -- @noindex
 --
@@ -8,34 +8,43 @@
 --
 --   jukebox-bridge request VERB --host H --port P --json @REQUEST.json --status-file STATUS.json
 --
--- The client sends the OSC request, follows the job and rewrites STATUS.json atomically; the action
--- polls that file from its defer loop. The command goes through a small launcher script (sh on
--- macOS/Linux, cmd on Windows) so quoting is the shell's, never ExecProcess's, and the launcher writes
--- a "failed" status itself if the client cannot start at all.
+-- The client sends the OSC request, follows the job and rewrites STATUS.json atomically, with a
+-- heartbeat at least every few seconds; the job runner polls that file from its defer loop. The
+-- command goes through a small launcher script (sh on macOS/Linux, cmd on Windows, started there by a
+-- windowless VBScript so no console window opens per job) so quoting is the shell's, never
+-- ExecProcess's. When the client ends, the launcher writes its exit code to EXIT: a job whose status
+-- is not final by then failed, and the code says why.
+--
+-- Job files live under REAPER's resource folder (GetResourcePath() is UTF-8 on every system, unlike
+-- %TEMP% read through Lua's os.getenv, which is ANSI on Windows and breaks for non-ASCII user names).
 
 local json = require("jukebox_bridge.json")
 
 local M = {}
 
 local NO_WAIT_MINIMIZED = -2 -- ExecProcess: return at once, run minimised
-local JOBS_SUBDIR = "jukebox-bridge"
+local JOBS_SUBDIR = { "Data", "jukebox-bridge", "jobs" }
 local CLIENT_NAME = "jukebox-bridge"
-local SHELL_NOT_FOUND = 127
+M.NOT_FOUND_CODES = { [127] = true, [9009] = true } -- sh: command not found; cmd: not recognized
 
 local function is_windows()
   return reaper.GetOS():match("^Win") ~= nil
 end
 
-local function join(dir, name)
+local function join(dir, ...)
   local sep = is_windows() and "\\" or "/"
-  if dir:sub(-1) == "/" or dir:sub(-1) == "\\" then
-    return dir .. name
+  for _, name in ipairs({ ... }) do
+    if dir:sub(-1) == "/" or dir:sub(-1) == "\\" then
+      dir = dir .. name
+    else
+      dir = dir .. sep .. name
+    end
   end
-  return dir .. sep .. name
+  return dir
 end
 
 -- The folder holding the action files (this file is lib/jukebox_bridge/transport.lua below it).
-local function scripts_dir()
+function M.scripts_dir()
   local source = debug.getinfo(1, "S").source:gsub("^@", "")
   return source:match("^(.*[/\\])lib[/\\]jukebox_bridge[/\\][^/\\]+$") or ""
 end
@@ -43,8 +52,7 @@ end
 function M.jobs_dir(cfg)
   local dir = cfg.jobs_dir
   if dir == nil or dir == "" then
-    local temp = is_windows() and (os.getenv("TEMP") or os.getenv("TMP")) or os.getenv("TMPDIR") or "/tmp"
-    dir = join(temp, JOBS_SUBDIR)
+    dir = join(reaper.GetResourcePath(), table.unpack(JOBS_SUBDIR))
   end
   reaper.RecursiveCreateDirectory(dir, 0)
   return dir
@@ -63,14 +71,38 @@ local function quote(text)
   return is_windows() and cmd_quote(text) or sh_quote(text)
 end
 
--- Where the client is looked for when the setting is empty, in order; the last is a bare name (PATH).
-function M.client_candidates()
-  local root = scripts_dir() .. ".."
-  local home = os.getenv("HOME") or os.getenv("USERPROFILE") or ""
+-- The user's home folder. On Windows it is taken from the resource path when that is the standard
+-- ...\AppData\Roaming\REAPER (UTF-8), since %USERPROFILE% through os.getenv is ANSI there.
+local function home_dir()
   if is_windows() then
-    return { join(root, ".venv\\Scripts\\jukebox-bridge.exe"), CLIENT_NAME }
+    local home = reaper.GetResourcePath():match("^(.*)[/\\][Aa]pp[Dd]ata[/\\][Rr]oaming[/\\][^/\\]+$")
+    return home or os.getenv("USERPROFILE") or ""
   end
-  return { join(root, ".venv/bin/jukebox-bridge"), join(home, ".local/bin/jukebox-bridge"), CLIENT_NAME }
+  return os.getenv("HOME") or ""
+end
+
+-- Where the client is looked for when the setting is empty, in order; the last is a bare name (PATH).
+-- pipx puts it in ~/.local/bin on every system (or $PIPX_BIN_DIR).
+function M.client_candidates()
+  local root = M.scripts_dir() .. ".."
+  local home = home_dir()
+  local pipx_bin = os.getenv("PIPX_BIN_DIR")
+  local list = {}
+  if is_windows() then
+    list[#list + 1] = join(root, ".venv", "Scripts", "jukebox-bridge.exe")
+    if pipx_bin and pipx_bin ~= "" then
+      list[#list + 1] = join(pipx_bin, "jukebox-bridge.exe")
+    end
+    list[#list + 1] = join(home, ".local", "bin", "jukebox-bridge.exe")
+  else
+    list[#list + 1] = join(root, ".venv", "bin", "jukebox-bridge")
+    if pipx_bin and pipx_bin ~= "" then
+      list[#list + 1] = join(pipx_bin, "jukebox-bridge")
+    end
+    list[#list + 1] = join(home, ".local", "bin", "jukebox-bridge")
+  end
+  list[#list + 1] = CLIENT_NAME
+  return list
 end
 
 -- The client as a launcher-ready command prefix: the setting if given (a path is quoted, anything
@@ -101,48 +133,61 @@ local function job_files(dir)
     key = key,
     request = base .. ".request.json",
     status = base .. ".status.json",
+    exit = base .. ".exit",
     log = base .. ".log",
+    spec = base .. ".job.json",
     launcher = base .. (is_windows() and ".cmd" or ".sh"),
+    hidden = is_windows() and (base .. ".vbs") or nil,
   }
 end
 
-local function client_failed_json(message)
-  return json.encode({ state = "failed", takes = json.array(), error = { code = "client_failed", message = message } })
-end
-
 local function sh_launcher(client, args, files)
-  local not_found = client_failed_json("Could not run the Jukebox Bridge client (" .. client .. "). "
-    .. "Set 'Client command' in Jukebox Bridge - Settings to the full path of jukebox-bridge.")
-  local other = client_failed_json("The Jukebox Bridge client stopped before reporting; see " .. files.log)
-  local status, tmp = sh_quote(files.status), sh_quote(files.status .. ".tmp")
+  local exit, tmp = sh_quote(files.exit), sh_quote(files.exit .. ".tmp")
   return table.concat({
     "#!/bin/sh",
     "# Jukebox Bridge job launcher, written by the ReaScript (safe to delete).",
     client .. " " .. args .. " >>" .. sh_quote(files.log) .. " 2>&1",
     "code=$?",
-    "if [ ! -f " .. status .. " ]; then",
-    "  if [ $code -eq " .. SHELL_NOT_FOUND .. " ]; then printf '%s' " .. sh_quote(not_found) .. " > " .. tmp .. ";",
-    "  else printf '%s' " .. sh_quote(other) .. " > " .. tmp .. "; fi",
-    "  mv -f " .. tmp .. " " .. status,
-    "fi",
+    "printf '%s\\n' \"$code\" > " .. tmp .. " && mv -f " .. tmp .. " " .. exit,
     "",
   }, "\n")
 end
 
 local function cmd_launcher(client, args, files)
-  local failed = client_failed_json("The Jukebox Bridge client could not start or stopped before reporting. "
-    .. "Set 'Client command' in Jukebox Bridge - Settings; see the log " .. files.log)
-  failed = failed:gsub("%%", "%%%%"):gsub("[&|<>^]", "^%0")
-  local status = cmd_quote(files.status)
+  local exit, tmp = cmd_quote(files.exit), cmd_quote(files.exit .. ".tmp")
   return table.concat({
     "@echo off",
     "rem Jukebox Bridge job launcher, written by the ReaScript (safe to delete).",
     "chcp 65001 >nul",
     client .. " " .. args .. " >>" .. cmd_quote(files.log) .. " 2>&1",
-    "if not exist " .. status .. " (",
-    "  >" .. cmd_quote(files.status .. ".tmp") .. " echo " .. failed,
-    "  move /y " .. cmd_quote(files.status .. ".tmp") .. " " .. status .. " >nul",
-    ")",
+    "set code=%ERRORLEVEL%",
+    ">" .. tmp .. " echo %code%",
+    "move /y " .. tmp .. " " .. exit .. " >nul",
+    "",
+  }, "\r\n")
+end
+
+-- UTF-8 -> UTF-16LE with a byte order mark: the encoding Windows Script Host reads for any path.
+local function utf16le(text)
+  local out = { "\255\254" }
+  for _, code in utf8.codes(text) do
+    if code >= 0x10000 then
+      code = code - 0x10000
+      local high, low = 0xD800 + (code >> 10), 0xDC00 + (code & 0x3FF)
+      out[#out + 1] = string.char(high & 0xFF, high >> 8, low & 0xFF, low >> 8)
+    else
+      out[#out + 1] = string.char(code & 0xFF, code >> 8)
+    end
+  end
+  return table.concat(out)
+end
+
+-- A VBScript that runs the .cmd launcher with no window (WScript.Shell.Run, window style 0).
+function M.hidden_launcher_text(files)
+  local command = 'cmd.exe /D /C ""' .. files.launcher .. '""'
+  return table.concat({
+    "' Jukebox Bridge: runs the job launcher without a console window (safe to delete).",
+    'CreateObject("WScript.Shell").Run "' .. command:gsub('"', '""') .. '", 0, False',
     "",
   }, "\r\n")
 end
@@ -169,13 +214,25 @@ local function write_file(path, text)
   f:close()
   return true
 end
+M.write_file = write_file
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then
+    return nil
+  end
+  local text = f:read("a")
+  f:close()
+  return text
+end
+M.read_file = read_file
 
 -- ExecProcess command line that runs a launcher (double quotes: no path we write contains one).
-function M.exec_command(launcher)
+function M.exec_command(files)
   if is_windows() then
-    return 'cmd.exe /C "' .. launcher .. '"'
+    return 'wscript.exe //B //Nologo "' .. files.hidden .. '"'
   end
-  return '/bin/sh "' .. launcher .. '"'
+  return '/bin/sh "' .. files.launcher .. '"'
 end
 
 -- Starts `jukebox-bridge request VERB` in the background; returns a job handle, or nil and a message.
@@ -189,36 +246,46 @@ function M.start(verb, fields, cfg)
   if ok then
     ok, err = write_file(files.launcher, M.launcher_text(M.client_command(cfg), verb, cfg, files))
   end
+  if ok and files.hidden then
+    ok, err = write_file(files.hidden, utf16le(M.hidden_launcher_text(files)))
+  end
   if not ok then
     return nil, "Could not write the job files in " .. dir .. ": " .. tostring(err)
   end
-  local command = M.exec_command(files.launcher)
+  local command = M.exec_command(files)
   if reaper.ExecProcess(command, NO_WAIT_MINIMIZED) == nil then
     return nil, "REAPER could not start the Jukebox Bridge client (" .. command .. ")."
   end
   return { verb = verb, files = files, command = command, started = reaper.time_precise() }
 end
 
--- The job's latest status table, or nil while the client has not written one yet.
+-- The job's latest status table (nil while the client has not written a whole one yet), and the
+-- file's raw text (nil if there is no file).
 function M.read_status(job)
-  local f = io.open(job.files.status, "rb")
-  if not f then
-    return nil
+  local text = read_file(job.files.status)
+  if not text then
+    return nil, nil
   end
-  local text = f:read("a")
-  f:close()
   local status = json.try_decode(text)
   if type(status) ~= "table" or type(status.state) ~= "string" then
-    return nil
+    return nil, text
   end
-  return status
+  return status, text
+end
+
+-- The client's exit code once it has ended (written by the launcher), else nil.
+function M.read_exit_code(job)
+  local text = read_file(job.files.exit)
+  return text and tonumber(text) or nil
 end
 
 -- Removes the job's files; the log is kept when asked (it is named in failure messages).
 function M.cleanup(job, keep_log)
   local files = job.files
-  for _, path in ipairs({ files.request, files.status, files.launcher }) do
-    os.remove(path)
+  for _, key in ipairs({ "request", "status", "exit", "launcher", "hidden", "spec" }) do
+    if files[key] then
+      os.remove(files[key])
+    end
   end
   if not keep_log then
     os.remove(files.log)

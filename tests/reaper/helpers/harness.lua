@@ -49,12 +49,37 @@ function H.write_file(path, text)
   f:close()
 end
 
--- The library's modules are reloaded for every action run, as REAPER gives each run a fresh Lua state.
+-- The library's modules are reloaded for every script run, as REAPER gives each script its own Lua state.
+local function is_library(name)
+  return name == "jukebox_bridge" or name:match("^jukebox_bridge%.") ~= nil
+end
+
 local function forget_library()
   for name in pairs(package.loaded) do
-    if name == "jukebox_bridge" or name:match("^jukebox_bridge%.") then
+    if is_library(name) then
       package.loaded[name] = nil
     end
+  end
+end
+
+-- Runs a script file in a fresh library state (a script started from inside another one, as the job
+-- runner is, gets its own modules; the caller's are put back afterwards).
+local function load_script(fake, path)
+  local saved = {}
+  for name, mod in pairs(package.loaded) do
+    if is_library(name) then
+      saved[name] = mod
+    end
+  end
+  forget_library()
+  _G.reaper, _G.gfx = fake.reaper, fake.gfx
+  local ok, err = pcall(dofile, path)
+  forget_library()
+  for name, mod in pairs(saved) do
+    package.loaded[name] = mod
+  end
+  if not ok then
+    error(err, 0)
   end
 end
 
@@ -67,6 +92,7 @@ end
 -- A fake with an empty project whose job files go to a fresh temp folder.
 function H.new_fake()
   local fake = Fake.new()
+  fake.script_loader = function(path) load_script(fake, path) end
   fake.jobs_dir = H.temp_dir()
   fake.ext[H.SECTION .. "/jobs_dir"] = { value = fake.jobs_dir, persist = true }
   fake.ext[H.SECTION .. "/client"] = { value = "jukebox-bridge-under-test", persist = true }
@@ -88,11 +114,16 @@ function H.action_file(name)
   return H.SCRIPTS .. "Jukebox Bridge - " .. name .. ".lua"
 end
 
+H.RUNNER = "Job runner"
+
 -- Runs one action file as REAPER would (globals `reaper` and `gfx`, fresh modules).
 function H.run_action(fake, name)
-  forget_library()
-  _G.reaper, _G.gfx = fake.reaper, fake.gfx
-  dofile(H.action_file(name))
+  fake:run_script(H.action_file(name))
+end
+
+-- Whether the job runner script is running (has deferred work queued).
+function H.runner_running(fake)
+  return fake:is_running(H.action_file(H.RUNNER))
 end
 
 local function unquote_sh(text)

@@ -92,10 +92,13 @@ describe("bad cases", function()
     assert_refused(fake, TITLE, "is an empty item")
   end)
 
-  it("refuses a reversed or section source", function()
-    H.guitar_project(fake, { type = "SECTION" })
+  it("refuses a reversed take (a reversed section source)", function()
+    local track = fake:add_track("T")
+    local file = fake:add_source({ path = fake.jobs_dir .. "/riff.wav", length = 30 })
+    fake:add_item(track, { position = 1, length = 2, selected = true,
+      takes = { { source = fake:add_section(file, 0, 30, true), name = "Rev" } } })
     H.run_action(fake, CONTINUE)
-    assert_refused(fake, TITLE, "glue it first")
+    assert_refused(fake, TITLE, '"Rev" on track 1 plays its source reversed; glue it first')
   end)
 
   it("refuses a source format the engine cannot read", function()

@@ -64,8 +64,8 @@ describe("Continue selected items", function()
     assert.are.equal(0.95, r.temperature)
     assert.are.equal(3, r.takes)
     assert.are.equal("draft", r.quality)
-    assert.are.equal(8.0, r.bars)
-    assert.is_nil(r.seconds)
+    assert.are.equal(20.0, r.seconds) -- 8 bars of 4/4 at 96 BPM, sent as seconds
+    assert.is_nil(r.bars) -- the engine's `bars` assumes 4/4 at one tempo: never sent
   end)
 
   it("uses the device rate when the project does not force one, and a mono source's channel count", function()
@@ -164,7 +164,7 @@ describe("Continue selected items", function()
     assert.is_not_nil(item2)
   end)
 
-  it("shows progress in a gfx window titled with the script name and closes it when done", function()
+  it("shows progress in the job runner's gfx window and closes it when done", function()
     H.run_action(fake, ACTION)
     local job = H.job(fake)
     H.write_status(job.status_path, { state = "running", job_id = "j", fraction = 0.25, stage = "sampling level 2",
@@ -172,7 +172,7 @@ describe("Continue selected items", function()
     fake:run_deferred()
     local init = fake.gfx_calls[1]
     assert.are.equal("init", init.name)
-    assert.are.equal(TITLE, init.args[1])
+    assert.are.equal("Jukebox Bridge - Job runner", init.args[1])
     local drawn = {}
     for _, call in ipairs(fake.gfx_calls) do
       if call.name == "drawstr" then

@@ -96,20 +96,26 @@ describe("transport", function()
     assert.truthy(H.job(fake).line:find("^jukebox%-bridge request 'continue'"))
   end)
 
-  it("writes a cmd launcher on Windows", function()
+  it("on Windows: a cmd launcher started by a windowless VBScript (no console window per job)", function()
     fake.os_name = "Win64"
     H.set_setting(fake, "jobs_dir", fake.jobs_dir .. "/") -- keep the "\\"-joined files inside the temp folder
     H.set_setting(fake, "client", "C:\\Program Files\\jb\\jukebox-bridge.exe")
     fake:add_file("C:\\Program Files\\jb\\jukebox-bridge.exe", {})
     H.run_action(fake, "Continue selected items")
     local command = fake.execs[1].command
-    local launcher = command:match('^cmd%.exe /C "(.*)"$')
-    assert.is_not_nil(launcher, command)
-    assert.truthy(launcher:match("%.cmd$"))
+    local vbs = command:match('^wscript%.exe //B //Nologo "(.*%.vbs)"$')
+    assert.is_not_nil(vbs, command)
+    local launcher = vbs:gsub("%.vbs$", ".cmd")
     local text = H.read_file(launcher)
     assert.truthy(text:find('"C:\\Program Files\\jb\\jukebox-bridge.exe" request "continue" --host "127.0.0.1"',
       1, true))
-    assert.truthy(text:find("\r\nif not exist ", 1, true))
-    assert.truthy(text:find('"state":"failed"', 1, true))
+    assert.truthy(text:find("\r\nset code=%ERRORLEVEL%\r\n", 1, true))
+    assert.truthy(text:find('.exit.tmp" echo %code%', 1, true))
+    -- the VBScript is UTF-16LE with a byte order mark, and runs the .cmd hidden (window style 0)
+    local script = H.read_file(vbs)
+    assert.are.equal("\255\254", script:sub(1, 2))
+    local ascii = script:sub(3):gsub("(.)%z", "%1")
+    assert.truthy(ascii:find('CreateObject("WScript.Shell").Run "cmd.exe /D /C """"' .. launcher .. '""""", 0, False',
+      1, true), ascii)
   end)
 end)

@@ -1,0 +1,425 @@
+"""Nothing lost, nothing stuck: the job queue on a full, read-only or deleted disk, two queues on one folder, jobs
+that keep killing the engine, a fair queue, and bad input refused before any work.
+
+Disk failures are real: a small tmpfs mounted for the test (the suite runs as root). Where mounting is not
+allowed, the same failure is injected where the kernel would raise it (the WAV writer and SQLite).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import sqlite3
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from engine.io import audio as audio_module
+from engine.io import publish
+from engine.io.files import storage_message
+from engine.io.takes import RenderedTake
+from engine.jobs.lock import FolderLock, FolderLocked
+from engine.jobs.queue import JobFinished, JobQueue
+from engine.request import RenderRequest, RequestError
+from engine.weights.debug import debug_models
+
+from .test_jobs import MODELS, Crash, Events, SineRenderer, make, req, wavs
+
+pytestmark = pytest.mark.timeout(90)
+
+
+# ---------------------------------------------------------------- a small disk
+
+
+class SmallDisk:
+    """A tmpfs of ``size_kb`` at ``path`` (or, where mounting is not allowed, a plain folder whose "disk full"
+    is injected); ``fill(leave_kb)`` uses up all but ``leave_kb`` of it, ``free()`` gives the space back."""
+
+    def __init__(self, path: Path, size_kb: int) -> None:
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        self.real = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(path)],
+                                   capture_output=True).returncode == 0
+        self.filler = path / "filler.bin"
+        self.injected = False
+
+    def fill(self, leave_kb: int = 0) -> None:
+        if not self.real:
+            self.injected = True
+            return
+        fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        try:
+            while True:
+                os.write(fd, b"\0" * 4096)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+        finally:
+            os.close(fd)
+        if leave_kb:
+            os.truncate(self.filler, max(0, self.filler.stat().st_size - leave_kb * 1024))
+
+    def free(self) -> None:
+        self.injected = False
+        self.filler.unlink(missing_ok=True)
+
+    def read_only(self) -> None:
+        assert self.real
+        subprocess.run(["mount", "-o", "remount,ro", str(self.path)], check=True)
+
+    def close(self) -> None:
+        if self.real:
+            subprocess.run(["umount", "-l", str(self.path)], capture_output=True)
+
+
+@pytest.fixture
+def disk(tmp_path, monkeypatch):
+    d = SmallDisk(tmp_path / "disk", 1024)
+    if not d.real:  # the kernel's answers, injected where it would give them
+        real_publish, real_write = audio_module._publish_wav, sqlite3.Connection.execute
+
+        def publish_wav(path, *a, **kw):
+            if d.injected:
+                raise OSError(errno.ENOSPC, "No space left on device", str(path))
+            return real_publish(path, *a, **kw)
+
+        monkeypatch.setattr(audio_module, "_publish_wav", publish_wav)
+        monkeypatch.setattr("engine.jobs.journal.Journal._write", _injected_journal(d))
+    yield d
+    d.close()
+
+
+def _injected_journal(d: SmallDisk):
+    from engine.jobs.journal import Journal
+
+    real = Journal._write
+
+    def write(self, sql, args):
+        if d.injected and not sql.startswith("UPDATE"):
+            with self._storage():
+                raise sqlite3.OperationalError("database or disk is full")
+        return real(self, sql, args)
+
+    return write
+
+
+def long_req(**fields) -> RenderRequest:
+    return req(**{"seconds": 2.0, **fields})  # 2 s, 48 kHz stereo 24-bit: a 576 KB take
+
+
+def test_a_full_disk_fails_the_job_with_a_message_naming_it_and_the_engine_recovers(disk):
+    q, events, renderer = make(disk.path)
+    q.start()
+    try:
+        disk.fill(leave_kb=200)  # room for the journal, not for the take
+        job = q.submit(long_req(), "h 1")
+        finished = events.wait_finished(job.id)
+        assert (finished.state, finished.takes, finished.error[0]) == ("failed", 0, "render_failed")
+        message = finished.error[1]
+        assert message.startswith(f"disk full: {disk.path}") and "Free some space" in message, message
+        assert "Error" not in message  # no bare exception names
+        assert wavs(disk.path) == [] and not list(disk.path.glob("*.json"))
+        assert not list((disk.path / ".jukebox" / "work").rglob("*.wav"))  # nothing half-written left behind
+        disk.free()
+        again = q.submit(long_req(), "h 1")
+        assert events.wait_finished(again.id).state == "done" and len(wavs(disk.path)) == 1
+    finally:
+        q.stop()
+
+
+def test_a_full_journal_refuses_the_job_and_is_not_internal(disk):
+    q, events, _ = make(disk.path)
+    q.start()
+    try:
+        disk.fill()
+        with pytest.raises(RequestError) as info:
+            q.submit(long_req(), "h 1")
+        assert info.value.code == "render_failed"
+        assert str(info.value).startswith(f"not accepted: disk full: {disk.path / '.jukebox' / 'journal.sqlite3'}")
+        assert q.jobs() == []
+    finally:
+        q.stop()
+
+
+def test_a_job_popped_while_the_disk_is_full_ends_failed_not_queued_forever(disk):
+    q, events, _ = make(disk.path)
+    jobs = [q.submit(long_req(), "h 1") for _ in range(2)]
+    disk.fill()
+    q.start()
+    try:
+        for job in jobs:
+            finished = events.wait_finished(job.id, timeout=30)
+            assert finished.state == "failed" and finished.error[1].startswith(f"disk full: {disk.path}")
+        assert not [j for j in q.jobs() if j.state in ("queued", "running")]
+    finally:
+        q.stop()
+
+
+def test_cancel_on_a_full_disk_still_finishes_every_job(disk):
+    renderer = SineRenderer(steps=50)
+    q, events, _ = make(disk.path, renderer)
+    renderer.gate.clear()
+    q.start()
+    try:
+        running, queued = q.submit(req(), "h 1"), q.submit(req(), "h 1")
+        assert renderer.inside.wait(10)
+        disk.fill()
+        assert q.cancel(None) == 2
+        renderer.gate.set()
+        for job in (running, queued):
+            assert events.wait_finished(job.id).state == "cancelled"
+            assert len(events.of(job.id, JobFinished)) == 1
+    finally:
+        q.stop()
+
+
+def test_a_read_only_render_folder_fails_the_job_and_says_so(disk):
+    if not disk.real:
+        pytest.fail("remounting read-only needs root (the suite runs as root)")
+    renderer = SineRenderer(steps=2)
+    q, events, _ = make(disk.path, renderer)
+    renderer.gate.clear()
+    q.start()
+    try:
+        job = q.submit(req(), "h 1")
+        assert renderer.inside.wait(10)
+        disk.read_only()
+        renderer.gate.set()
+        finished = events.wait_finished(job.id)
+        assert finished.state == "failed" and finished.error[1].startswith(f"read_only: {disk.path}"), finished
+        with pytest.raises(RequestError, match="^not accepted: read_only: "):
+            q.submit(req(), "h 1")
+    finally:
+        q.stop()
+
+
+def test_a_render_folder_deleted_under_a_running_job_fails_it_and_is_not_recreated(tmp_path):
+    renders = tmp_path / "renders"
+    renderer = SineRenderer(steps=3)
+    q, events, _ = make(renders, renderer)
+    renderer.gate.clear()
+    q.start()
+    try:
+        job = q.submit(req(), "h 1")
+        assert renderer.inside.wait(10)
+        shutil.rmtree(renders)
+        renderer.gate.set()
+        finished = events.wait_finished(job.id)
+        assert finished.state == "failed"
+        assert finished.error[1].startswith(f"folder missing: {renders}. It was deleted or moved"), finished.error
+        assert not renders.exists()  # no take written into a folder the engine made up again
+        with pytest.raises(RequestError, match=f"^not accepted: folder missing: {renders}"):
+            q.submit(req(), "h 1")
+    finally:
+        q.stop()
+
+
+def test_storage_messages_name_the_problem_the_path_and_what_to_do():
+    cases = {errno.ENOSPC: "disk full: /r/a.wav. Free some space", errno.EROFS: "read_only: /r/a.wav. The disk is",
+             errno.ENOENT: "folder missing: /r/a.wav.", errno.EACCES: "not writable: /r/a.wav.",
+             errno.EIO: "I/O error: /r/a.wav."}
+    for code, start in cases.items():
+        assert storage_message(OSError(code, os.strerror(code), "/r/a.wav")).startswith(start)
+    wrapped = audio_module.AudioError("could not publish")
+    wrapped.__cause__ = OSError(errno.EROFS, "Read-only file system", "/r/b.wav")
+    assert storage_message(wrapped).startswith("read_only: /r/b.wav")
+    assert storage_message(sqlite3.OperationalError("database or disk is full"), "/j.db").startswith("disk full: /j.db")
+    assert storage_message(sqlite3.OperationalError("no such column: x")) is None
+    assert storage_message(RuntimeError("boom")) is None
+
+
+def test_an_exception_without_text_reaches_the_producer_with_what_to_do(tmp_path):
+    q, events, _ = make(tmp_path, SineRenderer(fail=AssertionError()))
+    q.start()
+    try:
+        finished = events.wait_finished(q.submit(req(), "h 1").id)
+    finally:
+        q.stop()
+    assert finished.error[1].startswith("the render stopped with AssertionError and no details; the engine's log")
+
+
+# ---------------------------------------------------------------- one engine per folder
+
+
+def test_a_second_queue_on_the_same_folder_is_refused_until_the_first_stops(tmp_path):
+    first = JobQueue(tmp_path, MODELS, SineRenderer(), Events(), lock=FolderLock(tmp_path / ".jukebox",
+                                                                                 {"port": 9555}))
+    with pytest.raises(FolderLocked) as info:
+        JobQueue(tmp_path, MODELS, SineRenderer(), Events())
+    assert f"pid {os.getpid()}, OSC port 9555" in str(info.value) and "--render-dir" in str(info.value)
+    first.stop()
+    second = JobQueue(tmp_path, MODELS, SineRenderer(), Events())
+    second.stop()
+
+
+# ---------------------------------------------------------------- bounded retries, journalled cancels
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_job_that_kills_the_engine_three_times_ends_failed_and_a_graceful_stop_does_not_count(tmp_path):
+    job = None
+    for attempt in range(3):
+        renderer = SineRenderer(steps=5, crash_at=1)
+        q, events, _ = make(tmp_path, renderer)
+        if job is None:
+            job = q.submit(req(), "h 1")
+        else:
+            assert q.get(job.id).state == "queued"
+        if attempt == 1:  # a graceful stop in between: not a crash
+            gated = SineRenderer(steps=5)
+            gated.gate.clear()
+            q.renderer = gated
+            q.start()
+            assert gated.inside.wait(10)
+            threading.Timer(0.1, gated.gate.set).start()
+            q.stop()
+            q, events, _ = make(tmp_path, renderer)
+        q.start()
+        assert renderer.crashed.wait(20)
+        q._threads[0].join(20)  # the worker dies in the "crash": the journal says running
+        q.stop()
+    q, events, renderer = make(tmp_path)
+    assert q.get(job.id).state == "failed"
+    q.start()
+    try:
+        finished = events.wait_finished(job.id)  # whoever waited for it hears
+        assert finished.state == "failed" and finished.error[0] == "render_failed"
+        assert finished.error[1].startswith("the engine stopped 3 times while rendering this job")
+        assert renderer.calls == []
+    finally:
+        q.stop()
+
+
+def test_a_cancel_is_journalled_so_the_job_does_not_come_back_after_a_crash(tmp_path):
+    renderer = SineRenderer(steps=50)
+    q, events, _ = make(tmp_path, renderer)
+    renderer.gate.clear()
+    q.start()
+    job = q.submit(req(), "h 1")
+    assert renderer.inside.wait(10)
+    q.cancel(job.id)
+    q._stopping = True  # the engine dies before the renderer looks at its cancel token: nothing more is written
+    q.journal.close()
+    renderer.gate.set()
+    q._threads[0].join(10)
+    q.lock.release()
+    q2, events2, renderer2 = make(tmp_path)
+    assert q2.get(job.id).state == "cancelled"
+    q2.start()
+    try:
+        assert events2.wait_finished(job.id).state == "cancelled" and renderer2.calls == []
+    finally:
+        q2.stop()
+
+
+# ---------------------------------------------------------------- a fair queue
+
+
+def test_clients_take_turns_and_drafts_go_first_within_a_client(tmp_path):
+    renderer = SineRenderer(steps=1)
+    q, events, _ = make(tmp_path, renderer)
+    greedy = [q.submit(req(quality="draft"), "10.0.0.1 9000") for _ in range(20)]
+    other = [q.submit(req(), "10.0.0.2 9000"), q.submit(req(quality="draft"), "10.0.0.2 9000")]
+    q.start()
+    try:
+        for job in greedy + other:
+            events.wait_finished(job.id)
+    finally:
+        q.stop()
+    order = [call[0] for call in renderer.calls]
+    assert order[:4] == [greedy[0].id, other[1].id, greedy[1].id, other[0].id], order
+
+
+# ---------------------------------------------------------------- bad input, refused before work
+
+
+@pytest.mark.parametrize("field", ["artist", "genre", "lyrics", "chain", "source"])
+def test_lone_surrogates_and_control_characters_are_bad_values_in_every_string_field(tmp_path, field):
+    for bad in ("Nina\udc80", "Nina\x1b[2J", "Nina\x00"):
+        with pytest.raises(RequestError) as info:
+            RenderRequest.from_fields("continue", {"source": "/a.wav", field: bad})
+        assert (info.value.code, info.value.field) == ("bad_value", field) and "character" in str(info.value)
+    assert RenderRequest.from_fields("generate", {"lyrics": "line one\nline two\tend"}).lyrics.count("\n") == 1
+
+
+def test_a_sidecar_that_cannot_be_written_leaves_no_wav(tmp_path):
+    rendered = RenderedTake(1, np.zeros((4800, 2), np.float32), 0.0, 1, codes={})
+    r = req(artist=None)
+    path = tmp_path / "take.wav"
+    with pytest.raises(UnicodeEncodeError):  # a value no UTF-8 file can hold reached the sidecar
+        publish.publish_take(path, tmp_path / "staging", rendered, r, {"artist": "Nina\udc80"})
+    assert not path.exists() and not path.with_suffix(".json").exists()
+    assert not list((tmp_path / "staging").iterdir())
+    publish.publish_take(path, tmp_path / "staging", rendered, r, {"artist": "Nina"})
+    assert sf.info(path).frames == 4800 and path.with_suffix(".json").exists()
+
+
+def test_a_wav_that_cannot_be_linked_takes_its_new_sidecar_away(tmp_path, monkeypatch):
+    rendered = RenderedTake(1, np.zeros((4800, 2), np.float32), 0.0, 1, codes={})
+    path = tmp_path / "take.wav"
+    real = publish._link_into_place
+
+    def refuse_wav(tmp, target):
+        if target.suffix == ".wav":
+            raise audio_module.AudioError("could not publish") from OSError(errno.ENOSPC, "full", str(target))
+        return real(tmp, target)
+
+    monkeypatch.setattr(publish, "_link_into_place", refuse_wav)
+    with pytest.raises(audio_module.AudioError):
+        publish.publish_take(path, tmp_path / "staging", rendered, req(), {"a": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["staging"]
+
+
+def _truncated_wav(tmp_path: Path, name: str = "cut.wav") -> Path:
+    path = tmp_path / name
+    sf.write(path, np.zeros((48000, 2), np.float32), 48000, subtype="PCM_24")
+    os.truncate(path, path.stat().st_size // 2)  # the header still promises 1 s
+    return path
+
+
+def test_a_truncated_wav_is_refused_at_submission_naming_the_truncation(tmp_path):
+    path = _truncated_wav(tmp_path)
+    q, _, renderer = make(tmp_path / "renders")
+    try:
+        with pytest.raises(RequestError) as info:
+            q.submit(req("continue", source=str(path), length=0.2), "h 1")
+        assert info.value.code == "not_audio" and "is truncated: its header promises 48000 frames" in str(info.value)
+        assert q.jobs() == [] and renderer.calls == []
+    finally:
+        q.stop()
+    whole = tmp_path / "whole.wav"  # a complete file, and one whose recorder left the size "unknown", are fine
+    sf.write(whole, np.zeros((4800, 1), np.float32), 48000)
+    assert audio_module.truncation(whole) is None
+
+
+def test_a_truncated_flac_is_refused_too(tmp_path):
+    path = tmp_path / "cut.flac"
+    sf.write(path, np.random.default_rng(0).uniform(-0.5, 0.5, (96000, 1)).astype(np.float32), 48000)
+    os.truncate(path, path.stat().st_size // 2)
+    assert "is truncated" in audio_module.truncation(path)
+
+
+@pytest.mark.parametrize("fields,field", [({"seconds": 1e-9}, "seconds"), ({"seconds": 0.001}, "seconds"),
+                                          ({"bars": 0.0001, "tempo": 120}, "bars")])
+def test_lengths_below_one_top_level_token_are_bad_values_with_the_minimum(tmp_path, fields, field):
+    q, _, renderer = make(tmp_path)
+    token = MODELS.vqvae.hop_lengths[-1] / MODELS.sample_rate
+    try:
+        with pytest.raises(RequestError) as info:
+            q.submit(req(**fields), "h 1")
+        assert (info.value.code, info.value.field) == ("bad_value", field)
+        assert f"the minimum is {token:.6f} s" in str(info.value)
+        wav = tmp_path / "in.wav"
+        sf.write(wav, np.zeros((48000, 1), np.float32), 48000)
+        with pytest.raises(RequestError) as info:
+            q.submit(req("rerender", source=str(wav), length=0.001), "h 1")
+        assert (info.value.code, info.value.field) == ("bad_value", "length")
+        assert q.jobs() == [] and wavs(tmp_path) == []
+    finally:
+        q.stop()

@@ -1,0 +1,179 @@
+"""Training the default model's pipeline end to end on a tiny corpus made here: the data build (and its resume),
+a few steps of the VQ-VAE and a prior, each resumed from its checkpoint to the same weights as an uninterrupted
+run, a warm start from a model folder, and the export loading and rendering."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from engine.request import RenderRequest
+from engine.runtime.progress import CancelToken
+from engine.train import commands, data
+from engine.train.data import Item, load_manifest, split_of, write_vocab
+
+SR = data.SAMPLE_RATE
+
+
+def _tone(seconds: float, freq: float, sr: int = SR, seed: int = 0) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    noise = np.random.default_rng(seed).standard_normal(len(t))
+    return (0.3 * np.sin(2 * np.pi * freq * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t)) + 0.02 * noise).astype(np.float32)
+
+
+def _ids(split: str, n: int, prefix: str) -> list[str]:
+    """The first ``n`` ids ``prefix-k`` the corpus's hash split puts in ``split``."""
+    return [i for i in (f"{prefix}-{k}" for k in range(1000)) if split_of(i) == split][:n]
+
+
+def _build(out: Path, monkeypatch, failing: set[str] = frozenset(), calls: list | None = None) -> list[Item]:
+    """``data.build`` of the music21 scores, replaced by synthetic renders (no music21, fluidsynth or downloads;
+    the Debian recordings are tested, offline, in test_data_build.py)."""
+    calls = [] if calls is None else calls
+    scores = [(Item(i, "johann sebastian bach", "chorale", "public domain", f"test:{i}"), Path(i))
+              for i in _ids("train", 2, "m21-test") + _ids("heldout", 1, "m21-test")]
+
+    def render_score(path, item_id, genre, fluidsynth):
+        calls.append(item_id)
+        if item_id in failing:
+            raise RuntimeError("unparsable")
+        return _tone(7.0, 220.0, seed=len(calls)), (19, 48)
+
+    monkeypatch.setattr(data, "scores_missing", lambda: [])
+    monkeypatch.setattr(data, "music21_items", lambda: iter(scores))
+    monkeypatch.setattr(data, "render_score", render_score)
+    monkeypatch.setattr(data.shutil, "which", lambda name: f"/usr/bin/{name}")
+    soundfont = out.parent / "fake.sf2"
+    soundfont.write_bytes(b"")
+    monkeypatch.setattr(data, "SOUNDFONT", soundfont)
+    return data.build(out, sources=["scores"], log=lambda line: None)
+
+
+def test_the_data_build_writes_flacs_and_a_manifest_and_resumes(tmp_path, monkeypatch):
+    out = tmp_path / "corpus"
+    calls: list[str] = []
+    failing = _ids("train", 2, "m21-test")[1]
+    items = _build(out, monkeypatch, failing={failing}, calls=calls)
+    assert len(calls) == 3 and len(items) == 2  # the unparsable score is skipped, not fatal
+    manifest = load_manifest(out)
+    assert manifest == items and {it.split for it in items} == {"train", "heldout"}
+    for it in items:
+        x, sr = sf.read(out / "audio" / f"{it.id}.flac", dtype="float32")
+        assert sr == SR and it.seconds == pytest.approx(len(x) / SR, abs=1e-3) and it.split == split_of(it.id)
+        assert np.abs(x).max() == pytest.approx(0.9, abs=1e-3)  # peak-normalised
+        assert it.programs == (19, 48)
+
+    calls.clear()
+    again = _build(out, monkeypatch, calls=calls)  # resumed: only what is missing is made
+    assert calls == [failing] and len(again) == 3
+    assert [it for it in load_manifest(out) if it.id != failing] == items
+    artists, genres = write_vocab(again, tmp_path)
+    assert artists["unknown"] == 0 and genres == {"unknown": 0, "chorale": 1}
+    assert (tmp_path / "genres.txt").read_text() == "unknown;0\nchorale;1\n"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """Three 7-second files (two for training, one held out): every level's prior has a held-out window."""
+    out = tmp_path_factory.mktemp("corpus")
+    (out / "audio").mkdir()
+    items = []
+    for k, (item_id, split) in enumerate([("a", "train"), ("b", "train"), ("c", "heldout")]):
+        sf.write(out / "audio" / f"{item_id}.flac", _tone(7.0, 110.0 * (k + 2), seed=k), SR, subtype="PCM_16")
+        items.append(dataclasses.asdict(Item(item_id, f"artist {k % 2}", ("rock", "jazz")[k % 2], "CC0", "test", 7.0,
+                                             split)))
+    (out / "manifest.json").write_text(json.dumps({"sample_rate": SR, "items": items}))
+    return out
+
+
+def _state(path: Path, key: str) -> dict[str, torch.Tensor]:
+    return torch.load(path, weights_only=False)[key]
+
+
+def _equal(a, b) -> bool:
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+    return torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
+
+
+def _events(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def vqvae_work(corpus, tmp_path_factory) -> Path:
+    """A work folder with a VQ-VAE trained 2 steps without a break."""
+    work = tmp_path_factory.mktemp("straight")
+    commands.train_vqvae(corpus, work, steps=2, batch=1, ckpt_every=1, eval_every=1)
+    return work
+
+
+@pytest.mark.slow
+def test_vqvae_training_resumed_from_its_checkpoint_equals_an_uninterrupted_run(corpus, vqvae_work, tmp_path):
+    commands.train_vqvae(corpus, tmp_path, steps=1, batch=1, ckpt_every=1, eval_every=1)
+    best = commands.train_vqvae(corpus, tmp_path, steps=2, batch=1, ckpt_every=1, eval_every=1)  # resumes at step 1
+    assert best == tmp_path / "vqvae" / "best.pt" and best.exists()
+    assert any(e.get("event") == "resumed" and e.get("step") == 1 for e in _events(tmp_path / "vqvae"))
+    straight, resumed = torch.load(vqvae_work / "vqvae" / "ckpt.pt", weights_only=False), \
+        torch.load(tmp_path / "vqvae" / "ckpt.pt", weights_only=False)
+    assert resumed["steps"] == straight["steps"] == 2
+    for key in ("model", "opt", "ema", "best"):
+        assert _equal(straight[key], resumed[key]), key
+
+
+@pytest.mark.slow
+def test_prior_training_resumes_exports_and_the_export_renders(corpus, vqvae_work, tmp_path):
+    resumed = tmp_path / "resumed"
+    shutil.copytree(vqvae_work / "vqvae", resumed / "vqvae")
+    commands.train_prior(corpus, resumed, 1, steps=1, batch=1, ckpt_every=1, eval_every=1)
+    commands.train_prior(corpus, resumed, 1, steps=2, batch=1, ckpt_every=1, eval_every=1)
+    assert any(e.get("event") == "resumed" and e.get("step") == 1 for e in _events(resumed / "prior_level_1"))
+    for level in range(3):  # the straight run, and every level for the export
+        commands.train_prior(corpus, vqvae_work, level, steps=2 if level == 1 else 1, batch=1, ckpt_every=1,
+                             eval_every=1)
+    assert _equal(_state(vqvae_work / "prior_level_1" / "ckpt.pt", "trainer"),
+                  _state(resumed / "prior_level_1" / "ckpt.pt", "trainer"))
+
+    folder = commands.export(vqvae_work, tmp_path / "model", name="smoke")
+    from engine.generate.render import render
+    from engine.weights.bundle import load_models
+
+    models = load_models(folder, device="cpu")
+    assert models.name == "smoke" and models.vocab["genre"].names[0] == "unknown"
+    req = RenderRequest.from_fields("generate", {"seconds": 0.2, "seed": 1, "quality": "draft", "channels": 1,
+                                                 "artist": "artist 1", "genre": "jazz"})
+    take = render(models, req, lambda p: None, CancelToken(), None)[0]
+    assert take.audio.shape == (round(0.2 * 44100), 1) and np.isfinite(take.audio).all()
+    assert 0 <= take.codes[2].min() and take.codes[2].max() < models.vqvae.cfg.l_bins
+
+    warm = tmp_path / "warm"  # a fresh run starting from the exported weights
+    shutil.copytree(vqvae_work / "vqvae", warm / "vqvae")
+    commands.train_prior(corpus, warm, 1, steps=1, batch=1, ckpt_every=1, eval_every=1, init_from=folder)
+    assert any(e.get("event") == "warm start" for e in _events(warm / "prior_level_1"))
+    start = models.priors[1].state_dict()
+    after = _state(warm / "prior_level_1" / "best.pt", "model")
+    drift = max(float((after[k].float() - start[k].float()).abs().max()) for k in start)
+    assert 0 < drift < 0.05  # one small step away from the shipped weights, not a fresh initialisation
+    commands.train_vqvae(corpus, warm / "v", steps=1, batch=1, ckpt_every=1, eval_every=1, init_from=folder)
+    assert any(e.get("event") == "warm start" for e in _events(warm / "v" / "vqvae"))
+
+
+@pytest.mark.slow
+def test_a_prior_without_a_held_out_window_is_refused_before_training(corpus, vqvae_work, tmp_path):
+    short = tmp_path / "corpus"
+    shutil.copytree(corpus, short)
+    x, _ = sf.read(short / "audio" / "c.flac", dtype="float32")
+    sf.write(short / "audio" / "c.flac", x[: 3 * SR], SR)  # 3 s held out: no 1024-token top-level window
+    work = tmp_path / "work"
+    shutil.copytree(vqvae_work / "vqvae", work / "vqvae")
+    with pytest.raises(ValueError, match="held-out"):
+        commands.train_prior(short, work, 2, steps=1, batch=1)

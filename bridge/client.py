@@ -10,12 +10,15 @@ the replies and keeps rewriting PATH atomically (temp file + rename), so a reade
      "fraction": 0..1, "stage": str, "eta": seconds | null,
      "takes": [{"take": int, "path": str, "position": float, "length": float}],
      "error": {"code": str, "message": str} | null,
-     "reply": null | {"address": str, "args": [...], "data": <parsed JSON argument, if any>}}
+     "reply": null | {"address": str, "args": [...], "data": <parsed JSON argument, if any>},
+     "heartbeat": <Unix time of this write>}
 
 Render verbs (continue, prime, rerender, generate) write ``accepted`` once the engine takes the job, then
 ``running`` with progress, then one final state. Other verbs (cancel, status, info, ...) write ``done``
 with the engine's ``reply``, or ``failed``. The status file is written only once there is something
-to say (acceptance, or a failure), and the process exits once the state is final.
+to say (acceptance, or a failure), and the process exits once the state is final. While a job runs the
+file is rewritten at least every ``Timeouts.heartbeat`` seconds even when nothing changed, so a reader
+that sees it unchanged for much longer knows the client is gone (killed, crashed, machine asleep).
 
 If no engine answers a ping within ``Timeouts.connect`` the request is not sent and the status is
 ``failed`` with ``error.code == "engine_unreachable"``.
@@ -66,6 +69,7 @@ class Timeouts:
     probe: float = 5.0  # silence before asking the engine for the job's status
     resend: float = 0.5  # gap between pings (and between resends of idempotent requests)
     error_grace: float = 2.0  # after a job error, how long to wait for its "finished"
+    heartbeat: float = 2.0  # the status file is rewritten at least this often while a job runs
 
 
 @dataclass
@@ -88,6 +92,7 @@ class Status:
     takes: list[Take] = field(default_factory=list)
     error: dict[str, str] | None = None
     reply: dict[str, Any] | None = None
+    heartbeat: float | None = None  # Unix time of the latest write of the status file
 
     @property
     def finished(self) -> bool:
@@ -116,6 +121,7 @@ class StatusFile:
     def write(self, status: Status) -> None:
         if self.path is None:
             return
+        status.heartbeat = time.time()
         text = json.dumps(status.to_json(), ensure_ascii=True, allow_nan=False)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         tmp.write_text(text, encoding="ascii")
@@ -328,6 +334,7 @@ def _follow_accepted(link: OscLink, status: Status, out: StatusFile, timeouts: T
                      clock: Callable[[], float]) -> Status:
     follower = JobFollower(status)
     heard = clock()
+    written = clock()
     probe_id: str | None = None
     error_since: float | None = None
     while not status.finished:
@@ -355,8 +362,9 @@ def _follow_accepted(link: OscLink, status: Status, out: StatusFile, timeouts: T
         elif not status.finished and silent > timeouts.probe and probe_id is None:
             probe_id = new_request_id()
             link.send("status", probe_id, {"job_id": status.job_id})
-        if changed and not status.finished:
-            out.write(status)
+        if not status.finished and (changed or clock() - written >= timeouts.heartbeat):
+            out.write(status)  # news, or the heartbeat: the reader sees this client is alive
+            written = clock()
     return status
 
 

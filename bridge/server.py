@@ -60,6 +60,8 @@ class ServeConfig:
     midi: bool = True
     midi_port: str | None = None  # None: a virtual input named "Jukebox Bridge"
     log_level: str = "INFO"
+    top: str | None = None  # the official top prior the model folder must hold (it is detected from the folder)
+    max_wait: float = 300.0  # seconds: a longer estimated render is refused with an offer (draft, shorter); 0: never
 
 
 def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> ServeConfig:
@@ -75,9 +77,15 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     if "render_dir" in values:
         values["render_dir"] = Path(str(values["render_dir"])).expanduser()
     for name, want in (("port", int), ("midi", bool), ("listen", str), ("log_level", str), ("token", str),
-                       ("model", str), ("midi_port", str)):
+                       ("model", str), ("midi_port", str), ("top", str)):
         if name in values and type(values[name]) is not want:
             raise ValueError(f"setting {name} must be of type {want.__name__}; got {values[name]!r}")
+    if "top" in values and values["top"] not in ("5b", "5b_lyrics", "1b_lyrics"):
+        raise ValueError(f"setting top must be 5b, 5b_lyrics or 1b_lyrics; got {values['top']!r}")
+    if "max_wait" in values:
+        if type(values["max_wait"]) not in (int, float) or values["max_wait"] < 0:
+            raise ValueError(f"setting max_wait must be seconds (0: no limit); got {values['max_wait']!r}")
+        values["max_wait"] = float(values["max_wait"])
     cfg = from_dict(ServeConfig, values, where=f"settings ({path})")
     check_safety(cfg)
     return cfg
@@ -103,8 +111,9 @@ class Bridge:
     """The verb handlers. ``send(host, port, reply)`` delivers a message; events reach the job's requester."""
 
     def __init__(self, models: Any, jobs: JobQueue, live: LiveParams, send: Callable[[str, int, Reply], None],
-                 midi: Any = None) -> None:
+                 midi: Any = None, speed: Any = None, max_wait: float = 300.0) -> None:
         self.models, self.jobs, self.live, self.send, self.midi = models, jobs, live, send, midi
+        self.speed, self.max_wait = speed, max_wait  # measured tokens/s (estimate.Speed) and the render-time limit
         self.clients: dict[tuple[str, int], float] = {}  # registered by hello -> last seen
         self._lock = threading.Lock()
         self._last: tuple[Request, str] | None = None  # the last render request and its host, for MIDI actions
@@ -134,6 +143,10 @@ class Bridge:
     def _info(self, req: Request, host: str) -> list[Reply]:
         info = {"protocol": protocol.PROTOCOL_VERSION, "version": __version__, **self.models.info(),
                 "capabilities": list(protocol.CAPABILITIES), "params": self.live.snapshot(), **self.models.licence()}
+        if self.speed is not None:  # what a DAW script needs to estimate a render before asking
+            info["speed"] = {"device": self.speed.device, "max_wait": self.max_wait,
+                             "tokens_per_second": {str(lv): round(self.speed.tokens_per_second(lv), 3)
+                                                   for lv in sorted(self.speed.step_seconds)}}
         return [reply("info", req.request_id, protocol.to_json(info))]
 
     def _search(self, req: Request, kind: str) -> list[Reply]:
@@ -156,6 +169,10 @@ class Bridge:
                 self._last = (req, host)
             self.send(host, req.reply_port, reply("accepted", rid, job.id))
 
+        if self.speed is not None:  # too long on this machine: refused with the estimate and an offer, nothing queued
+            from engine.generate.estimate import check_render_time
+
+            check_render_time(self.models, self.live.fill(req.params, req.given), self.speed, self.max_wait)
         self.jobs.submit(req.params, _owner(host, req.reply_port), announce=announce, given=req.given)
         return []
 
@@ -306,7 +323,7 @@ def start_engine(cfg: ServeConfig, models: Any = None, renderer: Callable[..., l
             from engine.weights.bundle import load_models
 
             log.info("loading model %s", cfg.model or "(embedded default)")
-            models = load_models(cfg.model)
+            models = load_models(cfg.model, cfg.top)
         if renderer is None:
             from engine.generate.render import render
             from engine.io.effects import with_effects
@@ -319,11 +336,22 @@ def start_engine(cfg: ServeConfig, models: Any = None, renderer: Callable[..., l
         lock.release()
         osc.stop()
         raise
-    bridge = Bridge(models, jobs, live, osc.send)  # before jobs.start(): the first event needs it
+    bridge = Bridge(models, jobs, live, osc.send, speed=_speed(models), max_wait=cfg.max_wait)  # before jobs.start()
     bridge.midi = _open_midi(cfg, bridge)
     jobs.start()
     osc.start(bridge.handle)
     return Engine(osc, jobs, bridge)
+
+
+def _speed(models: Any) -> Any:
+    """This machine's measured speed for ``models`` (cached per model; the debug model's is measured every time)."""
+    from engine.generate.estimate import measured_speed
+
+    try:
+        return measured_speed(models, log=log.info, cache=models.name != "debug")
+    except Exception:  # no estimate is better than no engine
+        log.exception("could not measure this machine's speed; renders start without a time estimate")
+        return None
 
 
 def serve(cfg: ServeConfig) -> int:

@@ -26,6 +26,7 @@ class ErrorCode(StrEnum):
     UNKNOWN_JOB = "unknown_job"
     CANCELLED = "cancelled"
     RENDER_FAILED = "render_failed"
+    TOO_LONG = "too_long"  # the estimated render time on this machine exceeds the limit; the message offers draft
     UNAVAILABLE = "unavailable"  # no MIDI input for learn, no output device for audition
     INTERNAL = "internal"
 

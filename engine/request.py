@@ -52,6 +52,9 @@ class RenderRequest:
     # "match": the prime's integrated loudness (generated takes: a fixed target); "off": as decoded (DC still
     # removed); a number: that target in LUFS. The sidecar records the gain applied.
     loudness: str | float = "match"
+    # Seconds of estimated render time (on this machine) the client accepts before the engine refuses with
+    # ``too_long`` and an offer (draft, a shorter length); None: the engine's limit; 0: no limit.
+    max_wait: float | None = None
 
     @property
     def target_seconds(self) -> float:
@@ -119,6 +122,7 @@ _RULES: dict[str, tuple[tuple[type, ...], Any, str]] = {
     "chain": ((str,), lambda v: 0 < len(v) <= 4096, "an effect chain name or path"),
     "loudness": ((str, int, float), lambda v: v in ("match", "off") if isinstance(v, str) else -60 <= v <= 0,
                  '"match", "off" or a target from -60 to 0 LUFS'),
+    "max_wait": ((int, float), lambda v: 0 <= v <= 7 * 86400, "seconds from 0 (no limit) to 604800"),
 }
 
 

@@ -121,12 +121,14 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         "lyrics": args.lyrics_file.read_text() if args.lyrics_file else None, "temperature": args.temperature,
         "top_k": args.top_k, "top_p": args.top_p, "takes": args.takes, "seed": args.seed, "quality": args.quality,
         "level": args.level, "stop_level": args.stop_level, "sample_rate": args.sample_rate, "channels": args.channels,
+        "max_wait": args.max_wait,
     }.items() if v is not None}
     if args.mode != "generate":  # the source file is the timeline: its region starts at --start
         fields["position"] = args.start or 0.0
     req = _render_request(args.mode, fields)  # validate before the slow model load
     models = load_models(args.model, args.top)
     validate(req, models)  # the engine's own check: the source region and the labels this model knows
+    _check_render_time(models, req)
     terms = models.licence()
     print(f"{models.name}: {terms['licence']}")
     if terms["attribution"]:
@@ -169,6 +171,17 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_render_time(models: Any, req: Any) -> None:
+    """Refuse (one line, exit 2) a render whose estimated time here exceeds ``--max-wait``, offering draft or a
+    shorter length; prints the estimate otherwise when it is long enough to matter."""
+    from engine.generate.estimate import DEFAULT_MAX_WAIT, check_render_time, measured_speed
+
+    speed = measured_speed(models, log=lambda m: print(m, file=sys.stderr, flush=True))
+    estimate = check_render_time(models, req, speed, DEFAULT_MAX_WAIT)  # raises RequestError (a ValueError)
+    if estimate.seconds >= 30:
+        print(f"estimated render time here: {estimate.describe()}", file=sys.stderr, flush=True)
+
+
 def _cmd_labels(args: argparse.Namespace) -> int:
     kind = args.kind.removesuffix("s")
     if args.official or args.version is not None:
@@ -180,7 +193,7 @@ def _cmd_labels(args: argparse.Namespace) -> int:
     else:
         from engine.weights.bundle import load_models
 
-        models = load_models(args.model)
+        models = load_models(args.model, args.top)
         total, names = models.search_labels(kind, args.search, args.offset, args.limit)
         where = f"model {models.name}"
     print("\n".join(names) if names else f"no {args.kind} match {args.search!r} in {where}")
@@ -219,7 +232,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     overrides = {"model": args.model, "port": args.port, "render_dir": args.render_dir, "midi_port": args.midi_port,
                  "listen": args.listen, "token": args.token or os.environ.get("JUKEBOX_BRIDGE_TOKEN"),
-                 "midi": False if args.no_midi else None}
+                 "midi": False if args.no_midi else None, "top": args.top, "max_wait": args.max_wait}
     cfg = load_config(args.config, overrides)
     print(_next_steps(cfg), file=sys.stderr, flush=True)  # serve() blocks; it prints its address when up
     return serve(cfg)
@@ -265,7 +278,7 @@ def _cmd_listen(args: argparse.Namespace) -> int:
 
     from engine.dev.listen import listen
 
-    for path in listen(args.out, args.model, args.seed):
+    for path in listen(args.out, args.model, args.seed, top=args.top):
         print(f"wrote {path}")
     return 0
 
@@ -299,7 +312,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     fields = {"artist": args.artist, "genre": args.genre, "takes": args.takes, "seed": args.seed,
               "seconds": args.seconds, "quality": args.quality, "temperature": args.temperature, "chain": args.chain}
     try:
-        summary = run_batch(args.stems, args.out, args.mode, fields, args.model, args.cluster, make_reporter())
+        summary = run_batch(args.stems, args.out, args.mode, fields, args.model, args.cluster, make_reporter(),
+                            top=args.top)
     except KeyboardInterrupt:
         done, total = finished_stems(args.out)
         kept = (f"{done} of {total} stem(s) finished, with their takes, as {args.out / MANIFEST} records"
@@ -316,6 +330,20 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     for param in params:
         print(f"  {param.line()}")
     return 0
+
+
+TOP_HELP = ("which official top prior the model folder holds (5b, 5b_lyrics, 1b_lyrics): read from the checkpoints "
+            "themselves, so this only confirms it; a folder holding another is refused, naming what it holds")
+
+
+def _add_top(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--top", default=None, choices=["5b", "5b_lyrics", "1b_lyrics"], help=TOP_HELP)
+
+
+def _add_max_wait(cmd: argparse.ArgumentParser, what: str) -> None:
+    cmd.add_argument("--max-wait", type=float, default=None,
+                     help=f"{what} refuses a render whose estimated time on this machine (from its measured tokens/s) "
+                          "exceeds this many seconds, offering draft or a shorter length; 0: no limit (default: 300)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -362,8 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "plus its codes (.npz).")
     smp.add_argument("--model", default=None, help="model folder, or 'debug' (tiny random test models) "
                                                    "(default: the embedded model)")
-    smp.add_argument("--top", default=None, choices=["5b", "5b_lyrics", "1b_lyrics"],
-                     help="which official top prior an official model folder holds (default: the folder's name)")
+    _add_top(smp)
+    _add_max_wait(smp, "sample")
     smp.add_argument("--mode", default="generate", choices=["generate", "continue", "prime", "rerender"],
                      help="generate: new music from labels; continue: carry on from the region's end; prime: start "
                           "new music from the region; rerender: resample the region in another style "
@@ -401,6 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
         lab = sub.add_parser(kind, help=f"list or search the {kind} a model knows")
         lab.add_argument("--search", default="", help="part of a name (accents, case and punctuation ignored)")
         lab.add_argument("--model", help="model folder, or 'debug' (default: the embedded model)")
+        _add_top(lab)
         lab.add_argument("--official", action="store_true",
                          help="list the official Jukebox vocabulary instead of a loaded model's")
         lab.add_argument("--version", type=int, choices=[2, 3],
@@ -417,6 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     srv = sub.add_parser("serve", help="start the engine: load the model once, then take OSC and MIDI commands")
     srv.add_argument("--model", help="model folder, or 'debug' (tiny test models); default: the embedded model")
+    _add_top(srv)
+    _add_max_wait(srv, "the engine")
     srv.add_argument("--port", type=int,
                      help=f"UDP port for OSC requests (default {protocol.DEFAULT_PORT}; 0: any free port)")
     srv.add_argument("--render-dir", type=Path, help="folder for rendered WAVs and the job journal")
@@ -476,6 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     lis = sub.add_parser("listen", help="write continuations and re-renders of the bundled prime plus spectrograms")
     lis.add_argument("--out", type=Path, default=Path("out/listen"))
     lis.add_argument("--model", default=None, help="model folder; default: the embedded model")
+    _add_top(lis)
     lis.add_argument("--seed", type=int, default=0)
     lis.set_defaults(func=_cmd_listen)
     ply = sub.add_parser("play", help="play an audio file (e.g. a take) on this computer's output device")
@@ -504,6 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
     bat.add_argument("--temperature", type=float)
     bat.add_argument("--chain", help="effect chain: a built-in name (polish) or a TOML file (docs/effects.md)")
     bat.add_argument("--model", help="model folder, or 'debug'; default: the embedded model")
+    _add_top(bat)
     bat.add_argument("--cluster", help="render on a Dask scheduler, e.g. tcp://10.0.0.5:8786 (docs/batch.md)")
     bat.set_defaults(func=_cmd_batch)
 

@@ -2,7 +2,10 @@
 -- @version 0.2.0
 -- @author Jukebox Bridge
 -- @changelog
---   First release: continue, prime, re-render, generate, cancel last/all, and settings.
+--   One job runner follows every job (no "already running" prompt) and cancels its jobs when closed;
+--   takes land in the project they came from; bars follow the tempo and time-signature map; sections
+--   are resolved, stretch markers and playrate envelopes refused (glue first); job files in REAPER's
+--   resource folder; no console window per job on Windows; dead clients are noticed.
 -- @about
 --   # Jukebox Bridge for REAPER
 --
@@ -26,6 +29,7 @@
 --   [main] Jukebox Bridge - Generate from labels at edit cursor.lua
 --   [main] Jukebox Bridge - Cancel last job.lua
 --   [main] Jukebox Bridge - Cancel all jobs.lua
+--   [main] Jukebox Bridge - Job runner.lua
 --   [nomain] lib/jukebox_bridge.lua
 --   [nomain] lib/jukebox_bridge/*.lua
 

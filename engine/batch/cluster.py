@@ -32,14 +32,14 @@ _LOADING = threading.Lock()
 class ModelPlugin(WorkerPlugin):
     """A Dask worker plugin that loads the model once per worker and keeps it warm across batches."""
 
-    def __init__(self, model: str | None) -> None:
-        self.model, self.name, self.models = model, f"jukebox-models-{model}", None
+    def __init__(self, model: str | None, top: str | None = None) -> None:
+        self.model, self.top, self.name, self.models = model, top, f"jukebox-models-{model}", None
 
     def setup(self, worker: Any) -> None:
         from engine.weights.bundle import load_models
 
         with _LOADING:  # in-process workers share torch's global RNG, which model building seeds
-            self.models = load_models(self.model)  # JUKEBOX_DEVICE on the worker picks its GPU
+            self.models = load_models(self.model, self.top)  # JUKEBOX_DEVICE on the worker picks its GPU
 
     def teardown(self, worker: Any) -> None:
         self.models = None
@@ -58,7 +58,8 @@ def _render_on_worker(job: StemJob, plugin_name: str) -> StemResult:
     return render_stem(worker.plugins[plugin_name].models, job, progress)
 
 
-def run_cluster(jobs: list[StemJob], model: str | None, events: Events, address: str) -> Iterator[StemResult]:
+def run_cluster(jobs: list[StemJob], model: str | None, events: Events, address: str,
+                top: str | None = None) -> Iterator[StemResult]:
     """Render on a Dask cluster: one task per stem, results in completion order.
 
     Each stem's file is read just before its task is sent, and only about two tasks per worker are in
@@ -69,7 +70,7 @@ def run_cluster(jobs: list[StemJob], model: str | None, events: Events, address:
     with Client(address, timeout="30s") as client:
         client.subscribe_topic(_TOPIC, lambda ev: events(ev[1]["name"], Progress(ev[1]["stage"], 0, 1,
                                                                                    ev[1]["fraction"], -1.0)))
-        plugin = ModelPlugin(model)
+        plugin = ModelPlugin(model, top)
         client.register_plugin(plugin)  # returns once every worker has its model loaded
         queue, names, done = collections.deque(jobs), {}, as_completed()
         window = 2 * max(1, len(client.scheduler_info()["workers"]))

@@ -188,9 +188,11 @@ def finished_stems(out: str | Path) -> tuple[int, int]:
 
 
 def run_batch(stems: Iterable[str | Path], out: str | Path, mode: str, fields: dict[str, Any] | None = None,
-              model: str | None = None, cluster: str | None = None, reporter: Any = None) -> BatchSummary:
+              model: str | None = None, cluster: str | None = None, reporter: Any = None,
+              top: str | None = None) -> BatchSummary:
     """Render ``stems`` into ``out``; see the module docstring. ``fields``: shared render fields (artist,
-    genre, takes, seed, quality, seconds, temperature, chain, ...). ``reporter``: see ``PlainReporter``."""
+    genre, takes, seed, quality, seconds, temperature, chain, ...). ``reporter``: see ``PlainReporter``.
+    ``top``: the official top prior the model folder must hold (detected from it anyway)."""
     reporter = reporter or PlainReporter()
     if mode not in MODES:
         raise BatchError(f"batch mode must be one of {', '.join(MODES)}; got {mode!r}")
@@ -215,11 +217,11 @@ def run_batch(stems: Iterable[str | Path], out: str | Path, mode: str, fields: d
     reporter.start([j.name for j in jobs], skipped, failed)
     by_name = {j.name: j for j in jobs}
     if cluster is None:
-        run = run_local(jobs, model, reporter.progress)
+        run = run_local(jobs, model, reporter.progress, top)
     else:
         from .cluster import run_cluster
 
-        run = run_cluster(jobs, model, reporter.progress, cluster)
+        run = run_cluster(jobs, model, reporter.progress, cluster, top)
     rendered = []
     try:
         for result in run:

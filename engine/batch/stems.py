@@ -76,10 +76,10 @@ def _fit_length(x: np.ndarray, frames: int) -> np.ndarray:
 Events = Callable[[str, Progress], None]  # (stem name, progress)
 
 
-def run_local(jobs: list[StemJob], model: str | None, events: Events) -> Iterator[StemResult]:
+def run_local(jobs: list[StemJob], model: str | None, events: Events, top: str | None = None) -> Iterator[StemResult]:
     """Render in this process, one stem after another; the model loads only if there is work."""
     from engine.weights.bundle import load_models
 
-    models = load_models(model) if jobs else None
+    models = load_models(model, top) if jobs else None
     for job in jobs:
         yield render_stem(models, job, lambda p, n=job.name: events(n, p))

@@ -47,8 +47,9 @@ def spectrogram_png(x: np.ndarray, sr: int, path: Path, title: str) -> Path:
     return path
 
 
-def listen(out: Path, model: str | None = None, seed: int = 0, prime: Path | None = None) -> list[Path]:
-    models = load_models(model)
+def listen(out: Path, model: str | None = None, seed: int = 0, prime: Path | None = None,
+           top: str | None = None) -> list[Path]:
+    models = load_models(model, top)
     prime = prime or example_path()
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []

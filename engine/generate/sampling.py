@@ -250,7 +250,7 @@ def upsampling(cfg) -> int:
 # Rows (takes x lanes) of one batch per device: on a CPU a tiny prior's step costs 1.1 ms at 1 row, 2.2 ms at 16 and
 # 3.4 ms at 32 (the default model's level 0, 1 thread), so up to ~32 rows cost little more than one.
 MAX_ROWS = {"cpu": 32, "mps": 64, "cuda": 256}
-OVERLAP_FRACTION = 16  # lanes overlap by n_ctx / 16 tokens (level 0 of the default model: 32 tokens, 23 ms)
+OVERLAP_FRACTION = 16  # lanes overlap by at least n_ctx / 16 tokens (default model level 0: 32 tokens, 23 ms)
 
 
 @dataclass(frozen=True)

@@ -225,23 +225,47 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
+class _Writer:
+    """The file soundfile writes a WAV through. An ``OSError`` from ``write`` (a full disk) is kept here instead of
+    raised inside libsndfile's callback, where soundfile could only report it as a bare ``AssertionError``."""
+
+    def __init__(self, fh) -> None:
+        self.fh, self.error = fh, None
+
+    def write(self, data: bytes) -> int:
+        if self.error is not None:
+            return 0
+        try:
+            return self.fh.write(data)
+        except OSError as exc:
+            self.error = exc
+            return 0
+
+    def read(self, n: int = -1) -> bytes:
+        return self.fh.read(n)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.fh.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.fh.tell()
+
+
 def _publish_wav(path: Path, data: np.ndarray, sample_rate: int, subtype: str) -> None:
     """Write a WAV to a temp file beside ``path``, fsync, then hard-link it into place (no overwrite)."""
     tmp = path.with_name(f".{path.stem}.{secrets.token_hex(6)}.part.wav")
     # os.open rather than tempfile.mkstemp: mode 0o666 honours the umask (mkstemp makes files 0600)
     fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
-        try:
-            with os.fdopen(fd, "w+b") as fh:
-                sf.write(fh, data, sample_rate, subtype=subtype, format="WAV")
-                fh.flush()
-                os.fsync(fh.fileno())
-        except AssertionError:  # soundfile's "assert written == frames": libsndfile was refused the rest
-            raise short_write_error(path, data.size * 4) from None
-        except OSError as exc:
-            if exc.filename is None:  # a failed flush or close names no file
-                raise OSError(exc.errno, exc.strerror, str(path)) from None
-            raise
+        with os.fdopen(fd, "w+b", buffering=0) as fh:
+            writer = _Writer(fh)
+            try:
+                sf.write(writer, data, sample_rate, subtype=subtype, format="WAV")
+            except AssertionError:  # soundfile's "assert written == frames": libsndfile was refused the rest
+                if writer.error is not None:
+                    raise OSError(writer.error.errno, writer.error.strerror, str(path)) from None
+                raise short_write_error(path, data.size * 4) from None
+            os.fsync(fh.fileno())
         try:
             os.link(tmp, path)
         except FileExistsError as exc:

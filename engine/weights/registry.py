@@ -1,9 +1,11 @@
 """Named model checkpoints: list, download (resumable), verify, convert to safetensors.
 
-The official files are listed with the URLs of the reference hparams (``checkpoint_url``). Their sizes
-and sha256 are **not pinned**: they were not available where this was written, so ``verify`` can only
-check what is recorded (a missing size or hash is reported as "not pinned", never as "ok"). A pinned
-entry is checked on every download. HuggingFace mirrors are resolved through their weight index.
+The official files are listed with the URLs of the reference hparams (``checkpoint_url``). Their sha256
+were not published where this was written, so ``verify`` checks what can be checked: each file's size
+against the one its keys, shapes and dtypes imply (the official manifests, rebuilt on the meta device),
+its key set, and its sha256 against the one recorded at download or conversion time, or at the first
+verify (trust on first use). A pinned size or hash is checked on every download. HuggingFace mirrors
+are resolved through their weight index.
 
 Downloads go to ``platformdirs.user_cache_dir("jukebox-bridge")/models/<name>`` (or ``--dir``) as
 ``<file>.part`` and resume with an HTTP ``Range`` request; only a complete, verified file is renamed
@@ -152,13 +154,24 @@ def download(name: str, root: Path | None = None, base: str = HF_BASE,
                 last[0] = pct
                 log(f"{rf.name}: {done / 1e6:.1f} MB" + (f" ({pct}%)" if total else ""))
 
+        existed = (dest / rf.name).exists()
         download_file(rf.url, dest / rf.name, rf.size, rf.sha256, show)
+        if not existed:  # trust on first use: `models verify` compares later runs against this
+            from .bundle import record_sha256
+
+            record_sha256(dest, [rf.name], "download")
         log(f"{rf.name}: done")
     return dest
 
 
 def verify(name: str, path: Path | None = None, root: Path | None = None) -> list[tuple[str, str]]:
-    """(file, status) for every file: ok, missing, 'not pinned (size N)', or the mismatch."""
+    """(file, status) for every file of a model folder; a status starting with ``ok`` is fine, anything else is
+    the problem.
+
+    What can be checked is: the file's size against the one its model's keys, shapes and dtypes imply (the
+    official manifests: ``expected_files``), its key set and shapes (read memory-mapped), any pinned size or
+    sha256, and its sha256 against the one recorded when it was downloaded or converted. A file without a
+    record gets one now (trust on first use), so later runs notice any change."""
     entry = _entry(name)
     if entry.extra.get("embedded"):
         from .bundle import DEFAULT_MODEL_DIR
@@ -166,27 +179,217 @@ def verify(name: str, path: Path | None = None, root: Path | None = None) -> lis
         path = path or DEFAULT_MODEL_DIR
         pins = json.loads((path / "SHA256SUMS.json").read_text()) if (path / "SHA256SUMS.json").exists() else {}
         files = [RemoteFile(n, "", p.get("size"), p.get("sha256")) for n, p in pins.items()]
+        return [(rf.name, "missing" if not (path / rf.name).exists() else
+                 check_file(path / rf.name, rf.size, rf.sha256) or "ok (matches the shipped SHA256SUMS.json)")
+                for rf in files]
+    path = path or model_dir(name, root)
+    if not path.is_dir():
+        return [(str(path), "missing (no such folder; `jukebox-bridge models download` fetches it)")]
+    from .bundle import SHA256SUMS, folder_layout
+
+    try:
+        layout = folder_layout(path)
+    except ValueError:
+        layout = "hf" if entry.hf_repo else "official"
+    if layout == "native":
+        checks = _native_checks(path)
+    elif layout == "hf":
+        checks = _hf_checks(path, entry)
     else:
-        path = path or model_dir(name, root)
-        files = list(entry.files) if not entry.hf_repo else [RemoteFile(p.name, "") for p in sorted(path.glob("*"))]
-    out = []
-    for rf in files:
+        checks = _official_checks(path, entry)
+    sums_path = path / SHA256SUMS
+    sums = json.loads(sums_path.read_text()) if sums_path.exists() else {}
+    out, trust = [], []
+    for rf, problem in checks:
         f = path / rf.name
-        if not f.exists():
-            out.append((rf.name, "missing"))
-        elif rf.size is None and rf.sha256 is None:
-            out.append((rf.name, f"not pinned (size {f.stat().st_size}, sha256 {file_sha256(f)[:16]}...)"))
+        if problem is None:
+            problem = check_file(f, rf.size, rf.sha256)
+        if problem is not None:
+            out.append((rf.name, problem))
+            continue
+        rec = sums.get(rf.name)
+        if rec is None:
+            trust.append(rf.name)
+            out.append((rf.name, "ok (size and keys as expected; sha256 recorded now, later runs compare against it)"))
+        elif rec.get("size") != f.stat().st_size or rec.get("sha256") != file_sha256(f):
+            out.append((rf.name, f"changed since its sha256 was recorded ({rec.get('recorded', 'earlier')} "
+                                 f"{rec.get('date', '')}".rstrip() + "): damaged or replaced; download or convert it again"))
         else:
-            out.append((rf.name, check_file(f, rf.size, rf.sha256) or "ok"))
+            out.append((rf.name, f"ok (sha256 as recorded at {rec.get('recorded', 'an earlier run')})"))
+    if trust:
+        from .bundle import record_sha256
+
+        record_sha256(path, trust, "first verify")
     return out
 
 
-def convert(name: str, out: Path, path: Path | None = None, root: Path | None = None) -> Path:
-    """Load a downloaded (or local) official/mirror model and write it as a safetensors model folder."""
+# bytes a torch file holds besides its tensors' data: the pickle, zip headers and 64-byte alignment per record
+_TORCH_OVERHEAD = (64 * 1024, 1024)  # fixed, per tensor
+VQVAE_CONFIG = None  # the official VQ-VAE's config (tests substitute a tiny one): None = OFFICIAL_VQVAE
+
+
+@dataclass(frozen=True)
+class Expected:
+    """A file's keys -> (shape, dtype) as its model implies them; ``optional``: tied duplicates."""
+
+    keys: dict[str, tuple[tuple[int, ...], str]]
+    optional: frozenset[str] = frozenset()
+
+    @property
+    def data_bytes(self) -> int:
+        import torch
+
+        total = 0
+        for k, (shape, dtype) in self.keys.items():
+            if k not in self.optional:
+                n = 1
+                for d in shape:
+                    n *= d
+                total += n * torch.empty(0, dtype=getattr(torch, dtype)).element_size()
+        return total
+
+
+def expected_files(entry: ModelEntry) -> dict[str, Expected]:
+    """Every file of an official entry -> its keys, shapes and stored dtypes (as the official manifests list
+    them: fp32, with the 5b tops' Conv1D weights fp16), from the models built on the meta device."""
+    import torch
+
+    from engine.model.config import OFFICIAL_PRIORS, OFFICIAL_VQVAE
+    from engine.model.vqvae import VQVAE
+
+    from .detect import expected_state
+    from .keymaps import vqvae_official_keys
+
+    with torch.device("meta"):
+        vqvae = VQVAE(VQVAE_CONFIG or OFFICIAL_VQVAE)
+    own = vqvae.state_dict()
+    out = {"vqvae.pth.tar": Expected({fk.name: (tuple(own[k].shape), str(own[k].dtype).removeprefix("torch."))
+                                      for k, fk in vqvae_official_keys(vqvae).items()})}
+    cfgs = {0: OFFICIAL_PRIORS["upsampler_level_0"], 1: OFFICIAL_PRIORS["upsampler_level_1"], 2: OFFICIAL_PRIORS[entry.top]}
+    for level, cfg in cfgs.items():
+        state = expected_state(cfg, "official")
+        out[f"prior_level_{level}.pth.tar"] = Expected(
+            {k: (shape, str(dtype).removeprefix("torch.")) for k, shape, dtype, _ in state},
+            frozenset(k for k, _, _, alias in state if alias))
+    return out
+
+
+def _keys_problem(path: Path, expected: dict[str, tuple[int, ...]], optional: frozenset[str] = frozenset(),
+                  prefix: str | None = None) -> str | None:
+    from .checkpoints import CheckpointError, mismatch_report, read_checkpoint
+
+    try:
+        loaded = read_checkpoint(path, prefix)
+    except CheckpointError as e:
+        return str(e).split("\n")[0]
+    report = mismatch_report(path, "the model it should hold", expected,
+                             {k: tuple(v.shape) for k, v in loaded.tensors.items()}, optional)
+    return None if report is None else "keys: " + " ".join(report.split("\n")[1:-1]).strip()
+
+
+def _official_checks(path: Path, entry: ModelEntry) -> list[tuple[RemoteFile, str | None]]:
+    want = expected_files(entry)
+    out = []
+    for rf in entry.files:
+        f = path / rf.name
+        if not f.exists():
+            out.append((rf, "missing"))
+            continue
+        exp = want[rf.name]
+        data, size = exp.data_bytes, f.stat().st_size
+        high = data + _TORCH_OVERHEAD[0] + _TORCH_OVERHEAD[1] * len(exp.keys)
+        if not data <= size <= high:
+            what = "truncated (an interrupted download?)" if size < data else "larger than its model"
+            out.append((rf, f"size {size:,} bytes, but the model's shapes and dtypes imply {data:,} to {high:,}: {what}; "
+                            f"download it again"))
+            continue
+        out.append((rf, _keys_problem(f, {k: s for k, (s, _) in exp.keys.items()}, exp.optional)))
+    return out
+
+
+def _hf_checks(path: Path, entry: ModelEntry) -> list[tuple[RemoteFile, str | None]]:
+    """A mirror folder: each weight file's size against its own header (safetensors: exact) or the tensors it
+    holds (.bin), and the folder's key set against the official model's mirror names."""
+    from .checkpoints import CheckpointError, _hf_files, read_checkpoint
+    from .detect import expected_state
+    from .hf_keys import official_to_hf
+
+    files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".") and p.name != "SHA256SUMS.json")
+    out: list[tuple[RemoteFile, str | None]] = []
+    try:
+        weights = set(_hf_files(path))
+    except CheckpointError as e:
+        return [(RemoteFile(p.name, ""), None) for p in files] + [(RemoteFile("(weights)", ""), str(e))]
+    for f in files:
+        problem = None
+        if f in weights:
+            try:
+                tensors = read_checkpoint(f).tensors
+                data = sum(t.numel() * t.element_size() for t in {id(t.untyped_storage()): t for t in tensors.values()}.values())
+                size = f.stat().st_size
+                if size < data or size > data + _TORCH_OVERHEAD[0] + _TORCH_OVERHEAD[1] * len(tensors):
+                    problem = f"size {size:,} bytes does not fit the {data:,} bytes of tensors it lists; download it again"
+            except CheckpointError as e:
+                problem = str(e).split("\n")[0]
+        out.append((RemoteFile(f.name, ""), problem))
+    if entry.top and not any(p for _, p in out):  # the whole state dict against the official model's names
+        import torch
+
+        from engine.model.config import OFFICIAL_PRIORS, OFFICIAL_VQVAE
+        from engine.model.vqvae import VQVAE
+
+        from .keymaps import vqvae_official_keys
+
+        with torch.device("meta"):
+            vqvae = VQVAE(VQVAE_CONFIG or OFFICIAL_VQVAE)
+        own = vqvae.state_dict()
+        expected = {official_to_hf(fk.name, None): tuple(own[k].shape) for k, fk in vqvae_official_keys(vqvae).items()}
+        optional = set()
+        for level, cfg in ((0, OFFICIAL_PRIORS["upsampler_level_0"]), (1, OFFICIAL_PRIORS["upsampler_level_1"]),
+                           (2, OFFICIAL_PRIORS[entry.top])):
+            for k, shape, _, alias in expected_state(cfg, "hf"):
+                expected[k] = shape
+                if alias:
+                    optional.add(k)
+        problem = _keys_problem(path, expected, frozenset(optional))
+        if problem:
+            out.append((RemoteFile("(all weights)", ""), problem))
+    return out
+
+
+def _native_checks(path: Path) -> list[tuple[RemoteFile, str | None]]:
+    """A converted folder: every safetensors file's size is exactly its header's, and its keys its config's."""
+    import struct
+
+    from .checkpoints import CheckpointError, check_native
+
+    out: list[tuple[RemoteFile, str | None]] = []
+    for f in sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".") and p.name != "SHA256SUMS.json"):
+        problem = None
+        if f.suffix == ".safetensors":
+            try:
+                with open(f, "rb") as fh:
+                    n = struct.unpack("<Q", fh.read(8))[0]
+                    header = json.loads(fh.read(n))
+                end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+                if f.stat().st_size != 8 + n + end:
+                    problem = f"size {f.stat().st_size:,} bytes, its header implies {8 + n + end:,}: truncated or damaged"
+                else:
+                    check_native(f)
+            except (OSError, ValueError, struct.error) as e:
+                problem = f"not a readable safetensors file ({e})" if not isinstance(e, CheckpointError) else \
+                    str(e).split("\n")[0]
+        out.append((RemoteFile(f.name, ""), problem))
+    return out
+
+
+def convert(name: str, out: Path, path: Path | None = None, root: Path | None = None, top: str | None = None) -> Path:
+    """Load a downloaded (or local) official/mirror model and write it as a safetensors model folder (only a
+    folder that reads back is published; its files' sha256 go to its SHA256SUMS.json)."""
     from .bundle import load_models, save_models
 
     entry = _entry(name)
-    models = load_models(path or model_dir(name, root), top=entry.top)
+    models = load_models(path or model_dir(name, root), top=top or entry.top)
     return save_models(models, out)
 
 
@@ -205,6 +408,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dir", type=Path, help="cache folder (default: the user cache directory)")
     p.add_argument("--path", type=Path, help="verify/convert: a local model folder instead of the cache")
     p.add_argument("--out", type=Path, help="convert: the safetensors model folder to write")
+    p.add_argument("--top", choices=["5b", "5b_lyrics", "1b_lyrics"],
+                   help="convert: the top prior the folder must hold (detected from its checkpoints; default: the "
+                        "named model's)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -222,9 +428,11 @@ def main(args: argparse.Namespace) -> int:
         results = verify(args.name, args.path, args.dir)
         for f, status in results:
             print(f"{f}: {status}")
-        return 1 if any(s == "missing" or not (s == "ok" or s.startswith("not pinned")) for _, s in results) else 0
+        bad = [f for f, s in results if not s.startswith("ok")]
+        print(f"{len(results) - len(bad)} of {len(results)} file(s) ok" + (f"; problems: {', '.join(bad)}" if bad else ""))
+        return 1 if bad else 0
     else:
         if args.out is None:
             raise ValueError("`models convert` needs --out DIR")
-        print(f"wrote {convert(args.name, args.out, args.path, args.dir)}")
+        print(f"wrote {convert(args.name, args.out, args.path, args.dir, args.top)}")
     return 0

@@ -19,10 +19,12 @@ var VERB_NAMES = { "continue": "Continue", prime: "Prime", rerender: "Re-render"
 // deps: {send(list), ui: {status(s), connection(s), progress(pct), menu(kind, items, index),
 //        store(kind, name), listen(port)}, live (jb_live API), now() -> ms,
 //        ports (optional): {claim(preferred) -> port or 0, release(port)}, the reply ports taken by the
-//        device instances of this Max (jb_main keeps them in a Max Global)}
+//        device instances of this Max (jb_main keeps them in a Max Global),
+//        warn (optional): a line for the Max window}
 function Controller(deps) {
   this.send = deps.send;
   this.ui = deps.ui;
+  this.warn = deps.warn || function () {};
   this.live = deps.live;
   this.now = deps.now;
   this.ports = deps.ports || null;
@@ -441,11 +443,16 @@ Controller.prototype.arrangementTrack = function (job, plan, r) {
 };
 
 // Name the clip, play it as rendered (unwarped), and show the first take of the job in the Detail View.
+// The clip is placed by now: a refusal here is said in the Max window, not reported as a failed take.
 Controller.prototype.finish = function (job, trackId, clipId, name, take) {
-  this.live.finishClip(clipId, name);
-  if (!job.selected) {
-    this.live.select(trackId, clipId);
-    job.selected = take;
+  try {
+    this.live.finishClip(clipId, name);
+    if (!job.selected) {
+      this.live.select(trackId, clipId);
+      job.selected = take;
+    }
+  } catch (e) {
+    this.warn("take " + take + " is placed, but Live refused to set it up: " + e.message);
   }
 };
 

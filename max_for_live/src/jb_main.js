@@ -101,7 +101,8 @@ var ctl = controllerModule.create({
   ui: ui,
   live: liveModule.create(LiveAPI),
   now: function () { return new Date().getTime(); },
-  ports: ports
+  ports: ports,
+  warn: function (s) { post("Jukebox Bridge: " + s + "\n"); }
 });
 
 var timer = null;

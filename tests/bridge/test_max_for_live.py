@@ -47,15 +47,57 @@ def _run_node(args: list[str], env: dict[str, str], timeout: float) -> subproces
 
 
 def _counts(tap: str) -> dict[str, int]:
-    return {k: int(v) for k, v in re.findall(r"^# (pass|fail|skipped|cancelled|todo) (\d+)$", tap, re.M)}
+    return {k: int(v) for k, v in re.findall(r"^# (tests|pass|fail|skipped|cancelled|todo) (\d+)$", tap, re.M)}
+
+
+_DECLARED = re.compile(r"""^\s*test\(\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'|`([^`]*)`)(\s*,\s*\{[^}]*\bskip\b)?""",
+                       re.M)
+
+
+def _declared_tests(files: list[Path]) -> tuple[dict[str, bool], list[re.Pattern]]:
+    """The tests the files declare: {name: declared with a skip option}, and a pattern per test declared in a loop
+    (a template-literal name)."""
+    names: dict[str, bool] = {}
+    loops = []
+    for f in files:
+        for double, single, template, skip in _DECLARED.findall(f.read_text(encoding="utf-8")):
+            if template and "${" in template:
+                loops.append(re.compile("^" + re.sub(r"\\\$\\\{[^}]*\\\}", ".+", re.escape(template)) + "$"))
+                continue
+            name = json.loads(f'"{double}"') if double else (single or template).replace("\\'", "'")
+            assert name not in names, f"two tests named {name!r}: the count by name would hide one"
+            names[name] = bool(skip)
+    return names, loops
+
+
+def _tap_results(tap: str) -> list[tuple[bool, str, str]]:
+    """Top-level TAP results: (ok, name, directive)."""
+    out = []
+    for ok, name, directive in re.findall(r"^(ok|not ok) \d+ - (.*?)(?: # (SKIP|TODO)\b.*)?$", tap, re.M):
+        out.append((ok == "ok", name.replace("\\#", "#").replace("\\\\", "\\"), directive))
+    return out
 
 
 def test_device_javascript_patcher_and_build():
-    """Every tests/max_for_live/*.test.js (the end-to-end file skips itself without an engine)."""
+    """Every test tests/max_for_live/*.test.js declares ran once and passed, counted by name; the end-to-end
+    file's engine tests (declared with a skip option) are the only ones skipped without an engine."""
+    files = sorted(NODE_TESTS.glob("*.test.js"))
     r = _run_node([str(NODE_TESTS) + os.sep], {"JB_PYTHON": sys.executable}, timeout=300)
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
-    counts = _counts(r.stdout)
-    assert counts.get("fail", 1) == 0 and counts.get("pass", 0) >= 50, counts
+    declared, loops = _declared_tests(files)
+    results = _tap_results(r.stdout)
+    ran = [name for _, name, _ in results]
+    missing = sorted(set(declared) - set(ran))
+    assert not missing, f"declared but never run: {missing}"
+    looped = [name for name in ran if name not in declared]
+    assert all(any(p.match(name) for p in loops) for name in looped), f"run but not declared: {looped}"
+    assert all(any(p.match(name) for name in looped) for p in loops), "a loop of tests ran no test"
+    assert len(ran) == len(set(ran)) == len(declared) + len(looped), "a test ran twice"
+    assert [n for ok, n, _ in results if not ok] == []
+    skipped = sorted(n for _, n, directive in results if directive)
+    assert skipped == sorted(n for n, skip in declared.items() if skip), skipped
+    assert _counts(r.stdout) == {"tests": len(ran), "pass": len(ran) - len(skipped), "fail": 0, "skipped": len(skipped),
+                                 "cancelled": 0, "todo": 0}
 
 
 def _device_session() -> dict:
@@ -217,12 +259,33 @@ def engine(tmp_path):
 
 
 @pytest.mark.slow
-def test_device_against_a_running_engine_over_udp(engine):
+def test_device_against_a_running_engine_over_udp(engine, pace):
     """Selected clip -> request -> debug render -> done -> tracks and clips at the right beats."""
     port, render_dir = engine
     r = _run_node([str(NODE_TESTS / "e2e.test.js")],
-                  {"JB_ENGINE_PORT": str(port), "JB_RENDER_DIR": str(render_dir)}, timeout=600)
+                  {"JB_ENGINE_PORT": str(port), "JB_RENDER_DIR": str(render_dir),
+                   "JB_E2E_STALL_MS": str(int(pace(15) * 1000)), "JB_E2E_TIMEOUT_MS": str(int(pace(240) * 1000))},
+                  timeout=pace(600))
     assert r.returncode == 0, r.stdout[-8000:] + r.stderr[-3000:]
     counts = _counts(r.stdout)
     assert counts.get("pass") == 3 and counts.get("skipped", 0) == 0 and counts.get("fail") == 0, counts
     assert len(list(render_dir.rglob("*.wav"))) >= 2
+
+
+def test_a_broken_or_silent_reply_port_fails_the_device_test_in_seconds(pace):
+    """The end-to-end harness gives up at once when its reply port cannot be bound, and after a few seconds
+    without any reply, instead of waiting out the job's 240-s timeout."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as held, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent_engine:
+        held.bind(("127.0.0.1", 0))
+        silent_engine.bind(("127.0.0.1", 0))  # receives the device's requests, never answers
+        cases = (({"JB_E2E_REPLY_PORT": str(held.getsockname()[1])}, "EADDRINUSE"),
+                 ({"JB_E2E_STALL_MS": "3000"}, "no reply from the engine for 3000 ms"))
+        for env, expected in cases:
+            started = time.monotonic()
+            r = _run_node([str(NODE_TESTS / "e2e.test.js")],
+                          {"JB_ENGINE_PORT": str(silent_engine.getsockname()[1]), "JB_RENDER_DIR": "", **env},
+                          timeout=pace(120))
+            took = time.monotonic() - started
+            assert r.returncode != 0 and expected in r.stdout, r.stdout[-3000:]
+            assert _counts(r.stdout)["fail"] == 2 and took < pace(20), (took, _counts(r.stdout))

@@ -1,31 +1,96 @@
-"""reaper_scripts/index.xml (the ReaPack index, hand-maintained) agrees with the scripts' own headers.
+"""reaper_scripts/index.xml (the ReaPack index) agrees with the scripts' headers and with reapack-index.
 
-Checks what reapack-index would enforce (cfillion/reapack-index ``scanner.rb``): every listed file
-exists; the package file's ``@provides`` expands to exactly the listed sources, with ``[main]`` /
-``[nomain]`` mapped to the ``main`` attribute; every script carries ``@description``, ``@version``
-and ``@author``, all at the index's version; helper files carry ``@noindex``; nothing in
-reaper_scripts/ is left out of the package. Every Lua file must also compile (``luac5.4 -p``).
+The repository's one ReaPack setting is ``.reapack-index.conf`` at its root, which cfillion/reapack-index
+reads: the index's name and output file, the URL template (the only place the GitHub owner/repo appears;
+``$path`` is the path from the repository root, ``$commit`` a git ref) and the folders it must not
+index. Checked here, as reapack-index would do it (``index.rb``, ``cli.rb``, ``scanner.rb``):
+
+- it would index only the actions and their library: every file of the repository with a package
+  extension (.lua .eel .py .txt ...) outside a root-level file is either ignored by the config or
+  lives in reaper_scripts/, and there only the package file lacks ``@noindex`` (no test file, no
+  build script becomes a package);
+- the category is the package file's folder (``reaper_scripts``), and every source URL is the config's
+  template filled with the file's real path in the repository (``$commit`` = ``main`` in this
+  hand-kept index; reapack-index writes the commit's hash);
+- the package file's ``@provides`` expands to exactly the listed sources, with ``[main]`` / ``[nomain]``
+  mapped to the ``main`` attribute; every script carries ``@description``, ``@version`` and
+  ``@author``, all at the index's version; helper files carry ``@noindex``.
+
+Every Lua file must also compile (``luac5.4 -p``). ``python tests/bridge/test_reapack_index.py --write``
+rewrites index.xml from the headers and the config (after a version bump or an owner/repo change).
 """
 
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
+import shlex
 import shutil
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "reaper_scripts"
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = ROOT / "reaper_scripts"
+CONFIG = ROOT / ".reapack-index.conf"
 INDEX = SCRIPTS / "index.xml"
 PACKAGE = "Jukebox Bridge - Settings.lua"
-URL_BASE = "https://github.com/jukebox-bridge/jukebox-bridge/raw/main/reaper_scripts/"
+COMMIT = "main"  # what $commit is in this hand-kept index
 MAX_VERSION_SEGMENT = 65535
+# reapack-index's package types by extension (index.rb PKG_TYPES)
+PACKAGE_EXTENSIONS = {"lua", "eel", "py", "ext", "jsfx", "data", "theme", "reaperlangpack", "www", "rpp",
+                      "rtracktemplate", "txt", "reaperautoitem", "reaperkeymap"}
 _TAG = re.compile(r"^--\s*@(\w+)\s*(.*)$")
 _CONTINUATION = re.compile(r"^--(?:\s{2,}(.*)|\s*)$")
+
+
+def config() -> dict:
+    """The options of .reapack-index.conf, split as reapack-index does (Shellwords)."""
+    words = shlex.split(CONFIG.read_text(encoding="utf-8"))
+    out: dict = {"ignore": []}
+    it = iter(words)
+    for word in it:
+        if word in ("-i", "--ignore"):
+            out["ignore"].append(next(it).rstrip("/"))
+        elif word in ("-U", "--url-template"):
+            out["url_template"] = next(it)
+        elif word in ("-o", "--output"):
+            out["output"] = next(it)
+        elif word in ("-n", "--name"):
+            out["name"] = next(it)
+        else:
+            raise AssertionError(f".reapack-index.conf: unexpected {word!r}")
+    return out
+
+
+def url_for(path_in_repo: str) -> str:
+    return config()["url_template"].replace("$commit", COMMIT).replace("$path", quote(path_in_repo))
+
+
+def repository_files() -> list[str]:
+    """Files reapack-index would see: tracked and new (not git-ignored) files, else a walk of the tree."""
+    try:
+        out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout
+        return sorted(line for line in out.splitlines() if line and (ROOT / line).is_file())
+    except (OSError, subprocess.CalledProcessError):
+        skip = {".git", ".venv", "node_modules", "__pycache__", "build", "out"}
+        return sorted(str(p.relative_to(ROOT)) for p in ROOT.rglob("*")
+                      if p.is_file() and not skip.intersection(p.relative_to(ROOT).parts))
+
+
+def is_package_type(path: str) -> bool:
+    """reapack-index's type_of: a known extension, and not in the repository's root folder."""
+    return "/" in path and path.rsplit(".", 1)[-1].lower() in PACKAGE_EXTENSIONS and "." in path.rsplit("/", 1)[-1]
+
+
+def ignored(path: str) -> bool:
+    return any((path + "/").startswith(prefix + "/") for prefix in config()["ignore"])
 
 
 def read_header(path: Path) -> dict[str, str]:
@@ -81,16 +146,37 @@ def sources(version_node: ET.Element) -> dict[str, ET.Element]:
 
 
 def test_index_shape(index: ET.Element) -> None:
-    assert index.tag == "index" and index.get("version") == "1" and index.get("name")
+    assert index.tag == "index" and index.get("version") == "1" and index.get("name") == config()["name"]
+    assert ROOT / config()["output"] == INDEX
     (category,) = index.findall("category")
+    assert category.get("name") == "reaper_scripts", "reapack-index names the category after the package's folder"
     (package,) = category.findall("reapack")
     assert package.get("name") == PACKAGE and package.get("type") == "script"
+
+
+def test_the_owner_and_repository_are_named_in_one_place() -> None:
+    """Only .reapack-index.conf names the GitHub repository; the index is derived from it."""
+    m = re.fullmatch(r"https://github\.com/([\w.-]+)/([\w.-]+)/raw/\$commit/\$path", config()["url_template"])
+    assert m, config()["url_template"]
+    repo = f"{m.group(1)}/{m.group(2)}"
+    for path in [ROOT / p for p in repository_files() if p.startswith("reaper_scripts/") and not p.endswith(".xml")]:
+        assert repo not in path.read_text(encoding="utf-8", errors="replace"), f"{path} names {repo}"
+
+
+def test_reapack_index_would_index_only_the_actions_and_their_library() -> None:
+    """Every file reapack-index would consider is ignored, or in reaper_scripts/ and @noindex but one."""
+    considered = [p for p in repository_files() if is_package_type(p) and not ignored(p)]
+    outside = [p for p in considered if not p.startswith("reaper_scripts/")]
+    assert not outside, f"reapack-index would try to index these; add their folder to .reapack-index.conf: {outside}"
+    packages = [p for p in considered if "noindex" not in read_header(ROOT / p)]
+    assert packages == ["reaper_scripts/" + PACKAGE], packages
+    assert all(ignored(p) for p in repository_files() if p.startswith("tests/"))
 
 
 def test_every_listed_file_exists_with_a_matching_url(version_node: ET.Element) -> None:
     for path, node in sources(version_node).items():
         assert (SCRIPTS / path).is_file(), f"index.xml lists {path}, which does not exist"
-        assert node.text == URL_BASE + quote(path), f"wrong URL for {path}: {node.text}"
+        assert node.text == url_for("reaper_scripts/" + path), f"wrong URL for {path}: {node.text}"
 
 
 def test_index_lists_exactly_the_provided_files(version_node: ET.Element) -> None:
@@ -141,3 +227,49 @@ def test_every_lua_file_compiles() -> None:
     for path in lua_files():
         proc = subprocess.run([luac, "-p", str(SCRIPTS / path)], capture_output=True, text=True)
         assert proc.returncode == 0, f"{path}: {proc.stderr}"
+
+
+# Writing the index --------------------------------------------------------------------------------
+
+def render_index() -> str:
+    """index.xml from the package file's headers and .reapack-index.conf (what the tests check)."""
+    from datetime import datetime, timezone
+    from xml.sax.saxutils import quoteattr
+
+    header = read_header(SCRIPTS / PACKAGE)
+    old = ET.parse(INDEX).getroot() if INDEX.exists() else None
+    old_version = old.find(".//version") if old is not None else None
+    keep_time = old_version is not None and old_version.get("name") == header["version"]
+    time = old_version.get("time") if keep_time else datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    description = old.find(".//metadata/description").text if old is not None else ""
+    lines = [
+        '<?xml version="1.0" encoding="utf-8"?>',
+        f'<index version="1" name={quoteattr(config()["name"])}>',
+        '  <category name="reaper_scripts">',
+        f'    <reapack name={quoteattr(PACKAGE)} type="script" desc={quoteattr(header["description"])}>',
+        "      <metadata>",
+        f"        <description><![CDATA[{description}]]></description>",
+        "      </metadata>",
+        f'      <version name="{header["version"]}" author={quoteattr(header["author"])} time="{time}">',
+        f"        <changelog><![CDATA[{header['changelog']}]]></changelog>",
+    ]
+    for path, main in provides(header).items():
+        attrs = ' main="main"' if main else ""
+        attrs += "" if path == PACKAGE else f" file={quoteattr(path)}"
+        lines.append(f"        <source{attrs}>{url_for('reaper_scripts/' + path)}</source>")
+    lines += ["      </version>", "    </reapack>", "  </category>", "</index>", ""]
+    return "\n".join(lines)
+
+
+def test_the_index_is_what_the_headers_and_the_config_make() -> None:
+    assert INDEX.read_text(encoding="utf-8") == render_index(), \
+        "run: python tests/bridge/test_reapack_index.py --write"
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--write"]:
+        INDEX.write_text(render_index(), encoding="utf-8")
+        print(f"wrote {INDEX}")
+    else:
+        print(f"usage: {os.path.basename(__file__)} --write", file=sys.stderr)
+        sys.exit(2)

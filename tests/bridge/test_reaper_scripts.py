@@ -146,3 +146,67 @@ def test_actions_against_a_running_engine(running_engine: tuple[int, Path], tmp_
     assert ("\n" + proc.stdout).count("\nok ") == 4, proc.stdout
     renders = sorted(p.name for p in render_dir.glob("*.wav"))
     assert len(renders) == 2 and all("-continue" in name for name in renders), renders
+
+
+# The client's side of the REAPER transport: the heartbeat the job runner watches -------------------
+
+def test_the_client_rewrites_the_status_file_as_a_heartbeat_while_the_engine_is_quiet(tmp_path: Path) -> None:
+    """Between engine messages the status file still changes every ``Timeouts.heartbeat`` seconds, so the
+    job runner can tell a quiet engine (file changing) from a dead client (file frozen)."""
+    import json as _json
+    import threading
+
+    from pythonosc.osc_message import OscMessage
+    from pythonosc.osc_message_builder import OscMessageBuilder
+
+    from bridge.client import StatusFile, Timeouts, run_request
+
+    engine = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    engine.bind(("127.0.0.1", 0))
+    engine.settimeout(0.05)
+    stop = threading.Event()
+
+    def reply(port: int, address: str, *args) -> None:
+        b = OscMessageBuilder(address=address)
+        for a in args:
+            b.add_arg(a)
+        engine.sendto(b.build().dgram, ("127.0.0.1", port))
+
+    def serve() -> None:  # pong, accept the job, then say nothing more
+        while not stop.is_set():
+            try:
+                data, _ = engine.recvfrom(65536)
+            except (socket.timeout, OSError):
+                continue
+            msg = OscMessage(data)
+            port, rid = msg.params[0], msg.params[1]
+            if msg.address == "/jukebox/ping":
+                reply(port, "/jukebox/pong", rid, "0.1.0")
+            elif msg.address == "/jukebox/continue":
+                reply(port, "/jukebox/accepted", rid, "j1")
+
+    seen: list[dict] = []
+    original = StatusFile.write
+
+    def spy(self: StatusFile, status) -> None:
+        original(self, status)
+        seen.append(_json.loads(self.path.read_text()))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    StatusFile.write = spy
+    try:
+        status = run_request("continue", {"source": "/a.wav"}, port=engine.getsockname()[1],
+                             status_path=tmp_path / "s.json",
+                             timeouts=Timeouts(connect=1.0, reply=1.0, idle=1.2, probe=30.0, resend=0.1,
+                                               heartbeat=0.1))
+    finally:
+        StatusFile.write = original
+        stop.set()
+        thread.join(2)
+        engine.close()
+    assert status.state == "failed" and status.error["code"] == "engine_lost"
+    beats = [s["heartbeat"] for s in seen if s["state"] == "accepted"]
+    assert len(beats) >= 5, seen
+    assert all(b2 > b1 for b1, b2 in zip(beats, beats[1:]))
+    assert seen[-1]["heartbeat"] >= beats[-1]

@@ -84,7 +84,8 @@ def test_official_entries_and_verify(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "vqvae.pth.tar").write_bytes(b"x")
     status = dict(registry.verify("5b_lyrics", folder))
-    assert status["vqvae.pth.tar"].startswith("not pinned") and status["prior_level_2.pth.tar"] == "missing"
+    assert status["vqvae.pth.tar"].startswith("size 1 bytes, but the model's shapes and dtypes imply 7,515,916")
+    assert status["prior_level_2.pth.tar"] == "missing"
 
 
 def test_default_cache_dir_is_the_user_cache() -> None:

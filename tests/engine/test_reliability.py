@@ -13,8 +13,6 @@ import shutil
 import sqlite3
 import subprocess
 import threading
-import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -23,14 +21,11 @@ import soundfile as sf
 
 from engine.io import audio as audio_module
 from engine.io import publish
-from engine.io.files import storage_message
 from engine.io.takes import RenderedTake
-from engine.jobs.lock import FolderLock, FolderLocked
 from engine.jobs.queue import JobFinished, JobQueue
 from engine.request import RenderRequest, RequestError
-from engine.weights.debug import debug_models
 
-from .test_jobs import MODELS, Crash, Events, SineRenderer, make, req, wavs
+from .test_jobs import MODELS, Events, SineRenderer, make, req, wavs
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -69,10 +64,6 @@ class SmallDisk:
         self.injected = False
         self.filler.unlink(missing_ok=True)
 
-    def read_only(self) -> None:
-        assert self.real
-        subprocess.run(["mount", "-o", "remount,ro", str(self.path)], check=True)
-
     def close(self) -> None:
         if self.real:
             subprocess.run(["umount", "-l", str(self.path)], capture_output=True)
@@ -82,7 +73,7 @@ class SmallDisk:
 def disk(tmp_path, monkeypatch):
     d = SmallDisk(tmp_path / "disk", 1024)
     if not d.real:  # the kernel's answers, injected where it would give them
-        real_publish, real_write = audio_module._publish_wav, sqlite3.Connection.execute
+        real_publish = audio_module._publish_wav
 
         def publish_wav(path, *a, **kw):
             if d.injected:
@@ -179,21 +170,40 @@ def test_cancel_on_a_full_disk_still_finishes_every_job(disk):
         q.stop()
 
 
-def test_a_read_only_render_folder_fails_the_job_and_says_so(disk):
-    if not disk.real:
-        pytest.fail("remounting read-only needs root (the suite runs as root)")
+def test_a_read_only_render_folder_fails_the_job_and_says_so(tmp_path, monkeypatch):
+    """A tmpfs cannot be remounted read-only while the journal is open for writing, so the kernel's EROFS is
+    injected where it would come: the WAV writer and SQLite."""
+    from engine.jobs.journal import Journal
+
+    renders, read_only = tmp_path / "renders", threading.Event()
+    real_publish, real_write = audio_module._publish_wav, Journal._write
+
+    def publish_wav(path, *a, **kw):
+        if read_only.is_set():
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_publish(path, *a, **kw)
+
+    def write(self, sql, args):
+        if read_only.is_set():
+            with self._storage():
+                raise sqlite3.OperationalError("attempt to write a readonly database")
+        return real_write(self, sql, args)
+
+    monkeypatch.setattr(audio_module, "_publish_wav", publish_wav)
+    monkeypatch.setattr(Journal, "_write", write)
     renderer = SineRenderer(steps=2)
-    q, events, _ = make(disk.path, renderer)
+    q, events, _ = make(renders, renderer)
     renderer.gate.clear()
     q.start()
     try:
         job = q.submit(req(), "h 1")
         assert renderer.inside.wait(10)
-        disk.read_only()
+        read_only.set()
         renderer.gate.set()
         finished = events.wait_finished(job.id)
-        assert finished.state == "failed" and finished.error[1].startswith(f"read_only: {disk.path}"), finished
-        with pytest.raises(RequestError, match="^not accepted: read_only: "):
+        assert finished.state == "failed" and finished.error[1].startswith(f"read_only: {renders}"), finished
+        assert "remount it writable" in finished.error[1]
+        with pytest.raises(RequestError, match=f"^not accepted: read_only: {renders / '.jukebox'}"):
             q.submit(req(), "h 1")
     finally:
         q.stop()
@@ -221,6 +231,8 @@ def test_a_render_folder_deleted_under_a_running_job_fails_it_and_is_not_recreat
 
 
 def test_storage_messages_name_the_problem_the_path_and_what_to_do():
+    from engine.io.files import storage_message
+
     cases = {errno.ENOSPC: "disk full: /r/a.wav. Free some space", errno.EROFS: "read_only: /r/a.wav. The disk is",
              errno.ENOENT: "folder missing: /r/a.wav.", errno.EACCES: "not writable: /r/a.wav.",
              errno.EIO: "I/O error: /r/a.wav."}
@@ -248,6 +260,8 @@ def test_an_exception_without_text_reaches_the_producer_with_what_to_do(tmp_path
 
 
 def test_a_second_queue_on_the_same_folder_is_refused_until_the_first_stops(tmp_path):
+    from engine.jobs.lock import FolderLock, FolderLocked
+
     first = JobQueue(tmp_path, MODELS, SineRenderer(), Events(), lock=FolderLock(tmp_path / ".jukebox",
                                                                                  {"port": 9555}))
     with pytest.raises(FolderLocked) as info:
@@ -408,7 +422,7 @@ def test_a_truncated_flac_is_refused_too(tmp_path):
 @pytest.mark.parametrize("fields,field", [({"seconds": 1e-9}, "seconds"), ({"seconds": 0.001}, "seconds"),
                                           ({"bars": 0.0001, "tempo": 120}, "bars")])
 def test_lengths_below_one_top_level_token_are_bad_values_with_the_minimum(tmp_path, fields, field):
-    q, _, renderer = make(tmp_path)
+    q, _, renderer = make(tmp_path / "renders")
     token = MODELS.vqvae.hop_lengths[-1] / MODELS.sample_rate
     try:
         with pytest.raises(RequestError) as info:
@@ -420,6 +434,6 @@ def test_lengths_below_one_top_level_token_are_bad_values_with_the_minimum(tmp_p
         with pytest.raises(RequestError) as info:
             q.submit(req("rerender", source=str(wav), length=0.001), "h 1")
         assert (info.value.code, info.value.field) == ("bad_value", "length")
-        assert q.jobs() == [] and wavs(tmp_path) == []
+        assert q.jobs() == [] and renderer.calls == [] and wavs(tmp_path / "renders") == []
     finally:
         q.stop()

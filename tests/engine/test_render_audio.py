@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import scipy.signal
 import torch
 
 from engine.dev.demo import example_path

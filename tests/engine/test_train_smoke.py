@@ -33,35 +33,36 @@ def _ids(split: str, n: int, prefix: str) -> list[str]:
     return [i for i in (f"{prefix}-{k}" for k in range(1000)) if split_of(i) == split][:n]
 
 
-def _build(out: Path, monkeypatch, failing: set[str] = frozenset(), calls: list | None = None) -> list[Item]:
-    """``data.build`` of the music21 scores, replaced by synthetic renders (no music21, fluidsynth or downloads;
-    the Debian recordings are tested, offline, in test_data_build.py)."""
+def _build(out: Path, monkeypatch, failing: frozenset[str] = frozenset(), calls: list | None = None) -> list[Item]:
+    """``data.build`` of the music21 scores, with the scores and FluidSynth replaced by synthetic audio (the Debian
+    recordings have their own build tests in test_data_build.py)."""
     calls = [] if calls is None else calls
     scores = [(Item(i, "johann sebastian bach", "chorale", "public domain", f"test:{i}"), Path(i))
-              for i in _ids("train", 2, "m21-test") + _ids("heldout", 1, "m21-test")]
+              for i in _ids("train", 3, "m21-test") + _ids("heldout", 1, "m21-test")]
+    long_one = scores[0][0].id
 
     def render_score(path, item_id, genre, fluidsynth):
         calls.append(item_id)
         if item_id in failing:
-            raise RuntimeError("unparsable")
-        return _tone(7.0, 220.0, seed=len(calls)), (19, 48)
+            raise ValueError("music21 cannot parse this score")
+        return _tone(50.0 if item_id == long_one else 7.0, 220.0, seed=len(calls)), (19, 48)
 
-    monkeypatch.setattr(data, "scores_missing", lambda: [])
     monkeypatch.setattr(data, "music21_items", lambda: iter(scores))
     monkeypatch.setattr(data, "render_score", render_score)
+    monkeypatch.setattr(data, "scores_missing", lambda: [])
     monkeypatch.setattr(data.shutil, "which", lambda name: f"/usr/bin/{name}")
     soundfont = out.parent / "fake.sf2"
     soundfont.write_bytes(b"")
     monkeypatch.setattr(data, "SOUNDFONT", soundfont)
-    return data.build(out, sources=["scores"], log=lambda line: None)
+    return data.build(out, log=lambda line: None, sources=["scores"])
 
 
 def test_the_data_build_writes_flacs_and_a_manifest_and_resumes(tmp_path, monkeypatch):
     out = tmp_path / "corpus"
     calls: list[str] = []
-    failing = _ids("train", 2, "m21-test")[1]
-    items = _build(out, monkeypatch, failing={failing}, calls=calls)
-    assert len(calls) == 3 and len(items) == 2  # the unparsable score is skipped, not fatal
+    broken = _ids("train", 3, "m21-test")[2]
+    items = _build(out, monkeypatch, failing=frozenset({broken}), calls=calls)
+    assert len(calls) == 4 and len(items) == 3  # the unparsable score is skipped, not fatal
     manifest = load_manifest(out)
     assert manifest == items and {it.split for it in items} == {"train", "heldout"}
     for it in items:
@@ -69,13 +70,14 @@ def test_the_data_build_writes_flacs_and_a_manifest_and_resumes(tmp_path, monkey
         assert sr == SR and it.seconds == pytest.approx(len(x) / SR, abs=1e-3) and it.split == split_of(it.id)
         assert np.abs(x).max() == pytest.approx(0.9, abs=1e-3)  # peak-normalised
         assert it.programs == (19, 48)
+    assert items[0].seconds == data.MAX_SCORE_SECONDS  # a long score keeps one excerpt
 
     calls.clear()
     again = _build(out, monkeypatch, calls=calls)  # resumed: only what is missing is made
-    assert calls == [failing] and len(again) == 3
-    assert [it for it in load_manifest(out) if it.id != failing] == items
+    assert calls == [broken] and len(again) == 4
+    assert [it for it in load_manifest(out) if it.id != broken] == items
     artists, genres = write_vocab(again, tmp_path)
-    assert artists["unknown"] == 0 and genres == {"unknown": 0, "chorale": 1}
+    assert artists == {"unknown": 0, "johann sebastian bach": 1} and genres == {"unknown": 0, "chorale": 1}
     assert (tmp_path / "genres.txt").read_text() == "unknown;0\nchorale;1\n"
 
 

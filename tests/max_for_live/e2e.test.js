@@ -4,6 +4,10 @@
 //
 // Needs JB_ENGINE_PORT (an engine on 127.0.0.1 started with --model debug) and JB_RENDER_DIR (its
 // --render-dir); tests/bridge/test_max_for_live.py starts one. Skipped without them.
+//
+// A broken reply port fails at once (the bind error), a silent one after JB_E2E_STALL_MS without any reply
+// (the engine repeats progress twice a second while a job runs), never only at the job's overall timeout.
+// JB_E2E_REPLY_PORT forces the reply port (the wrapper's test of that fast failure).
 "use strict";
 
 const test = require("node:test");
@@ -16,9 +20,13 @@ const { loadDevice } = require("./max_js");
 const { makeSet } = require("./fake_live");
 const { encodeMessage, decodePacket } = require("./osc");
 
+const statuses = (d) => d.on(1).map((m) => m[1]);
+
 const ENGINE_PORT = Number(process.env.JB_ENGINE_PORT || 0);
 const RENDER_DIR = process.env.JB_RENDER_DIR || "";
 const JOB_TIMEOUT_MS = Number(process.env.JB_E2E_TIMEOUT_MS || 240000);
+const STALL_MS = Number(process.env.JB_E2E_STALL_MS || 15000);
+const FORCED_REPLY_PORT = Number(process.env.JB_E2E_REPLY_PORT || 0);
 const skip = ENGINE_PORT ? false : "JB_ENGINE_PORT not set (tests/bridge/test_max_for_live.py starts an engine)";
 
 // A mono 16-bit WAV: a 220 Hz tone with a 2 Hz pulse, `seconds` long.
@@ -50,14 +58,18 @@ function freePort() {
 function wiredDevice(set) {
   const sent = []; // decoded copies of every packet udpsend would send
   const received = []; // every reply udpreceive delivered
+  const state = { replyError: null, lastReply: Date.now() }; // what until() checks besides its predicate
   const out = dgram.createSocket("udp4");
   let inSocket = null;
   let device = null;
   const listen = (port) => {
     if (inSocket) inSocket.close();
+    state.replyError = null;
+    state.lastReply = Date.now();
     inSocket = dgram.createSocket("udp4");
-    inSocket.on("error", () => {}); // a busy port: the test moves the device to a free one
+    inSocket.on("error", (e) => { state.replyError = `reply port ${port} is broken: ${e.code || e.message}`; });
     inSocket.on("message", (buf) => {
+      state.lastReply = Date.now();
       for (const m of decodePacket(buf)) {
         received.push(m);
         device.reply(m.address, ...m.args);
@@ -79,18 +91,29 @@ function wiredDevice(set) {
     },
   });
   const close = () => { device.stop(); out.close(); if (inSocket) inSocket.close(); };
-  return { device, sent, received, close };
+  return { device, sent, received, close, state };
 }
 
-async function until(what, predicate, timeoutMs) {
+// Wait for predicate(); with a wired device, fail at once when its reply port breaks or the device gives up on
+// the engine, and after STALL_MS without a single reply.
+async function until(what, predicate, timeoutMs, wired = null) {
   const t0 = Date.now();
   while (!predicate()) {
+    if (wired) {
+      if (wired.state.replyError) throw new Error(`${wired.state.replyError} (waiting for ${what})`);
+      const status = statuses(wired.device).pop() || "";
+      if (/did not answer/.test(status)) throw new Error(`the device gave up: ${status} (waiting for ${what})`);
+      if (Date.now() - wired.state.lastReply > STALL_MS) {
+        throw new Error(`no reply from the engine for ${STALL_MS} ms (waiting for ${what})`);
+      }
+    }
     if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
 
-const statuses = (d) => d.on(1).map((m) => m[1]);
+const replyPort = async () => FORCED_REPLY_PORT || freePort();
+
 
 test("selected clip -> request -> engine renders -> tracks and clips at the right beats", { skip, timeout: JOB_TIMEOUT_MS + 60000 }, async () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "jb-m4l-e2e-"));
@@ -99,17 +122,18 @@ test("selected clip -> request -> engine renders -> tracks and clips at the righ
   // An unwarped Arrangement clip at beats 8..12 (2 s at 120 BPM) playing the file from 1 s.
   const set = makeSet({ tempo: 120, clip: { file_path: source, start_time: 8, end_time: 12, start_marker: 1,
                                             end_marker: 6, loop_start: 1, loop_end: 6 } });
-  const { device: d, sent, received, close } = wiredDevice(set);
+  const wired = wiredDevice(set);
+  const { device: d, sent, received, close } = wired;
   try {
     d.send("samplerate", 44100);
     d.send("takes", 2);
     d.send("quality", 0); // draft
     d.send("length_seconds", 1);
     d.send("bang");
-    d.send("reply_port", await freePort());
+    d.send("reply_port", await replyPort());
     d.tick(); // hello from the new port now rather than in 3 s
-    await until("the engine's hello", () => d.context.ctl.connected, 30000);
-    await until("the engine info", () => d.context.ctl.engine.model !== "", 10000);
+    await until("the engine's hello", () => d.context.ctl.connected, 30000, wired);
+    await until("the engine info", () => d.context.ctl.engine.model !== "", 10000, wired);
     assert.match(d.on(2).pop()[1], /^Engine .*model/);
     await until("the artist list", () => d.on(4).length > 0, 10000);
     assert.equal(d.on(4)[0][0], "_parameter_range");
@@ -127,7 +151,7 @@ test("selected clip -> request -> engine renders -> tracks and clips at the righ
                                quality: "draft", sample_rate: 44100, seconds: 1 });
 
     await until("the job to finish", () => received.some((m) => m.address === "/jukebox/finished") ||
-                                     received.some((m) => m.address === "/jukebox/error"), JOB_TIMEOUT_MS);
+                                     received.some((m) => m.address === "/jukebox/error"), JOB_TIMEOUT_MS, wired);
     const errors = received.filter((m) => m.address === "/jukebox/error");
     assert.deepEqual(errors, [], `engine errors: ${JSON.stringify(errors)}`);
     const addresses = received.map((m) => m.address);
@@ -158,14 +182,15 @@ test("selected clip -> request -> engine renders -> tracks and clips at the righ
 
 test("a clip whose file is gone: the engine's error shows, nothing is created", { skip, timeout: 60000 }, async () => {
   const set = makeSet({ clip: { file_path: path.join(os.tmpdir(), "jb-no-such-file.wav") } });
-  const { device: d, received, close } = wiredDevice(set);
+  const wired = wiredDevice(set);
+  const { device: d, received, close } = wired;
   try {
     d.send("bang");
-    d.send("reply_port", await freePort());
+    d.send("reply_port", await replyPort());
     d.tick();
-    await until("the engine's hello", () => d.context.ctl.connected, 30000);
+    await until("the engine's hello", () => d.context.ctl.connected, 30000, wired);
     d.send("press", "rerender", 1);
-    await until("an error reply", () => received.some((m) => m.address === "/jukebox/error"), 20000);
+    await until("an error reply", () => received.some((m) => m.address === "/jukebox/error"), 20000, wired);
     assert.equal(received.find((m) => m.address === "/jukebox/error").args[1], "source_not_found");
     assert.match(statuses(d).pop(), /^Re-render failed: .*\[source_not_found\]$/);
     assert.deepEqual(set.created, []);

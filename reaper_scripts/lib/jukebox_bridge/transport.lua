@@ -121,13 +121,15 @@ function M.client_command(cfg)
   return CLIENT_NAME
 end
 
-local job_counter = 0
+local SEQUENCE_SECTION, SEQUENCE_KEY = "JukeboxBridge", "job_sequence"
 
+-- A job key unique across every script of this REAPER session: the clock plus a counter kept in
+-- (process-wide) ext state, since each script has its own Lua state and Lua 5.3 seeds no random.
 local function job_files(dir)
-  -- Lua 5.3 does not seed math.random, so the key mixes the clock's fraction and a counter instead.
-  job_counter = job_counter + 1
+  local sequence = (tonumber(reaper.GetExtState(SEQUENCE_SECTION, SEQUENCE_KEY)) or 0) + 1
+  reaper.SetExtState(SEQUENCE_SECTION, SEQUENCE_KEY, tostring(sequence), false)
   local micros = math.floor((reaper.time_precise() % 1) * 1e6)
-  local key = string.format("%d-%06d-%d", os.time(), micros, job_counter)
+  local key = string.format("%d-%06d-%d", os.time(), micros, sequence)
   local base = join(dir, "job-" .. key)
   return {
     key = key,

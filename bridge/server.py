@@ -24,8 +24,8 @@ import platformdirs
 
 from engine import __version__
 from engine.errors import ErrorCode, RequestError
-from engine.jobs.queue import JobQueue
 from engine.jobs.lock import FolderLock
+from engine.jobs.queue import JobQueue
 from engine.jobs.records import STATE_DIR, JobEvent, JobFinished, JobProgress, TakeDone
 from engine.params import LIVE_DEFAULTS, LiveParams
 from engine.request import RenderRequest
@@ -329,6 +329,9 @@ def start_engine(cfg: ServeConfig, models: Any = None, renderer: Callable[..., l
             from engine.io.effects import with_effects
 
             renderer = with_effects(render)  # each request's effect chain runs after sampling
+        from engine.generate.render import warm_up
+
+        warm_up(models)  # the compiled step builds in the background; jobs run eager until it is ready
         live = LiveParams()
         jobs = JobQueue(cfg.render_dir, models, renderer, on_event=lambda e: bridge.on_job_event(e), live=live,
                         lock=lock)

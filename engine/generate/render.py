@@ -23,6 +23,7 @@ from engine.io.codes import CodesFile
 from engine.io.files import atomic_write_text
 from engine.io.loudness import GENERATE_LUFS, LoudnessReport, integrated_loudness, match_loudness
 from engine.io.takes import FADE_SECONDS, RenderedTake
+from engine.model.fast.static_step import WARM
 from engine.request import RenderRequest, RequestError
 from engine.runtime.device import inference_context
 from engine.runtime.progress import CancelToken, EtaClock, Progress, ProgressCallback, Throttle
@@ -155,6 +156,18 @@ def _mix(clip: np.ndarray, req: RenderRequest, reference_lufs: float | None) -> 
     return match_loudness(clip, req.sample_rate, target)
 
 
+def default_sampling(models: Models) -> SamplingParams:
+    """What every front end samples with: the parallel schedule and the warm compiled step (never waited for;
+    the tiny debug models of the tests stay eager, their steps are already cheap)."""
+    return SamplingParams(compile=False if models.name == "debug" else "warm")
+
+
+def warm_up(models: Models) -> None:
+    """Start compiling the shapes the next job will surely use (the top prior at one take) in the background."""
+    if default_sampling(models).compile == "warm":
+        WARM.want(models.top, 1, None)
+
+
 def _rows(z: np.ndarray, n: int) -> torch.Tensor:
     """Codes (1 or n, T) -> (n, T): one encoded prompt shared by every take."""
     t = torch.from_numpy(np.ascontiguousarray(z))
@@ -168,7 +181,7 @@ def render(models: Models, req: RenderRequest, progress: ProgressCallback, cance
     seed = work.seed(req.seed)
     seeds = [seed + i for i in range(req.takes)]
     # the parallel schedule unless the caller passes another; the sampling knobs are the request's, always (the
-    params = sampling or SamplingParams()  # sidecar records them)
+    params = sampling or default_sampling(models)  # sidecar records them)
     # fp16 transformers where the official weights are fp16 and the device has fast fp16 (the reference's way)
     fp16 = models.device.type == "cuda" and models.top.cfg.fp16_params
     params = dataclasses.replace(params, temperature=req.temperature, top_k=req.top_k,

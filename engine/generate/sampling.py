@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from engine.model.fast.static_step import StaticDecoder
+from engine.model.fast.static_step import WARM, StaticDecoder
 from engine.model.prior import START, Prior
 from engine.runtime.progress import CancelToken
 
@@ -50,8 +50,10 @@ class SamplingParams:
     hop_fractions: tuple[float, ...] = (0.5, 0.5, 0.125)  # per level, bottom first
     dtype: torch.dtype | None = None  # transformer precision; None = the weights' (fp32 on CPU)
     # Per-token steps as one torch.compile graph (``model.fast.static_step.StaticDecoder``): about 2x faster per token on CPU,
-    # after a one-off compile of ~10-60 s per prior, batch size and dtype (cached on disk by Inductor).
-    compile: bool = False
+    # after a one-off compile of ~10-60 s per prior, batch size and dtype (cached on disk by Inductor). True compiles
+    # before the first step (the caller waits); "warm" runs compiled only shapes already compiled and queues the others
+    # for the background compiler (``static_step.WARM``), so nothing ever waits: the engine's and CLI's choice.
+    compile: bool | str = False
     # Window schedule of the upsampling levels (module docstring): "parallel" (the engine's default) or "reference"
     # (the reference implementation's sequential windows, exactly; parity uses it). The top level is always sequential.
     schedule: str = "parallel"
@@ -62,9 +64,22 @@ class SamplingParams:
             raise ValueError(f"schedule must be one of {SCHEDULES}; got {self.schedule!r}")
         if self.lanes < 0:
             raise ValueError(f"lanes must be >= 0 (0: automatic); got {self.lanes}")
+        if self.compile not in (False, True, "warm"):
+            raise ValueError(f'compile must be False, True or "warm"; got {self.compile!r}')
 
 
 SCHEDULES = ("parallel", "reference")
+
+
+def _compiled_now(prior: Prior, rows: int, params: SamplingParams) -> bool:
+    """Whether this window runs the compiled step: always for ``compile=True``; for "warm" only once the
+    background compiler has this shape (else it is queued there and this window runs eager)."""
+    if params.compile is True:
+        return True
+    if WARM.ready(prior, rows, params.dtype):
+        return True
+    WARM.want(prior, rows, params.dtype)
+    return False
 
 
 @dataclass(frozen=True)
@@ -180,7 +195,7 @@ def sample_rows(prior: Prior, y: Tensor, known: Tensor, known_len: Tensor | None
         for chunk in F.pad(seq, (1, 0), value=START).split(params.chunk_size, dim=1):
             logits = prior.step(cache, chunk)[:, -1]
         shift = prior.cfg.music_shift  # never sample a lyric id at a music position: draw among codes only
-        if params.compile and length - common > 1:
+        if params.compile and length - common > 1 and _compiled_now(prior, known.shape[0], params):
             step = StaticDecoder(prior, cache, compile=True)
         else:
             step = lambda token: prior.step_unchecked(cache, token)[:, -1]  # noqa: E731

@@ -49,3 +49,29 @@ def test_reduced_precision_projections_stay_close(convert, max_std, min_agree):
     agree = (fast.argmax(-1) == ref.argmax(-1)).float().mean()
     assert err <= max_std and agree >= min_agree, (float(err), float(agree))
     assert err > 0  # really a different arithmetic, not the fp32 path again
+
+
+@pytest.mark.slow
+def test_warm_compile_never_waits_and_serves_compiled_once_ready():
+    """``compile="warm"``: the first window runs eager and queues its shape; once the background compiler has
+    it, the same shape runs compiled with the same draws (logits agree to float rounding)."""
+    from engine.generate.sampling import SamplingParams, Window, sample_window
+    from engine.model.fast.static_step import WARM, WarmSteps
+    from engine.weights.debug import debug_models
+
+    prior = debug_models().priors[2]
+    cfg = prior.cfg
+    y = torch.zeros((2, cfg.y_len), dtype=torch.long)
+    y[:, 0], y[:, 2] = 60 * cfg.sample_rate, cfg.n_ctx * cfg.raw_to_tokens
+    known = torch.zeros((2, 4), dtype=torch.long)
+    params = SamplingParams(compile="warm")
+    window = Window(2, 0, 0, cfg.n_ctx)
+    assert not WARM.ready(prior, 2, None)
+    eager = sample_window(prior, y, known, cfg.n_ctx, params, [1, 2], window)
+    assert WARM.wait(timeout=300) and not WARM.errors, WARM.errors
+    assert WARM.ready(prior, 2, None) and not WARM.ready(prior, 3, None)
+    compiled = sample_window(prior, y, known, cfg.n_ctx, params, [1, 2], window)
+    assert (compiled == eager).float().mean() > 0.95
+    with pytest.raises(ValueError, match="compile"):
+        SamplingParams(compile="sometimes")
+    assert WarmSteps.MAX_SHAPES >= 2

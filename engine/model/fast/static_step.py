@@ -5,6 +5,9 @@ A speed path, not the paper: logits agree with ``Prior.step`` to float rounding 
 
 from __future__ import annotations
 
+import queue
+import threading
+import time
 import types
 import weakref
 from typing import Callable
@@ -90,3 +93,91 @@ def _static_step(lm: AutoregressiveLM, token: Tensor, t: Tensor, bufs: list[Tens
     if x_cond is not None and lm.add_cond_after:
         x = x + xc
     return (lm.x_out(x) if hasattr(lm, "x_out") else x)[:, 0]
+
+
+class WarmSteps:
+    """Compiles the fixed-shape step in the background, per (prior, rows, precision), so no request waits.
+
+    Sampling asks ``ready``: a shape compiled already runs compiled; any other runs eager and is queued here
+    (``want``) for one background thread that compiles it on a dummy decode, so the next window or job of
+    that shape gets the compiled speed. Inductor caches the generated code on disk, so a restarted engine
+    compiles the same shapes again in seconds. At most ``MAX_SHAPES`` shapes per prior (each is a graph).
+    """
+
+    MAX_SHAPES = 6
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ready: weakref.WeakKeyDictionary[Prior, set] = weakref.WeakKeyDictionary()
+        self._wanted: weakref.WeakKeyDictionary[Prior, set] = weakref.WeakKeyDictionary()
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self.errors: list[str] = []
+
+    def ready(self, prior: Prior, rows: int, dtype: torch.dtype | None) -> bool:
+        with self._lock:
+            return (rows, dtype) in self._ready.get(prior, ())
+
+    def want(self, prior: Prior, rows: int, dtype: torch.dtype | None) -> None:
+        """Queue a background compile of this shape (once; ignored past ``MAX_SHAPES`` per prior)."""
+        with self._lock:
+            wanted = self._wanted.setdefault(prior, set())
+            if (rows, dtype) in wanted or len(wanted) >= self.MAX_SHAPES:
+                return
+            wanted.add((rows, dtype))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="warm-compile", daemon=True)
+                self._thread.start()
+        self._queue.put((weakref.ref(prior), rows, dtype))
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until every queued shape is compiled (tests, benchmarks); False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                pending = any(w - self._ready.get(p, set()) for p, w in self._wanted.items())
+                failed = len(self.errors)
+            if not pending or failed:
+                return not pending
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+
+    def _run(self) -> None:
+        while True:
+            ref, rows, dtype = self._queue.get()
+            prior = ref()
+            if prior is None:
+                continue
+            try:
+                _compile_shape(prior, rows, dtype)
+            except Exception as exc:  # a shape that fails to compile stays eager; the engine goes on
+                with self._lock:
+                    self.errors.append(f"{type(exc).__name__}: {exc}"[:500])
+                continue
+            with self._lock:
+                self._ready.setdefault(prior, set()).add((rows, dtype))
+
+
+@torch.inference_mode()
+def _compile_shape(prior: Prior, rows: int, dtype: torch.dtype | None) -> None:
+    """Run the compiled step once on a dummy decode of ``rows`` rows: the graph is then in Dynamo's cache."""
+    cfg = prior.cfg
+    device = next(prior.parameters()).device
+    y = torch.zeros((rows, cfg.y_len), dtype=torch.long, device=device)
+    total = 60 * cfg.sample_rate  # a one-minute song: inside every timing range
+    if cfg.has_timing and cfg.min_duration is not None:
+        total = int(min(max(total, cfg.min_duration * cfg.sample_rate), cfg.max_duration * cfg.sample_rate - 1))
+    y[:, 0], y[:, 2] = total, cfg.n_ctx * cfg.raw_to_tokens
+    y[:, 4 + 1: 4 + cfg.max_bow_genre_size] = -1
+    upper = None
+    if cfg.has_upper_conditioner:
+        upper = torch.zeros((rows, cfg.n_ctx // cfg.cond_stride**cfg.cond_down_t), dtype=torch.long, device=device)
+    cache = prior.start_cache(prior.conditioning(y, upper, dtype), dtype)
+    prior.prefill(cache, prior.to_model_tokens(torch.zeros((rows, 1), dtype=torch.long, device=device), y))
+    step = StaticDecoder(prior, cache, compile=True)
+    step(torch.full((rows, 1), cfg.music_shift, dtype=torch.long, device=device))
+
+
+WARM = WarmSteps()
+"""The process's background compiler (the engine warms its model's shapes at start-up)."""

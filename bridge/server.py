@@ -62,6 +62,7 @@ class ServeConfig:
     log_level: str = "INFO"
     top: str | None = None  # the official top prior the model folder must hold (it is detected from the folder)
     max_wait: float = 300.0  # seconds: a longer estimated render is refused with an offer (draft, shorter); 0: never
+    codes_retention: int = 500  # published takes whose codes the render folder keeps (refine needs a draft's)
 
 
 def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> ServeConfig:
@@ -82,6 +83,8 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
             raise ValueError(f"setting {name} must be of type {want.__name__}; got {values[name]!r}")
     if "top" in values and values["top"] not in ("5b", "5b_lyrics", "1b_lyrics"):
         raise ValueError(f"setting top must be 5b, 5b_lyrics or 1b_lyrics; got {values['top']!r}")
+    if "codes_retention" in values and (type(values["codes_retention"]) is not int or values["codes_retention"] < 0):
+        raise ValueError(f"setting codes_retention must be a whole number of takes; got {values['codes_retention']!r}")
     if "max_wait" in values:
         if type(values["max_wait"]) not in (int, float) or values["max_wait"] < 0:
             raise ValueError(f"setting max_wait must be seconds (0: no limit); got {values['max_wait']!r}")
@@ -169,11 +172,14 @@ class Bridge:
                 self._last = (req, host)
             self.send(host, req.reply_port, reply("accepted", rid, job.id))
 
+        from engine.generate.refine import prepare_refine
+
+        params, given = prepare_refine(req.params, req.given)  # refine: its draft's fields, before the estimate
         if self.speed is not None:  # too long on this machine: refused with the estimate and an offer, nothing queued
             from engine.generate.estimate import check_render_time
 
-            check_render_time(self.models, self.live.fill(req.params, req.given), self.speed, self.max_wait)
-        self.jobs.submit(req.params, _owner(host, req.reply_port), announce=announce, given=req.given)
+            check_render_time(self.models, self.live.fill(params, given), self.speed, self.max_wait)
+        self.jobs.submit(params, _owner(host, req.reply_port), announce=announce, given=given)
         return []
 
     def _cancel(self, req: Request, host: str) -> list[Reply]:
@@ -334,7 +340,7 @@ def start_engine(cfg: ServeConfig, models: Any = None, renderer: Callable[..., l
         warm_up(models)  # the compiled step builds in the background; jobs run eager until it is ready
         live = LiveParams()
         jobs = JobQueue(cfg.render_dir, models, renderer, on_event=lambda e: bridge.on_job_event(e), live=live,
-                        lock=lock)
+                        lock=lock, codes_retention=cfg.codes_retention)
     except BaseException:
         lock.release()
         osc.stop()

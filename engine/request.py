@@ -19,8 +19,9 @@ __all__ = ["MAX_SECONDS", "MODES", "Mode", "RenderRequest", "RequestError"]
 
 MAX_SECONDS = 300.0  # generated audio per request: inside the top prior's 600 s timing range, prompt included
 
-Mode = Literal["continue", "prime", "rerender", "generate"]
-MODES: tuple[str, ...] = ("continue", "prime", "rerender", "generate")
+Mode = Literal["continue", "prime", "rerender", "generate", "refine"]
+# refine: ``source`` is a draft take the engine rendered; its saved codes are upsampled to full quality
+MODES: tuple[str, ...] = ("continue", "prime", "rerender", "generate", "refine")
 
 
 @dataclass(frozen=True)

@@ -107,11 +107,12 @@ def _cmd_request(args: argparse.Namespace) -> int:
 def _cmd_sample(args: argparse.Namespace) -> int:
     import secrets
 
+    from engine.generate.refine import prepare_refine
     from engine.generate.render import render
     from engine.generate.validate import validate
     from engine.io import publish
-    from engine.io.audio import unique_path
-    from engine.io.codes import CodesFile
+    from engine.io.takes import CODES_RETENTION, prune_take_codes, save_take_codes
+    from engine.jobs.records import STATE_DIR
     from engine.runtime.progress import CancelToken
     from engine.weights.bundle import load_models
 
@@ -123,9 +124,10 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         "level": args.level, "stop_level": args.stop_level, "sample_rate": args.sample_rate, "channels": args.channels,
         "max_wait": args.max_wait,
     }.items() if v is not None}
-    if args.mode != "generate":  # the source file is the timeline: its region starts at --start
+    if args.mode not in ("generate", "refine"):  # the source file is the timeline: its region starts at --start
         fields["position"] = args.start or 0.0
     req = _render_request(args.mode, fields)  # validate before the slow model load
+    req, _ = prepare_refine(req, frozenset(fields))  # refine: the draft's fields, as the engine fills them
     models = load_models(args.model, args.top)
     validate(req, models)  # the engine's own check: the source region and the labels this model knows
     _check_render_time(models, req)
@@ -149,16 +151,19 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     try:
         takes = render(models, req, show, CancelToken(), args.work_dir)
         args.out.mkdir(parents=True, exist_ok=True)
+        codes_dir = args.out / STATE_DIR / "codes"  # where the engine keeps a render folder's codes
         for take in takes:
             path = publish.take_path(args.out, job_id, take.take, req)
-            publish.publish_take(path, staging, take, req, publish.provenance(job_id, req, take, models.name,
-                                                                                    models.licence()))
+            meta = publish.provenance(job_id, req, take, models.name, models.licence())
+            codes = save_take_codes(codes_dir, path.stem, take, models.vqvae.hop_lengths, models.sample_rate,
+                                    models.name, req.to_fields(), job_id)
+            meta["codes"] = codes.relative_to(args.out).as_posix()
+            publish.publish_take(path, staging, take, req, meta)
+            prune_take_codes(codes_dir, CODES_RETENTION)
             written.append(path)
-            CodesFile({lv: z[None] for lv, z in take.codes.items()}, models.vqvae.hop_lengths, models.sample_rate,
-                      model=models.name, extra={"seed": take.seed, "request": req.to_fields()}
-                      ).save(unique_path(args.out, path.stem, ".npz"))
             where = f", place at {take.position:.3f} s of the source's timeline" if req.source else ""
-            print(f"take {take.take}: {path} (seed {take.seed}{where}; sidecar {publish.sidecar_path(path).name})")
+            print(f"take {take.take}: {path} (seed {take.seed}{where}; sidecar {publish.sidecar_path(path).name}, "
+                  f"codes {meta['codes']})")
     except KeyboardInterrupt:
         kept = (f"kept {len(written)} take(s): {', '.join(map(str, written))}, each with its .json sidecar"
                 if written else "no take was written")
@@ -333,7 +338,8 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 
 
 TOP_HELP = ("which official top prior the model folder holds (5b, 5b_lyrics, 1b_lyrics): read from the checkpoints "
-            "themselves, so this only confirms it; a folder holding another is refused, naming what it holds")
+            "themselves, so this only confirms it; a folder holding another is refused, naming what it holds "
+            "(default: as detected)")
 
 
 def _add_top(cmd: argparse.ArgumentParser) -> None:
@@ -387,16 +393,19 @@ def build_parser() -> argparse.ArgumentParser:
         "sample", help="render continuations, primes, re-renders or new music to WAV files",
         description="Render takes to WAV files, each with a JSON sidecar and WAV comment recording how it was made "
                     "and the model's licence (named <job>-take<n>-<mode>-<artist>-<genre>.wav, never overwritten), "
-                    "plus its codes (.npz).")
+                    "plus its codes (.jukebox/codes/<take>.npz in the output folder, the newest 500 kept: what "
+                    "--mode refine starts from).")
     smp.add_argument("--model", default=None, help="model folder, or 'debug' (tiny random test models) "
                                                    "(default: the embedded model)")
     _add_top(smp)
     _add_max_wait(smp, "sample")
-    smp.add_argument("--mode", default="generate", choices=["generate", "continue", "prime", "rerender"],
+    smp.add_argument("--mode", default="generate", choices=["generate", "continue", "prime", "rerender", "refine"],
                      help="generate: new music from labels; continue: carry on from the region's end; prime: start "
-                          "new music from the region; rerender: resample the region in another style "
-                          "(default: %(default)s)")
-    smp.add_argument("--prime", type=Path, help="source audio file, needed by continue, prime and rerender (default: none)")
+                          "new music from the region; rerender: resample the region in another style; refine: "
+                          "upsample a draft take (--prime DRAFT.wav) to full quality from its saved codes, same "
+                          "length and position (default: %(default)s)")
+    smp.add_argument("--prime", type=Path, help="source audio file, needed by continue, prime and rerender; refine: "
+                                                "the draft take's WAV (default: none)")
     smp.add_argument("--start", type=float, help=f"region start in the source, seconds (default: {d['start']:g})")
     smp.add_argument("--length", type=float, help="region length in seconds (default: to the end of the source)")
     smp.add_argument("--seconds", type=float, help=f"seconds of new material (default: {d['seconds']:g})")

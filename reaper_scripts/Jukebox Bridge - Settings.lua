@@ -26,6 +26,7 @@
 --   [main] Jukebox Bridge - Continue selected items.lua
 --   [main] Jukebox Bridge - Prime from selected items at edit cursor.lua
 --   [main] Jukebox Bridge - Re-render selected items in artist and genre.lua
+--   [main] Jukebox Bridge - Refine selected take.lua
 --   [main] Jukebox Bridge - Generate from labels at edit cursor.lua
 --   [main] Jukebox Bridge - Cancel last job.lua
 --   [main] Jukebox Bridge - Cancel all jobs.lua

@@ -211,7 +211,15 @@ def estimate_seconds(models: Any, req: RenderRequest, speed: Speed) -> float | N
     if req.source is not None and region is None:
         return None
     have_samples = 0
-    if req.mode == "rerender":
+    known: dict[int, int] = {}  # level -> codes known before sampling, where not the prompt's (refine)
+    if req.mode == "refine":  # the draft's levels are kept; the levels below it are upsampled over its span
+        from engine.generate.refine import load_draft
+
+        draft = load_draft(req.source)
+        total = decoded = draft.total
+        first = draft.decode_level - 1
+        known = {lv: int(z.shape[-1]) for lv, z in draft.codes.codes.items()}
+    elif req.mode == "rerender":
         total = -(-int(round(region * sr)) // top_hop) * top_hop
         first = top - 1 if req.level is None else min(req.level, top)
         decoded = total
@@ -220,12 +228,12 @@ def estimate_seconds(models: Any, req: RenderRequest, speed: Speed) -> float | N
     else:  # continue / prime: the region's tail is the prompt
         have_samples = prompt_length(models, int(region * sr))
         total, first, decoded = have_samples + new, top, have_samples + new
-    last = first if req.quality == "draft" else min(req.stop_level or 0, first)
+    last = first if req.quality == "draft" and req.mode != "refine" else min(req.stop_level or 0, first)
     params = SamplingParams()
     seconds = 0.0
     for level in range(first, last - 1, -1):
         prior, n_ctx = models.priors[level], models.priors[level].cfg.n_ctx
-        have = 0 if req.mode == "rerender" else have_samples // hops[level]  # a prompt's codes are known
+        have = 0 if req.mode == "rerender" else known.get(level, have_samples // hops[level])  # a prompt's are known
         jobs = total // hops[level]
         lanes = level_lanes(prior, have, jobs, params, req.takes)
         rows = req.takes * max(1, len(lanes))
@@ -315,7 +323,8 @@ def check_render_time(models: Any, req: RenderRequest, speed: Speed, default_lim
     est = Estimate(seconds, limit, req.quality, length, speed=speed)
     if not est.too_long:
         return est
-    draft = estimate_seconds(models, dataclasses.replace(req, quality="draft"), speed) if req.quality == "full" else None
+    draft = (estimate_seconds(models, dataclasses.replace(req, quality="draft"), speed)
+             if req.quality == "full" and req.mode != "refine" else None)
     fits = _longest_within(models, req, speed, limit, length)
     est = dataclasses.replace(est, draft_seconds=draft, fits=fits)
     speeds = ", ".join(f"level {lv} {speed.tokens_per_second(lv):.1f}" for lv in sorted(speed.step_seconds, reverse=True))

@@ -1,4 +1,4 @@
-"""Plan and render: one request (continue, prime, re-render, generate) to finished takes.
+"""Plan and render: one request (continue, prime, re-render, generate, refine) to finished takes.
 
 The plan says which codes are known (the encoded prompt or the kept upper levels) and which levels to
 sample; the render samples them top first, saving each window's codes so a restarted job resumes, then
@@ -31,6 +31,7 @@ from engine.weights.bundle import Models
 
 from .codec import encode_audio, pad_to_hop
 from .conditioning import label_fn
+from .refine import check_draft, load_draft, start_codes
 from .sampling import LevelJob, SamplingParams, sample_level, tokens_to_sample
 from .source import encode_region, prompt_length, read_source
 
@@ -48,6 +49,7 @@ class _Plan:
     decode_level: int
     position: float
     reference_lufs: float | None = None  # the source region's integrated loudness (continue, prime, rerender)
+    mode: str = ""  # whose fades and loudness rule the clip gets: the request's mode (a refine: its draft's)
 
 
 def _levels(first: int, req: RenderRequest) -> list[int]:
@@ -66,6 +68,15 @@ def _plan(models: Models, req: RenderRequest, progress: ProgressCallback, cache)
     if req.mode == "generate":
         levels = _levels(top, req)
         return _Plan(new_padded, (0, new), {}, levels, levels[-1], req.position)
+    if req.mode == "refine":  # the draft's sampled levels as they are; upsampled below them, its clip kept
+        draft = load_draft(req.source)
+        check_draft(draft, models)
+        levels = list(range(draft.decode_level - 1, (req.stop_level or 0) - 1, -1))
+        if not levels:
+            raise RequestError(ErrorCode.BAD_VALUE, f"the draft is already at level {draft.decode_level}; "
+                               "stop_level must be below it", "stop_level")
+        return _Plan(draft.total, draft.keep, start_codes(draft), levels, levels[-1], req.position,
+                     draft.extra.get("reference_lufs"), draft.mode)
     progress(Progress("encoding", 0, 1, 0.0, -1.0))
     x, region_seconds = read_source(req, models.sample_rate)  # the model's rate (22.05 kHz for the default)
     if req.mode == "rerender":
@@ -133,24 +144,26 @@ def _finish(x: np.ndarray, keep: tuple[int, int], req: RenderRequest, sr: int) -
     return audio.convert_channels(y[:, None], req.channels)
 
 
-def _fade(clip: np.ndarray, req: RenderRequest) -> np.ndarray:
+def _fade(clip: np.ndarray, req: RenderRequest, mode: str = "") -> np.ndarray:
     """Fades at the clip's (T, C) free edges, applied after the mix so a faded edge ends at exactly zero (the mix's
-    DC removal would otherwise leave a step there: a click)."""
+    DC removal would otherwise leave a step there: a click). ``mode``: the clip's (a refine's is its draft's)."""
+    mode = mode or req.mode
     fade = min(len(clip) // 2, int(FADE_SECONDS * req.sample_rate))
-    if fade and req.mode in ("generate", "continue", "prime"):  # a re-render joins what follows its region
+    if fade and mode in ("generate", "continue", "prime"):  # a re-render joins what follows its region
         clip[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)[:, None]
-        if req.mode == "generate":  # continuations join their source seamlessly
+        if mode == "generate":  # continuations join their source seamlessly
             clip[:fade] *= np.linspace(0.0, 1.0, fade, dtype=np.float32)[:, None]
     return clip
 
 
-def _mix(clip: np.ndarray, req: RenderRequest, reference_lufs: float | None) -> tuple[np.ndarray, LoudnessReport]:
+def _mix(clip: np.ndarray, req: RenderRequest, reference_lufs: float | None,
+         mode: str = "") -> tuple[np.ndarray, LoudnessReport]:
     """DC removed, and the request's loudness: the prime's ("match"; generated takes ``GENERATE_LUFS``), a
-    given target, or none ("off")."""
+    given target, or none ("off"). ``mode``: the clip's (a refine's is its draft's)."""
     if req.loudness == "off":
         target = None
     elif req.loudness == "match":
-        target = reference_lufs if req.mode != "generate" else GENERATE_LUFS
+        target = reference_lufs if (mode or req.mode) != "generate" else GENERATE_LUFS
     else:
         target = float(req.loudness)
     return match_loudness(clip, req.sample_rate, target)
@@ -231,8 +244,9 @@ def render(models: Models, req: RenderRequest, progress: ProgressCallback, cance
             # the fast fp32 decoder is within 2.3e-6 of peak of the exact one (see benchmarks/README.md)
             z = codes[plan.decode_level][i: i + 1]
             x = models.vqvae.decode(z, plan.decode_level, precision="fp32")[0].cpu().numpy()
-            clip, mixed = _mix(_finish(x, plan.keep, req, models.sample_rate), req, plan.reference_lufs)
-            clip = _fade(clip, req)
+            clip, mixed = _mix(_finish(x, plan.keep, req, models.sample_rate), req, plan.reference_lufs, plan.mode)
+            clip = _fade(clip, req, plan.mode)
             takes.append(RenderedTake(i + 1, clip, plan.position, seeds[i],
-                                      {lv: z[i].cpu().numpy() for lv, z in codes.items()}, mixed.to_json()))
+                                      {lv: z[i].cpu().numpy() for lv, z in codes.items()}, mixed.to_json(),
+                                      plan.keep, tuple(plan.levels), plan.reference_lufs))
     return takes

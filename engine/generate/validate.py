@@ -12,12 +12,16 @@ from engine.request import RenderRequest, RequestError
 from engine.weights.models import Models
 
 from .conditioning import check_labels
+from .refine import check_draft, load_draft
 from .source import check_source
 
 
 def validate(req: RenderRequest, models: Models) -> None:
-    """Raises ``RequestError`` (source_not_found, not_audio, bad_value, unknown_label) naming the field."""
+    """Raises ``RequestError`` (source_not_found, not_audio, bad_value, unknown_label) naming the field. A refine
+    request is checked as ``generate.refine.prepare_refine`` filled it."""
     region = check_source(req)
+    if req.mode == "refine":  # a draft take with saved codes, drafted by this model
+        check_draft(load_draft(req.source), models)
     check_lengths(req, models, region)
     check_labels(models, req)
 

@@ -15,6 +15,8 @@
   and a cancel is journalled at once, so a cancelled job never comes back after a restart.
 * Nothing hangs on a broken disk: a journal or render folder that cannot be written (full, read-only,
   deleted) ends the job as ``failed`` with a message naming the problem, the path and what to do.
+* Every published take's codes are saved in ``.jukebox/codes/<take>.npz`` (its sidecar's ``codes``), what a
+  ``refine`` of a draft starts from; the newest ``codes_retention`` (default 500) are kept, older ones pruned.
 * Events (progress, take done, finished) go to one listener, called under the queue's lock so a
   client always sees ``accepted`` before a job's progress and ``cancelled`` before ``finished``.
 """
@@ -34,8 +36,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from engine.errors import ErrorCode
+from engine.generate.refine import prepare_refine
 from engine.generate.validate import validate
 from engine.io import publish as render
+from engine.io.takes import CODES_RETENTION, prune_take_codes, save_take_codes
 from engine.io.files import storage_message
 from engine.params import LiveParams
 from engine.request import RenderRequest, RequestError
@@ -61,7 +65,8 @@ class JobQueue:
 
     def __init__(self, render_dir: Path, models: Any, renderer: Renderer, on_event: Callable[[JobEvent], None],
                  live: LiveParams | None = None, max_queued: int = MAX_QUEUED, tick: float = TICK_SECONDS,
-                 lock: FolderLock | None = None, max_crashes: int = MAX_CRASHES) -> None:
+                 lock: FolderLock | None = None, max_crashes: int = MAX_CRASHES,
+                 codes_retention: int = CODES_RETENTION) -> None:
         """``lock``: this folder's ``FolderLock`` (taken here if not yet held; ``FolderLocked`` when another engine
         holds it); it is released by ``stop``."""
         self.render_dir, self.models, self.renderer, self.on_event = Path(render_dir), models, renderer, on_event
@@ -72,6 +77,8 @@ class JobQueue:
         if not self.lock.held:
             self.lock.acquire()
         self.work_root, self.cache = state / "work", SourceCache(state / "cache")
+        # every published take's codes (what refine starts from), the newest ``codes_retention`` kept
+        self.codes_dir, self.codes_retention = state / "codes", codes_retention
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
         self._jobs: dict[str, Job] = {}
@@ -150,6 +157,7 @@ class JobQueue:
         """Queue ``req`` with live values for the fields not in ``given``; ``announce(job)`` runs after the
         journal commit and before any event of the job. Raises ``RequestError`` (busy, source_not_found,
         not_audio, bad_value, unknown_label)."""
+        req, given = prepare_refine(req, given)  # refine: the draft's fields (refused without its codes)
         validate(req, self.models)  # unknown artists/genres fail at submission, not when the job runs
         req = self.live.fill(req, given)
         if req.seed is None:
@@ -332,7 +340,13 @@ class JobQueue:
             self.journal.save_take(job.id, record)
             job.takes[rendered.take] = record
         meta = render.provenance(job.id, req, rendered, self.models.name, self.models.licence())
+        if rendered.codes:  # saved before the sidecar that names them
+            codes = save_take_codes(self.codes_dir, Path(record.path).stem, rendered, self.models.vqvae.hop_lengths,
+                                    self.models.sample_rate, self.models.name, req.to_fields(), job.id)
+            meta["codes"] = codes.relative_to(Path(record.path).parent).as_posix()
         render.publish_take(Path(record.path), workdir / "staging", rendered, req, meta)
+        if rendered.codes:
+            prune_take_codes(self.codes_dir, self.codes_retention)  # the oldest takes' codes beyond the retention
         record.position, record.length = float(rendered.position), len(rendered.audio) / req.sample_rate
         record.published = True
         self.journal.save_take(job.id, record)

@@ -48,8 +48,9 @@ class Conv1D(nn.Module):
         w, b = p["w"], p["b"]
         if self.compute_dtype is not None and x.dtype != self.compute_dtype:  # reduced-precision weights
             return F.linear(x.to(w.dtype), w.t(), b).to(x.dtype)
-        if w.dtype != x.dtype:  # e.g. fp16 sampling of fp32 weights: a copy per call, as the reference does
-            w, b = w.to(x.dtype), b.to(x.dtype)  # (cast_projections converts once instead)
+        if w.dtype != x.dtype or b.dtype != x.dtype:  # e.g. fp16 sampling of fp32 weights, or fp32 sampling of the
+            w, b = w.to(x.dtype), b.to(x.dtype)  # 5b tops' fp16 weights (fp32 biases): a copy per call, as the
+            # reference does (cast_projections converts once instead)
         if w.is_contiguous():  # the checkpoint layout (in, out)
             out = torch.addmm(b, x.reshape(-1, x.shape[-1]), w)
             return out.view(*x.shape[:-1], out.shape[-1])

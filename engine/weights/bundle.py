@@ -18,15 +18,24 @@ from pathlib import Path
 import torch
 
 from engine import LICENCE_NOTE
-from engine.model import labels
 from engine.io.files import atomic_write_text, file_sha256
-from engine.model.config import OFFICIAL_PRIORS, OFFICIAL_VQVAE, PriorConfig, VQVAEConfig, prior_kind
+from engine.model import labels
+from engine.model.config import OFFICIAL_VQVAE, PriorConfig, VQVAEConfig, prior_kind
 from engine.model.prior import Prior
 from engine.model.vqvae import VQVAE
 from engine.runtime.device import pick_device, set_threads, threads_for
 
-from .checkpoints import (CheckpointError, LoadedFile, hf_config, is_hf_dir, load_into, load_vqvae, read_checkpoint,
-                          save_native, user_file_mode)
+from .checkpoints import (
+    CheckpointError,
+    LoadedFile,
+    hf_config,
+    is_hf_dir,
+    load_into,
+    load_vqvae,
+    read_checkpoint,
+    save_native,
+    user_file_mode,
+)
 from .detect import DetectError, fp16_keys, prior_config
 from .keymaps import prior_official_keys
 from .models import Models

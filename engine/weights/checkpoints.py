@@ -355,13 +355,18 @@ def _place(t: torch.Tensor, device: torch.device | None, dtype: torch.dtype) -> 
     return t.to(dtype)
 
 
+def _exact_in_fp16(t: torch.Tensor) -> bool:
+    """True when every value of ``t`` is an fp16 value (the HF mirror's fp32 copies of the 5b tops' weights)."""
+    return t.is_floating_point() and bool(torch.equal(t.to(torch.float16).to(t.dtype), t))
+
+
 def load_into(model: nn.Module, loaded: LoadedFile, official_keys: Callable[[nn.Module], dict[str, OfficialKey]],
               what: str, hf_level: int | None = None, hf_prefix_check: bool = True, *,
               half: frozenset[str] = frozenset(), device: torch.device | str | None = None) -> nn.Module:
     """Strictly copy a file's tensors into ``model`` by explicit key map; casts dtype, transposes where marked.
 
-    ``half``: native keys kept (or made) fp16, as the reference keeps the 5b tops' Conv1D weights; everything
-    else takes the model's dtype (fp32). A model built on the meta device takes the tensors as its own, each
+    ``half``: native keys kept fp16, as the reference keeps the 5b tops' Conv1D weights (an fp32 file's values
+    too when fp16 holds them exactly, as the HF mirror's do); everything else takes the model's dtype (fp32). A model built on the meta device takes the tensors as its own, each
     placed on ``device`` as it is read. A tied head (e.g. ``prior.x_out.weight`` = ``prior.x_emb.weight``)
     may be stored once or twice, but twice only if equal; it is tied again after loading."""
     device = torch.device(device) if device is not None else None
@@ -401,8 +406,11 @@ def load_into(model: nn.Module, loaded: LoadedFile, official_keys: Callable[[nn.
         if native in aliases:
             continue
         t = tensors[fk.name]
-        state[native] = _place(t.t() if fk.transpose else t, device if meta else None,
-                               torch.float16 if native in half else own[native].dtype)
+        t = t.t() if fk.transpose else t
+        dtype = own[native].dtype
+        if native in half and (t.dtype == torch.float16 or _exact_in_fp16(t)):
+            dtype = torch.float16  # as the reference holds it (a mirror's fp32 copy of fp16 weights: lossless)
+        state[native] = _place(t, device if meta else None, dtype)
     for alias, canonical in aliases.items():
         state[alias] = state[canonical]
     # A model built on the meta device takes the loaded tensors as its own: no second copy in RAM.

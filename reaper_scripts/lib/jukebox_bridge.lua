@@ -218,6 +218,25 @@ function M.rerender_selected(title)
   end
 end
 
+-- Refine: each selected item's active take (a draft the engine rendered) at full quality, from the draft's own
+-- saved codes, as a new take on that item lined up with the draft (same source offset, playrate and pitch).
+function M.refine_selected(title)
+  local proj = current_project()
+  local regions = selected_regions(title, proj)
+  if not regions then
+    return
+  end
+  local cfg, ctx = settings.all(), selection.project_context(proj)
+  local list = region_jobs(title, "refine", regions, cfg, ctx, function(region) return region.position end,
+    function(region)
+      return { kind = "new_takes", item = region.item_guid, playrate = region.playrate,
+        preserve_pitch = region.preserve_pitch, pitch = region.pitch, startoffs = region.start }
+    end)
+  if list then
+    jobs.submit(title, list, { progress = true })
+  end
+end
+
 -- Generate: new material from labels (and lyrics) at the edit cursor, on the target track.
 function M.generate_at_cursor(title)
   local proj = current_project()

@@ -164,6 +164,12 @@ def test_the_devices_error_codes_exist():
 
 _LUA_DUMP = """
 package.path = arg[1] .. "/?.lua;" .. package.path
+reaper = {  -- a project at 120 BPM in 4/4 throughout: what the requests read of the tempo map
+  TimeMap_GetTimeSigAtTime = function(proj, t) return 4, 4, 120 end,
+  TimeMap2_timeToBeats = function(proj, t) return (t % 2) * 2, math.floor(t / 2) end,
+  TimeMap2_beatsToTime = function(proj, beats, measures) return (measures or 0) * 2 + beats / 2 end,
+  format_timestr = function(t) return tostring(t) end,
+}
 local json = require("jukebox_bridge.json")
 local settings = require("jukebox_bridge.settings")
 local requests = require("jukebox_bridge.requests")
@@ -175,6 +181,7 @@ io.write(json.encode({
   specs = settings.SPECS,
   region = requests.for_region("continue", region, cfg, ctx),
   rerender = requests.for_region("rerender", region, cfg, ctx),
+  refine = requests.for_region("refine", region, cfg, ctx),
   generate = requests.for_generate(cfg, ctx, 4, "la la"),
 }))
 """
@@ -203,6 +210,8 @@ def test_the_reaper_settings_follow_the_tables(lua_tables):
 
 def test_the_reaper_requests_pass_the_engines_validator(lua_tables):
     """With every setting at its default: the fields the scripts send, through RenderRequest.from_fields."""
+    assert lua_tables["refine"] == {"source": "/a.wav"}  # the engine takes the rest from the draft itself
+    RenderRequest.from_fields("refine", lua_tables["refine"])
     for verb, key in (("continue", "region"), ("rerender", "rerender"), ("generate", "generate")):
         req = RenderRequest.from_fields(verb, lua_tables[key])
         assert req.temperature == LIVE_PARAMS["temperature"].default  # left out at 0, so the engine's
@@ -211,7 +220,7 @@ def test_the_reaper_requests_pass_the_engines_validator(lua_tables):
 
 def test_the_reaper_scripts_use_known_verbs_codes_and_states():
     text = "".join(p.read_text(encoding="utf-8") for p in sorted(REPO.glob("reaper_scripts/**/*.lua")))
-    verbs = set(re.findall(r"\b(?:verb = |region_job\(|for_region\()\"(\w+)\"", text))
+    verbs = set(re.findall(r"\b(?:verb = |region_jobs\(title, |for_region\()\"(\w+)\"", text))
     assert set(protocol.RENDER_VERBS) <= verbs <= set(protocol.VERBS), verbs ^ set(protocol.VERBS)
     codes = set(re.findall(r"\bcode\s*[=~]?=\s*\"(\w+)\"", text))
     assert codes and codes <= {*ErrorCode, *LocalErrorCode}, codes - {*ErrorCode, *LocalErrorCode}

@@ -15,6 +15,7 @@ import torch
 
 from engine import LICENCE_NOTE
 from engine.generate.render import render
+from engine.model.config import OFFICIAL_PRIORS
 from engine.request import RenderRequest
 from engine.runtime.progress import CancelToken
 from engine.weights import bundle
@@ -42,7 +43,7 @@ def official(tmp_path, monkeypatch):
     for level, prior in enumerate(models.priors):
         save_official(prior, prior_official_keys, folder / f"prior_level_{level}.pth.tar", {"level": level})
     for name, level in (("upsampler_level_0", 0), ("upsampler_level_1", 1), ("5b", 2)):
-        monkeypatch.setitem(bundle.OFFICIAL_PRIORS, name, models.priors[level].cfg)
+        monkeypatch.setitem(OFFICIAL_PRIORS, name, models.priors[level].cfg)
     return models, folder
 
 

@@ -8,7 +8,8 @@
 --   kind = "new_item":  one new item at `position` on a target track, every take a take of that item
 --                       (continuations start exactly where the source item ends; primes and
 --                       generations start at the edit cursor);
---   kind = "new_takes": new takes on the source item (re-renders), which keeps its position and length.
+--   kind = "new_takes": new takes on the source item (re-renders, refines), which keeps its position and
+--                       length; `startoffs` (refines: the draft take's offset into its file) where each starts.
 -- New takes copy the source take's playrate, pitch and preserve-pitch flag, so material rendered in
 -- source seconds plays at the same speed as the item it came from.
 --
@@ -86,7 +87,7 @@ local function add_take(item, t, job, number)
   local placement = job.placement
   local take = reaper.AddTakeToMediaItem(item)
   local source = set_take_source(take, t.path)
-  reaper.SetMediaItemTakeInfo_Value(take, "D_STARTOFFS", 0)
+  reaper.SetMediaItemTakeInfo_Value(take, "D_STARTOFFS", placement.startoffs or 0)
   reaper.SetMediaItemTakeInfo_Value(take, "D_PLAYRATE", placement.playrate)
   reaper.SetMediaItemTakeInfo_Value(take, "B_PPITCH", placement.preserve_pitch)
   reaper.SetMediaItemTakeInfo_Value(take, "D_PITCH", placement.pitch or 0)

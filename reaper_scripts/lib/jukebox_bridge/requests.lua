@@ -54,9 +54,13 @@ local function clamp_channels(n)
   return math.max(1, math.min(MAX_CHANNELS, math.tointeger(n) or MAX_CHANNELS))
 end
 
--- continue, prime or rerender of one region; `at` is where the new material starts on the timeline.
+-- continue, prime, rerender or refine of one region; `at` is where the new material starts on the timeline.
 -- Returns the fields, or nil and a sentence.
 function M.for_region(verb, region, cfg, ctx, at)
+  if verb == "refine" then
+    -- the whole draft take: the engine takes labels, seed, knobs, rate and position from the draft itself
+    return { source = region.source }
+  end
   local fields = sampling_fields(cfg, ctx, at)
   fields.source = region.source
   fields.start = region.start + 0.0

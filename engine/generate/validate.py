@@ -8,6 +8,7 @@ later in the worker.
 from __future__ import annotations
 
 from engine.errors import ErrorCode
+from engine.io.effects import ChainError, check_chain
 from engine.request import RenderRequest, RequestError
 from engine.weights.models import Models
 
@@ -24,13 +25,18 @@ def validate(req: RenderRequest, models: Models) -> None:
         check_draft(load_draft(req.source), models)
     check_lengths(req, models, region)
     check_labels(models, req)
+    if req.chain is not None:  # where it points, not yet loaded (plugins load when the job runs)
+        try:
+            check_chain(req.chain)
+        except ChainError as exc:
+            raise RequestError(ErrorCode.BAD_VALUE, str(exc), "chain") from None
 
 
 def check_lengths(req: RenderRequest, models: Models, region: float | None) -> None:
     """Nothing shorter than one top-level token (the coarsest code: ``hop_lengths[-1]`` samples at the model's
     rate), neither the new material nor the source region, so ``seconds: 1e-9`` is refused before any work."""
     token = models.vqvae.hop_lengths[-1] / models.sample_rate
-    if req.mode != "rerender" and req.target_seconds < token:
+    if req.mode in ("generate", "continue", "prime") and req.target_seconds < token:
         field = "bars" if req.bars is not None and req.tempo is not None else "seconds"
         raise RequestError(ErrorCode.BAD_VALUE, f"{field} asks for {req.target_seconds:.6g} s; the minimum is "
                            f"{token:.6f} s (one top-level token of this model)", field)

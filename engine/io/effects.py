@@ -33,8 +33,10 @@ folder (``chain_dir()``), or a path to a TOML file. docs/effects.md has the full
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import inspect
+import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +54,9 @@ if TYPE_CHECKING:
     from engine.io.takes import RenderedTake
 
 MAX_TAIL = 60.0
+MAX_CHAIN_BYTES = 256 * 1024  # a chain file is a few lines; anything larger is not read
+PLUGIN_SUFFIXES = (".vst3",)
+CHAIN_KEYS = ("description", "tail", "effect")
 Stage = Callable[[np.ndarray, int], np.ndarray]  # (channels, frames) float32 at a sample rate -> same shape
 
 
@@ -242,15 +247,25 @@ class Chain:
         return [dataclasses.replace(t, audio=self.process(t.audio, sample_rate)) for t in takes]
 
 
-def parse_chain(text: str, name: str, base: Path) -> Chain:
-    """A chain from TOML text; relative plugin and preset paths resolve against ``base``."""
+def _chain_table(text: str, name: str) -> dict[str, Any]:
+    """The TOML table of a chain, or ``ChainError`` (never echoing the keys of a file that is not a chain)."""
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except tomllib.TOMLDecodeError as exc:  # tomllib's messages give a position, never the text
         raise ChainError(f"chain {name}: not valid TOML: {exc}") from None
-    unknown = sorted(set(data) - {"description", "tail", "effect"})
+    unknown = sorted(set(data) - set(CHAIN_KEYS))
     if unknown:
+        near = [k for k in unknown if difflib.get_close_matches(k, CHAIN_KEYS, n=1, cutoff=0.75)]
+        if len(near) < len(unknown):  # never echo the keys of a file that is no chain (a config, a secret)
+            raise ChainError(f"chain {name} is not an effect chain: it has {len(unknown)} key(s) other than "
+                             "description, tail and [[effect]] tables (docs/effects.md shows the format)")
         raise ChainError(f"chain {name}: unknown key(s) {', '.join(unknown)}; use description, tail and [[effect]]")
+    return data
+
+
+def parse_chain(text: str, name: str, base: Path) -> Chain:
+    """A chain from TOML text; relative plugin and preset paths resolve against ``base``."""
+    data = _chain_table(text, name)
     tail = data.get("tail", 0.0)
     if isinstance(tail, bool) or not isinstance(tail, (int, float)) or not 0 <= tail <= MAX_TAIL:
         raise ChainError(f"chain {name}: tail must be seconds from 0 to {MAX_TAIL:g}; got {tail!r}")
@@ -275,23 +290,64 @@ def chain_dir() -> Path:
     return platformdirs.user_config_path("jukebox-bridge") / "chains"
 
 
+def chain_source(spec: str) -> Path | None:
+    """Where a ``chain`` value points, checked without reading anything: None for a built-in, else a ``NAME.toml``
+    in ``chain_dir()``, an existing ``.toml`` file or an existing plugin bundle (``.vst3``). Anything else (a
+    folder, ``/etc/passwd``, a WAV) raises ``ChainError``: a chain value reads only chains."""
+    if spec in BUILTIN_CHAINS:
+        return None
+    if not any(sep in spec for sep in ("/", "\\", os.sep)) and not spec.startswith("~"):
+        path = chain_dir() / f"{spec}.toml"
+        if not spec.endswith(".toml") and path.is_file():
+            return path
+        raise ChainError(f"chain {spec!r} is neither a built-in ({', '.join(BUILTIN_CHAINS)}), nor a .toml file in "
+                         f"{chain_dir()}; give a chain name, or the full path of a .toml chain or a .vst3 plugin")
+    path = Path(spec).expanduser()
+    suffix = path.suffix.lower()
+    if suffix not in (".toml", *PLUGIN_SUFFIXES):
+        raise ChainError(f"chain {spec!r} is not a chain: give a chain name, or the full path of a .toml chain file "
+                         f"or a {'/'.join(PLUGIN_SUFFIXES)} plugin")
+    if not path.is_absolute():
+        raise ChainError(f"chain {spec!r}: a chain path must be absolute")
+    if suffix == ".toml":
+        if not path.is_file():
+            raise ChainError(f"chain {spec!r} is neither a built-in ({', '.join(BUILTIN_CHAINS)}) nor an existing "
+                             ".toml chain file")
+        if path.stat().st_size > MAX_CHAIN_BYTES:
+            raise ChainError(f"chain {spec!r} is larger than {MAX_CHAIN_BYTES // 1024} KiB: not an effect chain")
+    elif not path.exists():
+        raise ChainError(f"chain {spec!r}: no such plugin")
+    return path
+
+
+def _read_chain(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:  # the reason only: never the bytes that could not be decoded
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ChainError(f"chain {path}: cannot read it: {reason}") from None
+
+
+def check_chain(spec: str) -> None:
+    """At submission: ``chain_source``, and a .toml chain's table read (small, checked by ``chain_source``); its
+    effects and plugins load when the job runs."""
+    path = chain_source(spec)
+    if path is not None and path.suffix.lower() == ".toml":
+        _chain_table(_read_chain(path), str(path))
+
+
 def resolve_chain(spec: str | None) -> Chain | None:
-    """``None`` -> no chain; a built-in name; a NAME.toml in ``chain_dir()``; or a TOML path. Loads fully."""
+    """``None`` -> no chain; a built-in name; a NAME.toml in ``chain_dir()``; a .toml chain path; or a plugin bundle
+    (a chain of that one plugin, at its default settings). Loads fully."""
     if spec is None:
         return None
-    if spec in BUILTIN_CHAINS:
+    path = chain_source(spec)
+    if path is None:
         return parse_chain(BUILTIN_CHAINS[spec], spec, Path.cwd())
-    path = Path(spec).expanduser()
-    if not path.suffix and "/" not in spec and (chain_dir() / f"{spec}.toml").is_file():
-        path = chain_dir() / f"{spec}.toml"
-    if not path.is_file():
-        raise ChainError(f"chain {spec!r} is neither a built-in ({', '.join(BUILTIN_CHAINS)}), nor a .toml file in "
-                         f"{chain_dir()}, nor an existing TOML file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ChainError(f"chain {path}: cannot read it: {exc}") from None
-    return parse_chain(text, str(path), path.parent)
+    if path.suffix.lower() in PLUGIN_SUFFIXES:
+        return Chain(path.stem, (_vst3({"type": "vst3", "path": str(path)}, path.parent,
+                                       f"chain {path.name}, effect 1 (vst3)"),))
+    return parse_chain(_read_chain(path), str(path), path.parent)
 
 
 def request_chain(spec: str | None) -> Chain | None:

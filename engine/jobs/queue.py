@@ -39,8 +39,8 @@ from engine.errors import ErrorCode
 from engine.generate.refine import prepare_refine
 from engine.generate.validate import validate
 from engine.io import publish as render
-from engine.io.takes import CODES_RETENTION, prune_take_codes, save_take_codes
 from engine.io.files import storage_message
+from engine.io.takes import CODES_RETENTION, prune_take_codes, save_take_codes
 from engine.params import LiveParams
 from engine.request import RenderRequest, RequestError
 from engine.runtime.device import release_cpu_memory

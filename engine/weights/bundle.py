@@ -36,7 +36,7 @@ from .checkpoints import (
     save_native,
     user_file_mode,
 )
-from .detect import DetectError, fp16_keys, prior_config
+from .detect import DetectError, conv_weight_keys, prior_config
 from .keymaps import prior_official_keys
 from .models import Models
 
@@ -76,7 +76,7 @@ def _prior_from(loaded: LoadedFile, cfg: PriorConfig | None, device: str | torch
         prior = Prior(cfg)
     # fp16 where the reference keeps fp16 (the 5b tops' Conv1D weights), each tensor straight to its device
     return load_into(prior, loaded, prior_official_keys, f"the level-{cfg.level} Jukebox prior", hf_level=cfg.level,
-                     half=fp16_keys(prior), device=device)
+                     half=conv_weight_keys(prior), narrow=cfg.fp16_params, device=device)
 
 
 def _official_dir(directory: Path, top: str | None, device: torch.device) -> Models:

@@ -362,11 +362,13 @@ def _exact_in_fp16(t: torch.Tensor) -> bool:
 
 def load_into(model: nn.Module, loaded: LoadedFile, official_keys: Callable[[nn.Module], dict[str, OfficialKey]],
               what: str, hf_level: int | None = None, hf_prefix_check: bool = True, *,
-              half: frozenset[str] = frozenset(), device: torch.device | str | None = None) -> nn.Module:
+              half: frozenset[str] = frozenset(), narrow: bool = False,
+              device: torch.device | str | None = None) -> nn.Module:
     """Strictly copy a file's tensors into ``model`` by explicit key map; casts dtype, transposes where marked.
 
-    ``half``: native keys kept fp16, as the reference keeps the 5b tops' Conv1D weights (an fp32 file's values
-    too when fp16 holds them exactly, as the HF mirror's do); everything else takes the model's dtype (fp32). A model built on the meta device takes the tensors as its own, each
+    ``half``: native keys that stay fp16 when the file holds them in fp16 (the Conv1D weights: the 5b tops'
+    official files do); with ``narrow`` (the config's ``fp16_params``) an fp32 file's values become fp16 too
+    when fp16 holds them exactly, as the HF mirror's copies do. Everything else takes the model's dtype (fp32). A model built on the meta device takes the tensors as its own, each
     placed on ``device`` as it is read. A tied head (e.g. ``prior.x_out.weight`` = ``prior.x_emb.weight``)
     may be stored once or twice, but twice only if equal; it is tied again after loading."""
     device = torch.device(device) if device is not None else None
@@ -408,7 +410,7 @@ def load_into(model: nn.Module, loaded: LoadedFile, official_keys: Callable[[nn.
         t = tensors[fk.name]
         t = t.t() if fk.transpose else t
         dtype = own[native].dtype
-        if native in half and (t.dtype == torch.float16 or _exact_in_fp16(t)):
+        if native in half and (t.dtype == torch.float16 or narrow and _exact_in_fp16(t)):
             dtype = torch.float16  # as the reference holds it (a mirror's fp32 copy of fp16 weights: lossless)
         state[native] = _place(t, device if meta else None, dtype)
     for alias, canonical in aliases.items():

@@ -103,6 +103,11 @@ def fp16_keys(prior: torch.nn.Module) -> frozenset[str]:
     """Native keys the reference keeps in fp16 (``fp16_params``): every ``Conv1D`` weight of the prior."""
     if not getattr(getattr(prior, "cfg", None), "fp16_params", False):
         return frozenset()
+    return conv_weight_keys(prior)
+
+
+def conv_weight_keys(prior: torch.nn.Module) -> frozenset[str]:
+    """Native keys of every ``Conv1D`` weight: the tensors a checkpoint may hold in fp16 (kept so in memory)."""
     return frozenset(f"{name}.w" if name else "w" for name, m in prior.named_modules() if isinstance(m, Conv1D))
 
 

@@ -670,7 +670,7 @@
 					"patching_rect": [20.0, 590.0, 550.0, 18.0],
 					"presentation": 1,
 					"presentation_rect": [4.0, 126.0, 550.0, 18.0],
-					"text": "Select an audio clip, then press Continue, Prime or Re-render.",
+					"text": "Select an audio clip, then press Continue, Prime or Re-render (Refine: a draft take).",
 					"varname": "status"
 				}
 			},
@@ -909,6 +909,45 @@
 					"outlettype": [""],
 					"patching_rect": [200.0, 410.0, 120.0, 20.0],
 					"text": "prepend press rerender"
+				}
+			},
+			{
+				"box": {
+					"id": "obj-56",
+					"maxclass": "live.text",
+					"numinlets": 1,
+					"numoutlets": 2,
+					"outlettype": ["", ""],
+					"patching_rect": [380.0, 380.0, 70.0, 18.0],
+					"presentation": 1,
+					"presentation_rect": [300.0, 82.0, 70.0, 18.0],
+					"text": "Refine",
+					"parameter_enable": 1,
+					"saved_attribute_attributes": {
+						"valueof": {
+							"parameter_enum": ["val1", "val2"],
+							"parameter_invisible": 2,
+							"parameter_longname": "Refine",
+							"parameter_mmax": 1,
+							"parameter_shortname": "Refine",
+							"parameter_type": 2
+						}
+					},
+					"varname": "Refine",
+					"mode": 0,
+					"texton": "Refine",
+					"annotation": "Render the selected draft clip (a draft take) at full quality from its own saved codes; the result goes under it on a new track."
+				}
+			},
+			{
+				"box": {
+					"id": "obj-57",
+					"maxclass": "newobj",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [""],
+					"patching_rect": [380.0, 410.0, 120.0, 20.0],
+					"text": "prepend press refine"
 				}
 			},
 			{
@@ -1166,6 +1205,18 @@
 			},
 			{
 				"patchline": {
+					"destination": ["obj-57", 0],
+					"source": ["obj-56", 0]
+				}
+			},
+			{
+				"patchline": {
+					"destination": ["obj-35", 0],
+					"source": ["obj-57", 0]
+				}
+			},
+			{
+				"patchline": {
 					"destination": ["obj-55", 0],
 					"source": ["obj-31", 0]
 				}
@@ -1247,6 +1298,7 @@
 			"obj-29": ["Prime", "Prime", 0],
 			"obj-30": ["Re-render", "Re-render", 0],
 			"obj-31": ["Cancel", "Cancel", 0],
+			"obj-56": ["Refine", "Refine", 0],
 			"obj-32": ["Progress", "Progress", 0],
 			"parameterbanks": {
 				"0": {

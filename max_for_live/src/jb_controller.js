@@ -14,7 +14,7 @@ var SELECTION_ERRORS = {
   no_file: "The selected clip has no audio file (record or save it first)."
 };
 
-var VERB_NAMES = { "continue": "Continue", prime: "Prime", rerender: "Re-render" };
+var VERB_NAMES = { "continue": "Continue", prime: "Prime", rerender: "Re-render", refine: "Refine" };
 
 // deps: {send(list), ui: {status(s), connection(s), progress(pct), menu(kind, items, index),
 //        store(kind, name), listen(port)}, live (jb_live API), now() -> ms,
@@ -70,7 +70,7 @@ Controller.prototype.start = function () {
   // live.thisdevice can bang more than once: the port claimed first is kept
   this.listen(this.claimed || this.claimPort(core.replyPortFor(id)));
   this.started = true;
-  this.ui.status("Select an audio clip, then press Continue, Prime or Re-render.");
+  this.ui.status("Select an audio clip, then press Continue, Prime or Re-render (Refine: a draft take).");
   this.showConnection();
   this.tick();
 };
@@ -197,7 +197,9 @@ Controller.prototype.render = function (verb) {
   id = this.nextId("r");
   job = {
     verb: verb, request: id, id: "", sent: this.now(), placed: 0, state: "sent",
-    start_beats: region.start_beats, end_beats: region.end_beats,
+    // a refine renders the whole draft file: it goes where the file starts, lined up with the draft clip
+    start_beats: verb === "refine" ? core.fileStartBeats(sel.clip, region, sel.tempo) : region.start_beats,
+    end_beats: region.end_beats,
     is_arrangement_clip: sel.clip.is_arrangement_clip, session_slot: sel.session_slot,
     track_id: sel.track_id, numerator: sel.numerator, denominator: sel.denominator, tempo: sel.tempo,
     source_path: sel.file_path, artist: settings.artist, genre: settings.genre,
@@ -208,7 +210,8 @@ Controller.prototype.render = function (verb) {
   this.ui.progress(0);
   this.ui.status(VERB_NAMES[verb] + ": sent " + region.length.toFixed(2) + " s of '" +
                  (sel.clip_name || "clip") + "'" +
-                 (verb !== "rerender" && core.lengthSeconds(settings, sel.tempo, metre) > core.MAX_SECONDS ?
+                 (verb !== "rerender" && verb !== "refine" &&
+                  core.lengthSeconds(settings, sel.tempo, metre) > core.MAX_SECONDS ?
                   " (length capped at the engine's " + core.MAX_SECONDS + " s)" : ""));
 };
 

@@ -11,7 +11,7 @@ var DEFAULT_REPLY_PORT = 9131;
 var REPLY_PORT_SPAN = 64; // device instances claim distinct reply ports in [9131, 9131 + 64)
 var MAX_SECONDS = 300; // the engine's largest `seconds` (docs/osc-protocol.md)
 var PREFIX = "/jukebox/";
-var RENDER_VERBS = ["continue", "prime", "rerender"];
+var RENDER_VERBS = ["continue", "prime", "rerender", "refine"];
 
 // Live parameter ranges; tests check these against the patcher and the engine's validator.
 var PARAM_RANGES = {
@@ -162,7 +162,12 @@ function clipRegion(clip, tempo) {
 // Returns the JSON params object for a render verb. Bars are turned into seconds here, in the Set's
 // real metre (the engine's own `bars` field assumes 4/4), and capped at the engine's 300 s.
 function renderParams(verb, sourcePath, region, tempo, settings, metre) {
-  var p = {
+  var p;
+  if (verb === "refine") {
+    // the whole draft take: the engine takes labels, seed, knobs, rate and position from the draft itself
+    return { source: sourcePath };
+  }
+  p = {
     source: sourcePath,
     start: region.start,
     length: region.length,
@@ -382,12 +387,28 @@ function parseReply(address, args) {
 
 // ---- placing takes ----------------------------------------------------------------------------------
 
+// Where a refined draft starts in arrangement beats: where the clip's file starts (a refine renders the whole
+// draft file), i.e. the clip's start less the part of the file before its start (or loop start) marker.
+function fileStartBeats(clip, region, tempo) {
+  var marker;
+  if (!clip.is_arrangement_clip) {
+    return region.start_beats;
+  }
+  if (clip.warping) {
+    marker = clip.looping ? clip.loop_start : clip.start_marker;
+    return region.start_beats - Math.max(0, marker || 0);
+  }
+  return region.start_beats - secondsToBeats(region.start, tempo);
+}
+
 // Where take n of a job goes. job: {verb, start_beats, end_beats, session_slot (index or -1),
 // is_arrangement_clip}; caps: {arrangement: bool, session: bool}; placeOn: index into PLACE_ON.
+// Re-renders and refines go under their clip (at start_beats, on a new track: the clip's own is taken there).
 // Returns {mode: "arrangement"|"session"|"none", position_beats, slot, track: "new"|"clip"}.
 function placement(job, take, caps, placeOn) {
-  var onClipTrack = PLACE_ON[placeOn] === "clip_track" && job.verb !== "rerender" && take === 1;
-  var beats = job.verb === "rerender" ? job.start_beats : job.end_beats;
+  var under = job.verb === "rerender" || job.verb === "refine";
+  var onClipTrack = PLACE_ON[placeOn] === "clip_track" && !under && take === 1;
+  var beats = under ? job.start_beats : job.end_beats;
   if (job.is_arrangement_clip && caps.arrangement) {
     return { mode: "arrangement", position_beats: beats, slot: -1, track: onClipTrack ? "clip" : "new" };
   }
@@ -476,6 +497,7 @@ exports.lengthSeconds = lengthSeconds;
 exports.warpedBeatToSourceSeconds = warpedBeatToSourceSeconds;
 exports.clipTimeToSourceSeconds = clipTimeToSourceSeconds;
 exports.clipRegion = clipRegion;
+exports.fileStartBeats = fileStartBeats;
 exports.renderParams = renderParams;
 exports.replyPortFor = replyPortFor;
 exports.claimPort = claimPort;

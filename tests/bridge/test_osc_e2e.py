@@ -189,6 +189,34 @@ def test_each_render_verb_ends_in_a_wav_of_the_right_length_rate_and_channels(
         assert Path(path).name.startswith(f"{job[:8]}-take{take}-{verb}")
 
 
+def test_a_draft_then_refine_gives_the_keeper_at_full_quality_where_the_draft_is(client, source):
+    from engine.io.codes import CodesFile
+
+    client.send("continue", "draft", {"source": str(source), "start": 0.1, "length": 0.3, "position": 8.0,
+                                      "seconds": 0.05, "sample_rate": 48000, **DRAFT})
+    job = client.wait("accepted", "draft")[1]
+    assert client.wait("finished", job, timeout=60)[1:] == ["done", 1]
+    _, _, draft, position, length = client.wait("done", job)
+    client.send("refine", "keeper", {"source": draft})  # what a DAW sends: the selected take's file
+    keeper = client.wait("accepted", "keeper")[1]
+    assert client.wait("finished", keeper, timeout=60)[1:] == ["done", 1]
+    _, _, refined, refined_position, refined_length = client.wait("done", keeper)
+    assert (refined_position, refined_length) == (pytest.approx(position), pytest.approx(length))
+    assert position == pytest.approx(8.3, abs=1e-4)
+    a, b = sf.info(draft), sf.info(refined)
+    assert (b.frames, b.samplerate, b.channels) == (a.frames, a.samplerate, a.channels)
+    sides = [json.loads(Path(p).with_suffix(".json").read_text()) for p in (draft, refined)]
+    assert [(s["mode"], s["quality"], s["seed"]) for s in sides] == [("continue", "draft", 3), ("refine", "full", 3)]
+    codes = [CodesFile.load(Path(p).parent / s["codes"]) for p, s in zip((draft, refined), sides)]
+    np.testing.assert_array_equal(codes[1].codes[2], codes[0].codes[2])  # the draft's top level, not resampled
+    assert codes[1].extra["levels"] == [1, 0]
+    client.send("refine", "again", {"source": refined})  # already full quality
+    error = client.wait("error", "again", timeout=5)
+    assert error[1] == "bad_value" and "already full quality" in error[2]
+    client.send("refine", "no-codes", {"source": str(source)})  # not a take the engine rendered
+    assert client.wait("error", "no-codes", timeout=5)[1] == "source_not_found"
+
+
 def test_cancel_stops_a_job_mid_render(client):
     client.send("generate", "long", {"seconds": 8.0, **DRAFT})
     job = client.wait("accepted", "long")[1]

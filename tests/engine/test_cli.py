@@ -96,11 +96,12 @@ def test_sample_publishes_tagged_takes_with_the_models_own_licence_and_never_ove
         assert side["model"] == "jukebox-bridge-default" and side["seed"] == seed
         assert side["temperature"] == pytest.approx(_request_defaults()["temperature"])  # the value used, not null
         assert read_provenance(wav)["licence"] == terms["licence"]  # the WAV's comment chunk
-        assert wav.with_suffix(".npz").exists() and str(wav) in printed
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+        assert side["codes"] == f".jukebox/codes/{wav.stem}.npz" and (out / side["codes"]).exists()  # the engine's place
+        assert str(wav) in printed
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     assert main(argv[:-2] + ["--model", "debug", "--out", str(out)]) == 0  # same folder: new names, old files kept
     assert all((out / name).read_bytes() == data for name, data in before.items())
-    assert len(list(out.glob("*.wav"))) == 4 and not [p for p in out.iterdir() if p.name.startswith(".")]
+    assert len(list(out.glob("*.wav"))) == 4 and [p.name for p in out.iterdir() if p.name.startswith(".")] == [".jukebox"]
     debug = [json.loads(p.read_text()) for p in out.glob("*.json") if p.name[:-5] + ".wav" not in before]
     assert len(debug) == 2 and all("random weights" in d["licence"] and d["attribution"] is None for d in debug)
 
@@ -113,6 +114,28 @@ def test_sample_places_a_continuation_at_the_region_end(tmp_path, capsys):
     (wav,) = (tmp_path / "o").glob("*.wav")
     side = json.loads(wav.with_suffix(".json").read_text())
     assert side["position"] == pytest.approx(1.0) and side["source"]["start"] == 0.5
+
+
+def test_sample_refines_a_draft_from_its_saved_codes(tmp_path, capsys):
+    from engine.io.codes import CodesFile
+
+    src = _source(tmp_path / "song.wav", 1.5)
+    assert main(["sample", "--model", "debug", "--mode", "continue", "--prime", str(src), "--start", "0.5",
+                 "--length", "0.5", "--seconds", "0.2", "--quality", "draft", "--seed", "4", "--out",
+                 str(tmp_path / "o")]) == 0
+    (draft,) = (tmp_path / "o").glob("*.wav")
+    assert main(["sample", "--model", "debug", "--mode", "refine", "--prime", str(draft), "--out",
+                 str(tmp_path / "o")]) == 0
+    assert "place at 1.000 s" in capsys.readouterr().out  # the draft's position
+    (refined,) = (tmp_path / "o").glob("*-refine.wav")
+    sides = [json.loads(w.with_suffix(".json").read_text()) for w in (draft, refined)]
+    assert (sides[1]["quality"], sides[1]["seed"], sides[1]["position"]) == ("full", 4, pytest.approx(1.0))
+    assert sf.info(refined).frames == sf.info(draft).frames
+    top = [CodesFile.load(tmp_path / "o" / s["codes"]).codes[2] for s in sides]
+    np.testing.assert_array_equal(top[0], top[1])
+    assert main(["sample", "--model", "debug", "--mode", "refine", "--prime", str(refined), "--out",
+                 str(tmp_path / "o")]) != 0  # already full quality
+    assert "already full quality" in capsys.readouterr().err
 
 
 def test_sample_help_documents_every_option_and_its_default(capsys):
@@ -186,7 +209,8 @@ def test_ctrl_c_in_sample_exits_130_saying_what_was_kept(tmp_path, monkeypatch, 
     err = capsys.readouterr().err
     (wav,) = (tmp_path / "o").glob("*.wav")
     assert f"kept 1 take(s): {wav}" in err and wav.with_suffix(".json").exists()
-    assert sorted(p.suffix for p in (tmp_path / "o").iterdir()) == [".json", ".npz", ".wav"]  # no staging left
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [".jukebox", wav.with_suffix(".json").name,
+                                                                  wav.name]  # no staging left
 
 
 def test_ctrl_c_in_batch_keeps_finished_stems_and_a_rerun_resumes(tmp_path, monkeypatch, capsys):

@@ -27,7 +27,7 @@ from engine.request import RenderRequest
 from engine.weights import bundle, checkpoints, registry
 from engine.weights.checkpoints import CheckpointError, save_official
 from engine.weights.debug import debug_vqvae
-from engine.weights.detect import describe, detect_kind, expected_state, fp16_keys, matches
+from engine.weights.detect import conv_weight_keys, describe, detect_kind, expected_state, fp16_keys, matches
 from engine.weights.hf_config import hf_model_config
 from engine.weights.hf_keys import official_to_hf
 from engine.weights.keymaps import prior_official_keys, vqvae_official_keys
@@ -247,6 +247,20 @@ def test_fp16_weights_stay_fp16_with_fp32_norms_and_logits(made, tmp_path):
         assert logits.dtype == torch.float32 and torch.isfinite(logits).all()
     upsampler = bundle.load_models(tmp_path / "official", device="cpu").priors[0]
     assert _dtypes(upsampler) == {torch.float32}  # the reference keeps those fp32
+
+
+def test_a_1b_size_model_stored_in_fp16_stays_fp16(made, tmp_path):
+    models = made["1b_lyrics"]  # the official 1b_lyrics is fp32; a re-saved fp16 copy must not be widened
+    folder = tmp_path / "fp16 copy"
+    write_official(models, folder)
+    top = models.top
+    state = {fk.name: t.half() if k in conv_weight_keys(top) else t
+             for (k, fk), t in zip(prior_official_keys(top).items(), top.state_dict().values())}
+    (folder / "prior_level_2.pth.tar").unlink()
+    torch.save({"hps": top.cfg.to_hparams(models.vqvae.cfg), "model": state}, folder / "prior_level_2.pth.tar")
+    loaded = bundle.load_models(folder, device="cpu")
+    assert _dtypes(loaded.top) == {torch.float16} and _dtypes(loaded.priors[0]) == {torch.float32}
+    assert loaded.top.lm.x_out.weight is loaded.top.lm.x_emb.weight
 
 
 def test_weights_go_to_the_device_tensor_by_tensor_in_their_own_dtype(made, tmp_path):

@@ -437,3 +437,35 @@ def test_lengths_below_one_top_level_token_are_bad_values_with_the_minimum(tmp_p
         assert q.jobs() == [] and renderer.calls == [] and wavs(tmp_path / "renders") == []
     finally:
         q.stop()
+
+
+# ---------------------------------------------------------------- chain reads only chains
+
+
+def test_a_chain_value_reads_only_chains_and_never_echoes_another_files_keys(tmp_path, monkeypatch):
+    from engine.io import effects
+
+    monkeypatch.setattr(effects, "chain_dir", lambda: tmp_path / "chains")
+    (tmp_path / "chains").mkdir()
+    (tmp_path / "chains" / "warm.toml").write_text('[[effect]]\ntype = "low_shelf"\ngain_db = 2.0\n')
+    secret = tmp_path / "settings.toml"
+    secret.write_text('aws_secret_access_key = "AKIA-do-not-print"\n[database]\npassword = "hunter2"\n')
+    notes = tmp_path / "notes.txt"
+    notes.write_text("password = hunter2\n")
+    q, _, renderer = make(tmp_path / "renders")
+    try:
+        for spec in (str(secret), str(notes), "/etc/passwd", str(tmp_path), "../chains/warm", "warm.toml",
+                     str(tmp_path / "missing.toml"), str(tmp_path / "Missing.vst3")):
+            with pytest.raises(RequestError) as info:  # refused at submission, nothing read, nothing queued
+                q.submit(req(chain=spec), "h 1")
+            message = str(info.value)
+            assert (info.value.code, info.value.field) == ("bad_value", "chain"), message
+            assert not any(word in message for word in ("aws_secret", "AKIA", "database", "password", "hunter2",
+                                                        "root:")), message
+        assert q.jobs() == [] and renderer.calls == []
+        with pytest.raises(effects.ChainError) as info:
+            effects.resolve_chain(str(secret))
+        assert "is not an effect chain" in str(info.value) and "aws" not in str(info.value)
+        assert len(effects.resolve_chain("warm").stages) == 1
+    finally:
+        q.stop()

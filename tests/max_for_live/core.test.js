@@ -207,3 +207,16 @@ test("versions, reply ports, labels", () => {
   assert.deepEqual(core.menuItems(["a", "b"], "zz"), ["(model default)", "zz", "a", "b"]);
   assert.deepEqual(core.menuItems(["a", "b"], "b"), ["(model default)", "a", "b"]);
 });
+
+test("refine: only the draft's file is sent; the take goes under the draft, where its file starts", () => {
+  assert.deepEqual(core.renderParams("refine", "/r/draft.wav", { start: 2, length: 8, position: 8 }, 120,
+                                     { temperature: 0.9, takes: 3, quality: 0, length_unit: 0, length_seconds: 5 }),
+                   { source: "/r/draft.wav" });
+  const job = { verb: "refine", start_beats: 12, end_beats: 32, is_arrangement_clip: true, session_slot: -1 };
+  const both = { arrangement: true, session: true };
+  assert.deepEqual(core.placement(job, 1, both, 1), { mode: "arrangement", position_beats: 12, slot: -1, track: "new" });
+  const region = { start: 2, start_beats: 16 };
+  assert.equal(core.fileStartBeats({ is_arrangement_clip: true, warping: 0 }, region, 120), 12); // 2 s at 120 BPM
+  assert.equal(core.fileStartBeats({ is_arrangement_clip: true, warping: 1, start_marker: 4 }, region, 120), 12);
+  assert.equal(core.fileStartBeats({ is_arrangement_clip: false, warping: 0 }, { start: 2, start_beats: 0 }, 120), 0);
+});

@@ -484,3 +484,19 @@ test("the device is its own job runner: deleting it cancels the jobs it still fo
   assert.deepEqual(JSON.parse(cancel[3]), { job_id: "job-7" });
   assert.ok(d.tasks.every((t) => !t.running));
 });
+
+test("refine: sends the selected draft clip's file only; the full-quality take lines up with the draft", () => {
+  const { d, set } = device({ clip: { file_path: "/renders/ab12cd34-take1-continue.wav" } },
+                            { controls: { takes: 3, temperature: 0.7 } });
+  d.send("press", "refine", 1);
+  const req = requests(d)[0];
+  assert.equal(req[0], "/jukebox/refine");
+  assert.deepEqual(JSON.parse(req[3]), { source: "/renders/ab12cd34-take1-continue.wav" });
+  runJob(d, set, 1, { seconds: 15 });
+  // the clip starts at beat 16 but plays its file from 2 s (4 beats at 120 BPM): the file, and so the
+  // refined take, starts at beat 12, on a new track (the draft's own track holds the draft there)
+  assert.deepEqual(set.created.map(({ clip, ...c }) => c),
+                   [{ kind: "arrangement", track: set.tracks[1].id, path: "/renders/job-1-take1.wav", position: 12 }]);
+  assert.deepEqual(set.world.callsOf("name", "set").map((c) => c.args[0]).slice(-1), ["Jukebox Refine 1"]);
+  assert.equal(lastStatus(d), "Refine: done, 1 take placed.");
+});

@@ -19,7 +19,8 @@ from engine.errors import ErrorCode, RequestError
 from engine.jobs.records import MAX_QUEUED
 from engine.request import MODES, RenderRequest, text_problem
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 1  # what a client speaks unless its hello asks for another of PROTOCOLS
+PROTOCOLS = (1, 2)  # 2: ``done`` adds exact integer frame counts (hello {"protocol": 2})
 PREFIX = "/jukebox/"
 DEFAULT_PORT = 9130
 DEFAULT_LISTEN = "127.0.0.1"
@@ -50,6 +51,11 @@ class ProtocolError(Exception):
 @dataclass(frozen=True)
 class NoParams:
     pass
+
+
+@dataclass(frozen=True)
+class HelloParams:
+    protocol: int = PROTOCOL_VERSION
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,7 @@ _FIELD_RULES: dict[str, tuple[tuple[type, ...], Callable[[Any], bool], str]] = {
     "name": ((str,), lambda v: 0 < len(v) <= 64, "a parameter name"),
     "value": ((int, float, str), lambda v: not isinstance(v, str) or len(v) <= 200, "a number or a short string"),
     "take": ((int,), lambda v: 1 <= v <= 8, "an integer from 1 to 8"),
+    "protocol": ((int,), lambda v: v in PROTOCOLS, " or ".join(map(str, PROTOCOLS))),
 }
 
 # ---------------------------------------------------------------- the tables
@@ -106,6 +113,7 @@ _FIELD_RULES: dict[str, tuple[tuple[type, ...], Callable[[Any], bool], str]] = {
 class ReplySpec:
     address: str
     args: tuple[tuple[str, str], ...]  # (name, OSC type tag; "f|s" = either)
+    protocol1: int | None = None  # protocol-1 clients get only the first this many arguments (None: all)
 
 
 @dataclass(frozen=True)
@@ -123,8 +131,8 @@ class Verb:
         return self.params is RenderRequest
 
 
-def _r(name: str, *args: str) -> ReplySpec:
-    return ReplySpec(PREFIX + name, tuple(tuple(a.split(":")) for a in args))  # type: ignore[misc]
+def _r(name: str, *args: str, protocol1: int | None = None) -> ReplySpec:
+    return ReplySpec(PREFIX + name, tuple(tuple(a.split(":")) for a in args), protocol1)  # type: ignore[misc]
 
 
 REPLIES: dict[str, ReplySpec] = {r.address: r for r in (
@@ -135,7 +143,8 @@ REPLIES: dict[str, ReplySpec] = {r.address: r for r in (
     _r("genres", "request_id:s", "json:s"),
     _r("accepted", "request_id:s", "job_id:s"),
     _r("progress", "job_id:s", "fraction:f", "stage:s", "eta_seconds:f"),
-    _r("done", "job_id:s", "take:i", "path:s", "position:f", "length:f"),
+    _r("done", "job_id:s", "take:i", "path:s", "position:f", "length:f", "position_frames:h", "length_frames:h",
+       protocol1=5),
     _r("finished", "job_id:s", "state:s", "takes:i"),
     _r("error", "id:s", "code:s", "message:s"),
     _r("cancelled", "request_id:s", "n_cancelled:i"),
@@ -149,7 +158,7 @@ REPLIES: dict[str, ReplySpec] = {r.address: r for r in (
 
 _JOB_EVENTS = tuple(PREFIX + r for r in ("accepted", "progress", "done", "finished"))
 VERBS: dict[str, Verb] = {v.name: v for v in (
-    Verb("hello", NoParams, (PREFIX + "hello", PREFIX + "engine")),
+    Verb("hello", HelloParams, (PREFIX + "hello", PREFIX + "engine")),
     Verb("ping", NoParams, (PREFIX + "pong",)),
     Verb("info", NoParams, (PREFIX + "info",)),
     Verb("artists", SearchParams, (PREFIX + "artists",)),
@@ -276,11 +285,14 @@ class Reply:
     args: tuple[tuple[str, Any], ...]  # (OSC type tag, value)
 
 
-def reply(name: str, *values: Any) -> Reply:
-    """A reply checked against ``REPLIES``: right count, each value converted to its OSC type."""
+def reply(name: str, *values: Any, protocol: int = max(PROTOCOLS)) -> Reply:
+    """A reply checked against ``REPLIES``: right count, each value converted to its OSC type. For a ``protocol``-1
+    client, a reply that grew in protocol 2 is cut to its protocol-1 arguments."""
     spec = REPLIES[PREFIX + name]
-    if len(values) != len(spec.args):
+    if len(values) not in (len(spec.args), spec.protocol1):
         raise TypeError(f"{spec.address} takes {len(spec.args)} arguments, got {len(values)}")
+    if protocol < 2 and spec.protocol1 is not None:
+        values = values[: spec.protocol1]
     return Reply(spec.address, tuple(_typed(tag, v) for (_, tag), v in zip(spec.args, values)))
 
 
@@ -289,8 +301,8 @@ def _typed(tag: str, value: Any) -> tuple[str, Any]:
         tag = "s" if isinstance(value, str) else "f"
     if tag == "s":  # JSON may carry NULs (they end an OSC string) and lone surrogates (not UTF-8)
         return "s", str(value).replace("\0", "").encode("utf-8", "replace").decode("utf-8")
-    if tag == "i":
-        return "i", int(value)
+    if tag in ("i", "h"):  # h: int64, for counts that outgrow 32 bits (frames at 384 kHz after 93 minutes)
+        return tag, int(value)
     return "f", float(value)
 
 

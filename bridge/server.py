@@ -118,6 +118,7 @@ class Bridge:
         self.models, self.jobs, self.live, self.send, self.midi = models, jobs, live, send, midi
         self.speed, self.max_wait = speed, max_wait  # measured tokens/s (estimate.Speed) and the render-time limit
         self.clients: dict[tuple[str, int], float] = {}  # registered by hello -> last seen
+        self.protocols: dict[tuple[str, int], int] = {}  # (host, reply port) -> the protocol its hello asked for
         self._lock = threading.Lock()
         self._last: tuple[Request, str] | None = None  # the last render request and its host, for MIDI actions
         live.add_listener(lambda name, value: self.broadcast(reply("param", name, value)))
@@ -137,15 +138,19 @@ class Bridge:
             if new and len(self.clients) >= MAX_CLIENTS:
                 self.clients.pop(min(self.clients, key=self.clients.__getitem__))
             self.clients[key] = now
-        out = [reply("hello", req.request_id, __version__, protocol.PROTOCOL_VERSION)]
+            if req.params.protocol != protocol.PROTOCOL_VERSION or key in self.protocols:
+                if len(self.protocols) >= 4 * MAX_CLIENTS:
+                    self.protocols.pop(next(iter(self.protocols)))
+                self.protocols[key] = req.params.protocol  # kept past the hello's TTL: its jobs' events use it
+        out = [reply("hello", req.request_id, __version__, req.params.protocol)]
         return out + [reply("engine", "ready", __version__)] if new else out
 
     def _ping(self, req: Request, host: str) -> list[Reply]:
         return [reply("pong", req.request_id, __version__)]
 
     def _info(self, req: Request, host: str) -> list[Reply]:
-        info = {"protocol": protocol.PROTOCOL_VERSION, "version": __version__, **self.models.info(),
-                "capabilities": list(protocol.CAPABILITIES), "params": self.live.snapshot(), **self.models.licence()}
+        info = {"protocol": protocol.PROTOCOL_VERSION, "protocols": list(protocol.PROTOCOLS), "version": __version__,
+                **self.models.info(), "capabilities": list(protocol.CAPABILITIES), "params": self.live.snapshot(), **self.models.licence()}
         if self.speed is not None:  # what a DAW script needs to estimate a render before asking
             info["speed"] = {"device": self.speed.device, "max_wait": self.max_wait,
                              "tokens_per_second": {str(lv): round(self.speed.tokens_per_second(lv), 3)
@@ -179,7 +184,9 @@ class Bridge:
             from engine.generate.estimate import check_render_time
 
             check_render_time(self.models, self.live.fill(params, given), self.speed, self.max_wait)
-        self.jobs.submit(params, _owner(host, req.reply_port), announce=announce, given=given)
+        with self._lock:
+            version = self.protocols.get((host, req.reply_port), protocol.PROTOCOL_VERSION)
+        self.jobs.submit(params, _owner(host, req.reply_port, version), announce=announce, given=given)
         return []
 
     def _cancel(self, req: Request, host: str) -> list[Reply]:
@@ -217,11 +224,13 @@ class Bridge:
     # ------------------------------------------------------------------ events and broadcasts
 
     def on_job_event(self, event: JobEvent) -> None:
-        host, port = _parse_owner(event.owner)
+        host, port, version = _parse_owner(event.owner)
         if isinstance(event, JobProgress):
             self.send(host, port, reply("progress", event.job_id, event.fraction, event.stage, event.eta))
         elif isinstance(event, TakeDone):
-            self.send(host, port, reply("done", event.job_id, event.take, event.path, event.position, event.length))
+            rate = self.jobs.get(event.job_id).request.sample_rate  # frames at the project's rate: exact (protocol 2)
+            self.send(host, port, reply("done", event.job_id, event.take, event.path, event.position, event.length,
+                                        round(event.position * rate), round(event.length * rate), protocol=version))
         elif isinstance(event, JobFinished):
             if event.error:
                 self.send(host, port, protocol.error(event.job_id, *event.error))
@@ -271,13 +280,14 @@ class Bridge:
             self.send(host, req.reply_port, protocol.error(f"midi:{action}", exc.code, str(exc)))
 
 
-def _owner(host: str, port: int) -> str:
-    return f"{host} {port}"
+def _owner(host: str, port: int, version: int = protocol.PROTOCOL_VERSION) -> str:
+    """Where a job's events go, journalled with the job: "host port", and " N" for a protocol other than 1."""
+    return f"{host} {port}" if version == protocol.PROTOCOL_VERSION else f"{host} {port} {version}"
 
 
-def _parse_owner(owner: str) -> tuple[str, int]:
-    host, port = owner.rsplit(" ", 1)
-    return host, int(port)
+def _parse_owner(owner: str) -> tuple[str, int, int]:
+    host, port, *version = owner.split(" ")
+    return host, int(port), int(version[0]) if version else protocol.PROTOCOL_VERSION
 
 
 def _open_midi(cfg: ServeConfig, bridge: Bridge) -> Any:

@@ -13,8 +13,9 @@ import torch
 
 from engine.io import audio
 from engine.io.codes import CodesFile
-from engine.model.vqvae import VQVAE
+from engine.model.vqvae import VQVAE, ChunkCallback
 from engine.runtime.device import inference_context
+from engine.runtime.progress import CancelToken, EtaClock, Progress, ProgressCallback
 
 
 def _device(module: torch.nn.Module) -> torch.device:
@@ -26,11 +27,29 @@ def pad_to_hop(x: np.ndarray, hop: int) -> np.ndarray:
     return np.pad(x, (0, (-len(x)) % hop))
 
 
-def encode_audio(vqvae: VQVAE, x: np.ndarray) -> dict[int, np.ndarray]:
-    """Mono 44.1 kHz audio (T,) -> codes per level, each (1, ceil(T / top_hop) * top_hop / hop)."""
+def chunk_progress(progress: ProgressCallback, cancel: CancelToken | None, stage: str, start: float, end: float,
+                   clock: EtaClock | None = None, level: int | None = None) -> ChunkCallback:
+    """``on_chunk`` for ``encode_audio``/``decode_codes``/``VQVAE.decode`` inside a job: the job's fraction moves
+    from ``start`` to ``end`` as chunks finish (with an ETA from ``clock``), and ``cancel`` is checked after each
+    chunk, so encoding and decoding stop within a chunk's time (about a second) of a cancel."""
+
+    def on_chunk(done: int, total: int) -> None:
+        fraction = start + (end - start) * done / max(total, 1)
+        progress(Progress(stage, done, total, fraction, -1.0 if clock is None else clock.eta(fraction), level))
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+
+    return on_chunk
+
+
+def encode_audio(vqvae: VQVAE, x: np.ndarray, on_chunk: ChunkCallback | None = None) -> dict[int, np.ndarray]:
+    """Mono 44.1 kHz audio (T,) -> codes per level, each (1, ceil(T / top_hop) * top_hop / hop).
+
+    Encoded in chunks along time (``VQVAE.encode``: bounded memory, the unchunked codes); ``on_chunk(done, total)``
+    after each (``chunk_progress``)."""
     padded = pad_to_hop(x, vqvae.hop_lengths[-1])
     with inference_context():
-        zs = vqvae.encode(torch.from_numpy(padded)[None].to(_device(vqvae)))
+        zs = vqvae.encode(torch.from_numpy(padded)[None].to(_device(vqvae)), on_chunk=on_chunk)
     return {level: z.cpu().numpy() for level, z in enumerate(zs)}
 
 
@@ -44,7 +63,7 @@ def encode_file(vqvae: VQVAE, path: str | os.PathLike, start: float = 0.0, lengt
                      extra={"source": str(path), "start": start, "length": len(x) / vqvae.cfg.sample_rate})
 
 
-def decode_codes(vqvae: VQVAE, codes: CodesFile, level: int) -> np.ndarray:
+def decode_codes(vqvae: VQVAE, codes: CodesFile, level: int, on_chunk: ChunkCallback | None = None) -> np.ndarray:
     """Codes of one level -> audio (N, T) at the model rate, trimmed to the encoded length, clamped to [-1, 1]."""
     if level not in codes.codes:
         raise ValueError(f"the codes file has levels {sorted(codes.codes)}; level {level} is not among them.")
@@ -53,7 +72,7 @@ def decode_codes(vqvae: VQVAE, codes: CodesFile, level: int) -> np.ndarray:
         raise ValueError(f"codes must lie in 0..{vqvae.cfg.l_bins - 1}; this file has {int(z.min())}..{int(z.max())}. "
                          f"Was it made with another model?")
     with inference_context():
-        out = vqvae.decode(z, level).cpu().numpy()
+        out = vqvae.decode(z, level, on_chunk=on_chunk).cpu().numpy()
     if codes.n_samples is not None:
         out = out[:, : codes.n_samples]
     return np.clip(out, -1.0, 1.0)

@@ -16,7 +16,7 @@ from engine.io.files import file_sha256
 from engine.request import RenderRequest, RequestError
 from engine.weights.bundle import Models
 
-from .codec import encode_audio
+from .codec import ChunkCallback, encode_audio
 
 
 def region_key(path: str, start: float, length: float | None, model: str) -> str:
@@ -64,12 +64,14 @@ def read_source(req: RenderRequest, sample_rate: int = audio.MODEL_SAMPLE_RATE) 
     return audio.to_model_input(region, sample_rate), region.frames / region.sample_rate
 
 
-def encode_region(models: Models, req: RenderRequest, x: np.ndarray, cache) -> dict[int, np.ndarray]:
+def encode_region(models: Models, req: RenderRequest, x: np.ndarray, cache,
+                  on_chunk: ChunkCallback | None = None) -> dict[int, np.ndarray]:
+    """The region's codes at every level, from the cache or encoded in chunks (``on_chunk``: progress, cancel)."""
     key = region_key(req.source, req.start, req.length, models.name) if cache is not None else None
     cached = cache.get(key) if key else None
     if cached is not None:
         return cached.codes
-    codes = encode_audio(models.vqvae, x)
+    codes = encode_audio(models.vqvae, x, on_chunk)
     if key:
         cache.put(key, CodesFile(codes, models.vqvae.hop_lengths, models.sample_rate, len(x), models.name,
                                  {"source": req.source, "start": req.start, "length": req.length}))

@@ -57,8 +57,10 @@ class Job:
         if self.error:
             out["error"] = {"code": self.error[0], "message": self.error[1][:500]}
         if detail:
-            out["takes"] = [{"take": t.take, "path": t.path, "position": t.position, "length": t.length}
-                            for t in self.published]
+            rate = self.request.sample_rate  # exact frame counts at the project's rate, beside the seconds
+            out["takes"] = [{"take": t.take, "path": t.path, "position": t.position, "length": t.length,
+                             "position_frames": round(t.position * rate), "length_frames": round(t.length * rate),
+                             "sample_rate": rate} for t in self.published]
             out["request"] = {**self.request.to_fields(), "lyrics": f"<{len(self.request.lyrics)} characters>"}
         return out
 

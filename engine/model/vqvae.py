@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
@@ -22,6 +23,14 @@ from .resnet import Resnet1D, conv_fast, from_fast_layout, to_fast_layout
 # Rows of latents quantised per Codebook.quantise call in VQVAE.encode: the (rows x 2048) float32
 # distance block then stays in L2 (2 MB) instead of a 135 MB matrix for 3 s of audio at level 0.
 _QUANTISE_ROWS = 256
+# Audio samples per chunk of ``encode``/``decode`` (plus the halo each side; at least the halo's length): memory
+# stays bounded for any length, and a caller's ``on_chunk`` (progress, cancel) runs every chunk: ~0.1 s for the
+# default codec on one CPU core, ~2 s for the official level 0, whose receptive field is a second either side.
+CHUNK_SAMPLES = 1 << 16
+
+ALIGN_CODES = 64  # chunks start at multiples of this many codes (see ``_chunks``)
+
+ChunkCallback = Callable[[int, int], None]  # (chunks done, chunks in all); may raise (a cancel) to stop
 
 
 class DownStage(nn.Module):
@@ -182,22 +191,55 @@ class VQVAE(nn.Module):
             raise ValueError(f"audio must be (T,), (N, T) or (N, T, 1); got shape {tuple(audio.shape)}")
         return audio.float()[:, None, :]
 
-    def encode(self, audio: torch.Tensor, levels: tuple[int, ...] | None = None) -> list[torch.Tensor]:
+    def encode(self, audio: torch.Tensor, levels: tuple[int, ...] | None = None, chunk: int | None = CHUNK_SAMPLES,
+               on_chunk: ChunkCallback | None = None) -> list[torch.Tensor]:
         """audio (N, T) in [-1, 1] at 44.1 kHz -> codes per level, each (N, T // hop[level]) int64.
 
         T should be a multiple of the top hop (128) so every level covers exactly the same audio.
         Always exact: the reference fp32 kernels, so codes are bit-identical to the reference (codebook
         margins can be ~6e-5, below what any reordered or lower-precision arithmetic preserves). Runs
         under ``device.inference_context()``; no autograd. The levels' encoders share no work.
+
+        Runs in chunks of about ``chunk`` samples along time (None: all at once), each read with the halo its
+        receptive field needs (``encode_halo``), so the codes are the unchunked ones and memory does not grow
+        with the length. ``on_chunk(done, total)`` after every chunk (progress; raise there to cancel).
         """
         x = self._as_nct(audio)
         levels = tuple(range(self.cfg.levels)) if levels is None else levels
+        plans = {lv: _chunks(x.shape[-1] // self.hop_lengths[lv], self.hop_lengths[lv], self.encode_halo(lv),
+                             _chunk_size(chunk, self.encode_halo(lv)), x.shape[-1], ALIGN_CODES) for lv in levels}
+        total, done, codes = sum(len(p) for p in plans.values()), 0, []
         with inference_context(x.device):
-            codes = [_quantise_chunked(self.bottleneck.levels[lv], self.encoders[lv](x)) for lv in levels]
+            for lv in levels:
+                parts = []
+                for (lo, hi), (a, b) in plans[lv]:  # input samples [lo, hi) -> this chunk's codes [a, b)
+                    latents = self.encoders[lv](x[..., lo:hi])[..., a:b]
+                    parts.append(_quantise_chunked(self.bottleneck.levels[lv], latents))
+                    del latents
+                    done += 1
+                    if on_chunk is not None:
+                        on_chunk(done, total)
+                codes.append(torch.cat(parts, dim=1) if len(parts) > 1 else parts[0])
         return [z.clone() for z in codes]  # ordinary tensors, not inference tensors
 
-    def decode(self, codes: torch.Tensor, level: int, precision: Precision | str | None = None) -> torch.Tensor:
+    def encode_halo(self, level: int) -> tuple[int, int]:
+        """Audio samples before and after a span that level ``level``'s codes of that span depend on (the encoder's
+        receptive field), rounded up to whole codes."""
+        return _halo(_encoder_layers(self.encoders[level]), self.hop_lengths[level], backward_to_input=True)
+
+    def decode_halo(self, level: int) -> tuple[int, int]:
+        """Codes before and after a span that the decoded audio of that span depends on (the decoder's receptive
+        field, in codes)."""
+        return _halo(_decoder_layers(self.decoders[level]), self.hop_lengths[level], backward_to_input=False)
+
+    def decode(self, codes: torch.Tensor, level: int, precision: Precision | str | None = None,
+               chunk: int | None = CHUNK_SAMPLES, on_chunk: ChunkCallback | None = None) -> torch.Tensor:
         """codes (N, T_level) of one level -> audio (N, T_level * hop[level]) float32; not clamped.
+
+        In chunks of about ``chunk`` audio samples (None: all at once), each decoded from its codes and the halo of
+        codes its receptive field needs (``decode_halo``): memory stays bounded, and ``on_chunk(done, total)`` runs
+        after every chunk (progress; raise there to cancel). The chunks' audio is the unchunked audio up to fp32
+        rounding (``EXACT``: the reference kernels on every chunk).
 
         ``precision`` (``device.Precision``; default ``EXACT``):
           * ``EXACT``: the reference kernels, bit-identical to the reference implementation.
@@ -216,6 +258,22 @@ class VQVAE(nn.Module):
             raise ValueError(f"codes must be (N, T); got shape {tuple(codes.shape)}")
         if not 0 <= level < self.cfg.levels:
             raise ValueError(f"level must be in 0..{self.cfg.levels - 1}; got {level}")
+        hop, t, halo = self.hop_lengths[level], codes.shape[1], self.decode_halo(level)
+        size = _chunk_size(chunk, (halo[0] * hop, halo[1] * hop))
+        plan = _chunks(t, 1, halo, None if size is None else max(1, size // hop), t, ALIGN_CODES)
+        if len(plan) == 1:
+            audio = self._decode(codes, level, precision)
+            if on_chunk is not None:
+                on_chunk(1, 1)
+            return audio
+        out = torch.empty(codes.shape[0], t * hop, dtype=torch.float32, device=codes.device)
+        for i, ((lo, hi), (a, b)) in enumerate(plan):  # codes [lo, hi) -> the audio of codes [lo + a, lo + b)
+            out[:, (lo + a) * hop:(lo + b) * hop] = self._decode(codes[:, lo:hi], level, precision)[:, a * hop:b * hop]
+            if on_chunk is not None:
+                on_chunk(i + 1, len(plan))
+        return out
+
+    def _decode(self, codes: torch.Tensor, level: int, precision: Precision | str | None) -> torch.Tensor:
         precision = Precision.parse(precision)
         book, decoder = self.bottleneck.levels[level], self.decoders[level]
         with inference_context(codes.device):
@@ -250,6 +308,77 @@ class VQVAEOutput:
     codes: list[torch.Tensor]  # per level (N, T_level) int64
     recons: list[torch.Tensor]  # per level (N, T) audio decoded from that level alone
     commit: list[torch.Tensor]  # per level () commitment loss
+
+
+def _encoder_layers(encoder: Encoder) -> list[nn.Module]:
+    """The encoder's time convolutions in the order they apply (pointwise convolutions leave the span alone)."""
+    layers: list[nn.Module] = []
+    for block in encoder.blocks:
+        for stage in block.downs:
+            layers += [stage.conv, *(b.conv_dilated for b in stage.resnet.blocks)]
+        layers.append(block.proj_out)
+    return layers
+
+
+def _decoder_layers(decoder: Decoder) -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    for block in reversed(decoder.blocks):  # the top block upsamples first
+        layers.append(block.proj_in)
+        for stage in block.ups:
+            layers += [*(b.conv_dilated for b in stage.resnet.blocks), stage.conv_t]
+    layers.append(decoder.out)
+    return layers
+
+
+def _input_span(layer: nn.Module, lo: int, hi: int) -> tuple[int, int]:
+    """The input positions [lo', hi'] (inclusive) that outputs [lo, hi] of ``layer`` read."""
+    k, s, p, d = layer.kernel_size[0], layer.stride[0], layer.padding[0], layer.dilation[0]
+    if isinstance(layer, nn.ConvTranspose1d):  # output o = i * s - p + j * d, j < k
+        return -((d * (k - 1) - p - lo) // s), (hi + p) // s
+    return lo * s - p, hi * s - p + d * (k - 1)
+
+
+def _halo(layers: list[nn.Module], hop: int, backward_to_input: bool) -> tuple[int, int]:
+    """(before, after) of a code's span that it depends on: in audio samples, whole codes' worth, for an encoder
+    (``backward_to_input``: output code 0 back to the audio); in codes for a decoder (audio of code 0 back to the
+    codes)."""
+    lo, hi = (0, 0) if backward_to_input else (0, hop - 1)
+    for layer in reversed(layers):
+        lo, hi = _input_span(layer, lo, hi)
+    if backward_to_input:
+        before, after = -lo, hi - (hop - 1)
+        return -(-max(before, 0) // hop) * hop, -(-max(after, 0) // hop) * hop
+    return max(-lo, 0), max(hi, 0)
+
+
+def _chunk_size(chunk: int | None, halo: tuple[int, int]) -> int | None:
+    """At least as long as the halo it is read with, so recomputed context at most doubles the work (the official
+    level-0 codec sees a second either side)."""
+    return None if chunk is None else max(chunk, halo[0] + halo[1])
+
+
+def _chunks(n: int, unit: int, halo: tuple[int, int], chunk: int | None, length: int, align: int = 1
+            ) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Split ``n`` outputs into chunks of about ``chunk // unit`` (all at once when ``chunk`` is None or covers them):
+    ((input lo, input hi), (a, b)) per chunk, the input span in input units (``unit`` per output, ``halo`` each side,
+    clipped to ``length``) and the chunk's outputs as offsets into that span's outputs.
+
+    Chunk starts, lengths and halos are whole multiples of ``align`` outputs, so every layer sees the chunk at the
+    same offset within its kernels' blocks along time as the whole signal: the oneDNN convolutions then round each
+    output exactly as they do unchunked (a chunk starting anywhere else differs by ~1e-6, which flips the rare code
+    whose two nearest codebook entries are that close)."""
+    step = n if chunk is None else max(1, chunk // unit)
+    if step >= n:
+        return [((0, length), (0, n))]
+    block = align * unit
+    step = -(-step // align) * align
+    halo = (-(-halo[0] // block) * block, -(-halo[1] // block) * block)
+    out = []
+    for start in range(0, n, step):
+        end = min(n, start + step)
+        lo, hi = max(0, start * unit - halo[0]), min(length, end * unit + halo[1])
+        out.append(((lo, hi), (start - lo // unit, end - lo // unit)))
+    return out
 
 
 def _quantise_chunked(book: Codebook, latents: torch.Tensor) -> torch.Tensor:

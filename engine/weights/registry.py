@@ -345,8 +345,7 @@ def _hf_checks(path: Path, entry: ModelEntry) -> list[tuple[RemoteFile, str | No
         own = vqvae.state_dict()
         expected = {official_to_hf(fk.name, None): tuple(own[k].shape) for k, fk in vqvae_official_keys(vqvae).items()}
         optional = set()
-        for level, cfg in ((0, OFFICIAL_PRIORS["upsampler_level_0"]), (1, OFFICIAL_PRIORS["upsampler_level_1"]),
-                           (2, OFFICIAL_PRIORS[entry.top])):
+        for cfg in (OFFICIAL_PRIORS["upsampler_level_0"], OFFICIAL_PRIORS["upsampler_level_1"], OFFICIAL_PRIORS[entry.top]):
             for k, shape, _, alias in expected_state(cfg, "hf"):
                 expected[k] = shape
                 if alias:

@@ -49,7 +49,7 @@ def test_reply_arguments_match_the_document():
             assert inline[address] == names, address
         else:
             cell = table[address].split("|")[2]
-            documented = re.findall(r"`([a-z_]+) ([sif])`", cell)
+            documented = re.findall(r"`([a-z_]+) ([sifh])`", cell)
             assert [n for n, _ in documented] == names, address
             for (name, tag), (_, doc_tag) in zip(spec.args, documented):
                 assert doc_tag in tag.split("|"), f"{address} {name}"

@@ -307,3 +307,44 @@ def test_a_job_that_the_engine_dies_in_three_times_ends_failed_and_is_not_resume
         client.close()
         if proc.poll() is None:
             proc.kill()
+
+
+# ---------------------------------------------------------------- sample-accurate positions
+
+
+def test_protocol_2_clients_get_exact_frames_and_protocol_1_clients_what_they_always_got(models, tmp_path, monkeypatch):
+    """A take placed at 300 s plus two frames at 48 kHz: float32 seconds cannot say which frame, the frames can."""
+    from engine.io.takes import RenderedTake
+
+    position = 300.0 + 2 / 48000  # 14400002 frames
+
+    def renderer(models, req, progress, cancel, workdir, cache=None):
+        n = 4801  # 0.1 s and a frame
+        return [RenderedTake(1, np.zeros((n, req.channels), np.float32), req.position, 1, codes={})]
+
+    import numpy as np
+
+    eng = start_engine(ServeConfig(model="debug", port=0, render_dir=tmp_path, midi=False), models=models,
+                       renderer=renderer)
+    old, new = Client(eng.address[1]), Client(eng.address[1])
+    try:
+        new.send("hello", "h2", {"protocol": 2})
+        assert new.wait("hello", "h2")[2] == 2
+        old.send("hello", "h1")
+        assert old.wait("hello", "h1")[2] == 1
+        old.send("info", "i")
+        assert json.loads(old.wait("info", "i")[1])["protocols"] == [1, 2]
+        jobs = {}
+        for name, client in (("old", old), ("new", new)):
+            client.send("generate", name, {"seconds": 0.1, "position": position, "sample_rate": 48000, **DRAFT})
+            jobs[name] = client.wait("accepted", name)[1]
+            assert client.wait("finished", jobs[name], timeout=30)[1] == "done"
+        done_old, done_new = old.wait("done", jobs["old"]), new.wait("done", jobs["new"])
+        assert len(done_old) == 5 and len(done_new) == 7
+        assert done_new[5:] == [14400002, 4801]
+        assert done_old[3] == np.float32(position) and round(done_old[3] * 48000) != 14400002  # what float32 loses
+        new.send("status", "st", {"job_id": jobs["new"]})
+        take = json.loads(new.wait("status", "st")[1])["takes"][0]
+        assert (take["position_frames"], take["length_frames"], take["sample_rate"]) == (14400002, 4801, 48000)
+    finally:
+        old.close(), new.close(), eng.stop()

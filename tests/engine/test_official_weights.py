@@ -458,3 +458,15 @@ def _umask() -> int:
     out = subprocess.run([sys.executable, "-c", "import os; print(os.umask(0))"], capture_output=True, text=True,
                          check=True)
     return int(out.stdout)
+
+
+def test_models_verify_checks_a_mirror_folder(made, official_entry, tmp_path):
+    mirror = tmp_path / "mirror"
+    write_hf(made["1b_lyrics"], mirror, "safetensors")
+    status = dict(registry.verify("hf-1b_lyrics", mirror))
+    assert set(status) == {"config.json", "model.safetensors.index.json", *(p.name for p in mirror.glob("*.safetensors"))}
+    assert all(s.startswith("ok") for s in status.values()), status
+    shard = sorted(mirror.glob("*.safetensors"))[0]
+    shard.write_bytes(shard.read_bytes()[:-10])
+    status = dict(registry.verify("hf-1b_lyrics", mirror))
+    assert not status[shard.name].startswith("ok"), status[shard.name]

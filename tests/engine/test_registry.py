@@ -92,3 +92,16 @@ def test_default_cache_dir_is_the_user_cache() -> None:
     from platformdirs import user_cache_dir
 
     assert registry.cache_dir() == Path(user_cache_dir("jukebox-bridge")) / "models"
+
+
+def test_download_records_each_files_sha256_for_verify(server: str, tmp_path: Path, monkeypatch) -> None:
+    """Trust on first use: the sha256 of what was downloaded is what later `models verify` runs compare against."""
+    import json
+
+    _Handler.cut_first = False
+    entry = registry.ModelEntry("fake", "a test entry", "none", (registry.RemoteFile("weights.bin", f"{server}/w"),))
+    monkeypatch.setitem(registry.REGISTRY, "fake", entry)
+    folder = registry.download("fake", tmp_path, log=lambda m: None)
+    sums = json.loads((folder / "SHA256SUMS.json").read_text())
+    assert sums["weights.bin"]["sha256"] == hashlib.sha256(PAYLOAD).hexdigest()
+    assert sums["weights.bin"]["recorded"] == "download" and sums["weights.bin"]["size"] == len(PAYLOAD)

@@ -469,3 +469,58 @@ def test_a_chain_value_reads_only_chains_and_never_echoes_another_files_keys(tmp
         assert len(effects.resolve_chain("warm").stages) == 1
     finally:
         q.stop()
+
+
+# ---------------------------------------------------------------- bounded memory: chunked encode and decode
+
+
+@pytest.mark.parity
+def test_chunked_encoding_gives_the_reference_codes_bit_for_bit_and_decoding_the_same_audio():
+    import torch
+
+    from engine.weights.checkpoints import load_vqvae
+
+    from .shared import shared_path
+
+    folder = shared_path("vqvae")
+    model = load_vqvae(folder / "vqvae_random_official_arch.pth.tar")
+    x = torch.from_numpy(np.load(folder / "input_chord3s.npy").astype(np.float32)).reshape(1, -1)
+    calls = []
+    whole = model.encode(x, chunk=None)
+    chunked = model.encode(x, chunk=8192, on_chunk=lambda done, total: calls.append((done, total)))
+    for level in range(3):
+        ref = np.load(folder / f"codes_chord3s_level{level}.npy").reshape(whole[level].shape)
+        assert np.array_equal(whole[level].numpy(), ref) and torch.equal(chunked[level], whole[level])
+        halo = model.encode_halo(level)
+        assert halo[0] > 0 and halo[0] % model.hop_lengths[level] == 0
+    assert len(calls) > 3 and calls[-1][0] == calls[-1][1] and [c[0] for c in calls] == list(range(1, len(calls) + 1))
+    for level in range(3):
+        a = model.decode(whole[level], level, precision="fp32", chunk=None)
+        b = model.decode(whole[level], level, precision="fp32", chunk=4096)
+        assert a.shape == b.shape and float((a - b).abs().max()) <= 1e-5 * float(a.abs().max())
+
+
+def test_encoding_and_decoding_report_progress_and_stop_at_a_cancel_within_a_chunk():
+    from engine.generate.codec import chunk_progress, encode_audio
+    from engine.runtime.progress import Cancelled, CancelToken
+
+    vqvae, seen, cancel = MODELS.vqvae, [], CancelToken()
+    x = np.random.default_rng(1).uniform(-0.3, 0.3, MODELS.sample_rate * 20).astype(np.float32)
+
+    def progress(p):
+        seen.append(p)
+        if len(seen) == 3:
+            cancel.cancel()
+
+    with pytest.raises(Cancelled):
+        encode_audio(vqvae, x, chunk_progress(progress, cancel, "encoding", 0.0, 0.05))
+    assert len(seen) == 3 and [p.stage for p in seen] == ["encoding"] * 3  # stopped at the chunk after the cancel
+    assert 0 < seen[0].fraction < seen[1].fraction < seen[2].fraction < 0.05 and seen[0].total > 3
+    codes = encode_audio(vqvae, x)
+    seen.clear()
+    import torch
+
+    z = torch.from_numpy(codes[0])
+    decoded = vqvae.decode(z, 0, on_chunk=chunk_progress(seen.append, None, "decoding", 0.95, 0.99))
+    assert decoded.shape[1] == z.shape[1] * vqvae.hop_lengths[0] and len(seen) > 1
+    assert seen[-1].fraction == pytest.approx(0.99) and all(p.stage == "decoding" for p in seen)

@@ -42,7 +42,11 @@ def _compiled_step(prior: Prior) -> Callable:
     if fn is None:
         code = _static_step.__code__.replace(co_name=f"_static_step_{id(prior):x}")
         fresh = types.FunctionType(code, _static_step.__globals__, code.co_name)
-        fn = _COMPILED_STEPS[prior] = torch.compile(fresh, fullgraph=True, dynamic=False, options=_compile_options())
+        if next(prior.parameters()).device.type == "cuda":  # CUDA graphs: one launch per step, not ~10 per layer
+            fn = torch.compile(fresh, fullgraph=True, dynamic=False, mode="reduce-overhead")
+        else:
+            fn = torch.compile(fresh, fullgraph=True, dynamic=False, options=_compile_options())
+        _COMPILED_STEPS[prior] = fn
     return fn
 
 

@@ -20,7 +20,6 @@ import io
 import json
 import logging
 import re
-import resource
 import socket
 import statistics
 import subprocess
@@ -76,7 +75,7 @@ def cancel_latency(model: str, seconds: float = 300.0) -> dict[str, float]:
     for stage, run in (("encoding", lambda cb: encode_audio(m.vqvae, x, cb)),
                        ("decoding", lambda cb: m.vqvae.decode(z, 0, precision="fp32", on_chunk=cb))):
         cancel, reports = CancelToken(), []
-        timer = threading.Timer(1.0, lambda: (reports.append(time.monotonic()), cancel.cancel()))
+        timer = threading.Timer(1.0, lambda r=reports, c=cancel: (r.append(time.monotonic()), c.cancel()))
         timer.start()
         try:
             run(chunk_progress(lambda p: None, cancel, stage, 0.0, 1.0))

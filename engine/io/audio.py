@@ -115,7 +115,7 @@ def truncation(path: PathLike, start: float = 0.0, length: float | None = None) 
     chunk claimed. Other formats (FLAC, OGG, MP3) are checked by decoding the last frame of the region."""
     path = Path(path)
     with _open(path) as f:
-        for chunk, claimed, actual in _CLAIMED.findall(f.extra_info):
+        for _chunk, claimed, actual in _CLAIMED.findall(f.extra_info):
             claimed, actual = int(claimed), int(actual)
             if actual < claimed < _SIZE_UNKNOWN:
                 block = max(1, f.channels * _sample_bytes(f.subtype))

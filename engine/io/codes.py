@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,3 +75,61 @@ class CodesFile:
         meta.setdefault("hop_lengths", (8, 32, 128))
         meta["hop_lengths"] = tuple(meta["hop_lengths"])
         return cls(codes=codes, **meta)
+
+
+class CodesLog:
+    """A job's work codes of one level, appended window by window: each window writes only its new columns, so
+    saving a long job costs what it samples (``CodesFile.save`` of the whole level after every window costs the
+    square of its length).
+
+    The file is a sequence of records: a 16-byte header (``b"JBCL"``, columns, rows, CRC-32 of the data), then
+    rows x columns little-endian int32 codes in row-major order. Each append is fsynced. ``load`` concatenates
+    the records along time and stops at the first torn or damaged one (a crash mid-append), which it cuts off, so
+    a resumed job re-samples only the window it lost."""
+
+    MAGIC = b"JBCL"
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    def append(self, codes: np.ndarray) -> None:
+        """Append (rows, new_columns) codes; rows must match what is already there."""
+        block = np.ascontiguousarray(codes, dtype="<i4")
+        if block.ndim != 2:
+            raise ValueError(f"codes must be (rows, columns); got shape {block.shape}")
+        if block.shape[1] == 0:
+            return
+        data = block.tobytes()
+        header = self.MAGIC + np.array([block.shape[1], block.shape[0], zlib.crc32(data)], "<u4").tobytes()
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+        try:
+            os.write(fd, header + data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def load(self) -> np.ndarray | None:
+        """(rows, columns) int64 codes of every whole record; None when there is no file or no whole record."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        parts, offset, rows = [], 0, None
+        while offset + 16 <= len(raw):
+            if raw[offset:offset + 4] != self.MAGIC:
+                break
+            cols, n_rows, crc = (int(v) for v in np.frombuffer(raw, "<u4", 3, offset + 4))
+            end = offset + 16 + 4 * cols * n_rows
+            if end > len(raw) or (rows is not None and n_rows != rows) or zlib.crc32(raw[offset + 16:end]) != crc:
+                break
+            parts.append(np.frombuffer(raw, "<i4", cols * n_rows, offset + 16).reshape(n_rows, cols))
+            offset, rows = end, n_rows
+        if offset < len(raw):  # a torn or damaged tail: cut it, so the next append follows the last whole record
+            with open(self.path, "r+b") as fh:
+                fh.truncate(offset)
+        return np.concatenate(parts, axis=1).astype(np.int64) if parts else None
+
+    @property
+    def columns(self) -> int:
+        loaded = self.load()
+        return 0 if loaded is None else loaded.shape[1]

@@ -29,6 +29,7 @@ _QUANTISE_ROWS = 256
 CHUNK_SAMPLES = 1 << 16
 
 ALIGN_CODES = 64  # chunks start at multiples of this many codes (see ``_chunks``)
+MIN_CHUNK_CODES = 1024  # and are at least this long: oneDNN convolves narrower inputs another way (~1e-6 apart)
 
 ChunkCallback = Callable[[int, int], None]  # (chunks done, chunks in all); may raise (a cancel) to stop
 
@@ -363,19 +364,25 @@ def _chunks(n: int, unit: int, halo: tuple[int, int], chunk: int | None, length:
     ((input lo, input hi), (a, b)) per chunk, the input span in input units (``unit`` per output, ``halo`` each side,
     clipped to ``length``) and the chunk's outputs as offsets into that span's outputs.
 
-    Chunk starts, lengths and halos are whole multiples of ``align`` outputs, so every layer sees the chunk at the
-    same offset within its kernels' blocks along time as the whole signal: the oneDNN convolutions then round each
-    output exactly as they do unchunked (a chunk starting anywhere else differs by ~1e-6, which flips the rare code
-    whose two nearest codebook entries are that close)."""
+    Chunks hold at least ``MIN_CHUNK_CODES`` outputs, and their starts, lengths and halos are whole multiples of
+    ``align`` outputs: every layer then sees a chunk as wide as oneDNN needs to pick the kernel it picks for the whole
+    signal, at the same offset within its blocks along time, so each output is rounded exactly as unchunked. (A
+    narrow or misplaced chunk differs by ~1e-6, which flips the rare code whose two nearest codebook entries are that
+    close.)"""
     step = n if chunk is None else max(1, chunk // unit)
     if step >= n:
         return [((0, length), (0, n))]
     block = align * unit
-    step = -(-step // align) * align
+    step = -(-max(step, MIN_CHUNK_CODES) // align) * align
+    if step >= n:
+        return [((0, length), (0, n))]
     halo = (-(-halo[0] // block) * block, -(-halo[1] // block) * block)
     out = []
-    for start in range(0, n, step):
-        end = min(n, start + step)
+    starts = list(range(0, n, step))
+    if n - starts[-1] < step:  # a short last chunk joins the one before: no chunk is narrower than ``step``
+        starts.pop()
+    for i, start in enumerate(starts):
+        end = starts[i + 1] if i + 1 < len(starts) else n
         lo, hi = max(0, start * unit - halo[0]), min(length, end * unit + halo[1])
         out.append(((lo, hi), (start - lo // unit, end - lo // unit)))
     return out

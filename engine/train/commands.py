@@ -364,10 +364,11 @@ def train_prior(corpus: Path, work: Path, level: int, steps: int, batch: int = 8
 
 # what every render of the exported model records (docs/default-model.md, "Licence of outputs")
 DEFAULT_MODEL_META = {
-    "licence": "trained only on freely licensed and public-domain music (GPL-2+, CC BY-SA 3.0, CC BY 3.0, public "
-               "domain); none of the official weights' non-commercial restriction; see docs/default-model.md",
-    "attribution": "Jukebox Bridge default model, trained on music by LupusMechanicus, the Battle for Wesnoth and "
-                   "UFO:AI composers and public-domain composers",
+    "licence": "trained only on freely licensed and public-domain music (GPL-2+, GPL-3+, CC BY-SA 3.0/4.0, CC BY "
+               "3.0, public domain); none of the official weights' non-commercial restriction; see docs/default-model.md",
+    "attribution": "Jukebox Bridge default model, trained on the soundtracks of 26 free games packaged by Debian "
+                   "(Battle for Wesnoth, Warzone 2100, UFO: Alien Invasion, SuperTux, SuperTuxKart, Widelands, "
+                   "Hyperrogue and others; composers listed in docs/default-model.md)",
     "card": "docs/default-model.md",
 }
 

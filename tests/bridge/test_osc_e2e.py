@@ -108,8 +108,8 @@ class Client:
 
 
 def _renderer(models, req, progress, cancel, workdir, cache=None):
-    """The real pipeline; the ``chain`` "explode" stands in for a model failure."""
-    if req.chain == "explode":
+    """The real pipeline; the lyrics "explode" stand in for a model failure."""
+    if req.lyrics == "explode":
         raise RuntimeError("the model fell over")
     return render(models, req, progress, cancel, workdir, cache=cache)
 
@@ -251,7 +251,7 @@ def test_every_error_code_we_can_trigger(client, engine, source, tmp_path, monke
     client.send("ping", "sync")  # the engine answers in order: both errors are in once this pong is
     client.wait("pong", "sync")
     assert [e[1] for e in client.all("error", "")] == ["bad_request", "bad_request"]
-    for rid, params, code in (("e-model", {"chain": "explode"}, "render_failed"),):
+    for rid, params, code in (("e-model", {"lyrics": "explode"}, "render_failed"),):
         client.send("generate", rid, {"seconds": 0.05, **DRAFT, **params})
         job = client.wait("accepted", rid)[1]
         assert client.wait("error", job, timeout=30)[1] == code

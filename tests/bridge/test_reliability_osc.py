@@ -112,7 +112,7 @@ def test_hostile_bundles_do_not_write_the_packet_into_the_log(log_bytes):
 def test_network_log_lines_are_capped_and_rate_limited(log_bytes):
     server, _ = _serve()
     try:
-        for i in range(200):  # each raises in the receive thread with a huge message
+        for _ in range(200):  # as many huge lines as a flood would make
             server.netlog(logging.WARNING, "bad packet %s", "Z" * 100000)
     finally:
         server.stop()
@@ -288,7 +288,7 @@ def test_a_job_that_the_engine_dies_in_three_times_ends_failed_and_is_not_resume
     try:
         client.send("generate", "doomed", {"seconds": 8.0, **DRAFT})
         job = client.wait("accepted", "doomed", timeout=20)[1]
-        for attempt in range(3):
+        for _ in range(3):
             client.wait("progress", job, timeout=60, pred=lambda p: p[2].startswith("sampling"))
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)

@@ -105,7 +105,7 @@ def long_req(**fields) -> RenderRequest:
 
 
 def test_a_full_disk_fails_the_job_with_a_message_naming_it_and_the_engine_recovers(disk):
-    q, events, renderer = make(disk.path)
+    q, events, _ = make(disk.path)
     q.start()
     try:
         disk.fill(leave_kb=200)  # room for the journal, not for the take
@@ -125,7 +125,7 @@ def test_a_full_disk_fails_the_job_with_a_message_naming_it_and_the_engine_recov
 
 
 def test_a_full_journal_refuses_the_job_and_is_not_internal(disk):
-    q, events, _ = make(disk.path)
+    q, _, _ = make(disk.path)
     q.start()
     try:
         disk.fill()
@@ -312,7 +312,7 @@ def test_a_job_that_kills_the_engine_three_times_ends_failed_and_a_graceful_stop
 
 def test_a_cancel_is_journalled_so_the_job_does_not_come_back_after_a_crash(tmp_path):
     renderer = SineRenderer(steps=50)
-    q, events, _ = make(tmp_path, renderer)
+    q, _, _ = make(tmp_path, renderer)
     renderer.gate.clear()
     q.start()
     job = q.submit(req(), "h 1")
@@ -524,3 +524,36 @@ def test_encoding_and_decoding_report_progress_and_stop_at_a_cancel_within_a_chu
     decoded = vqvae.decode(z, 0, on_chunk=chunk_progress(seen.append, None, "decoding", 0.95, 0.99))
     assert decoded.shape[1] == z.shape[1] * vqvae.hop_lengths[0] and len(seen) > 1
     assert seen[-1].fraction == pytest.approx(0.99) and all(p.stage == "decoding" for p in seen)
+
+
+def test_the_default_models_chunked_codes_are_its_unchunked_codes_at_every_level():
+    """Chunks wide enough for oneDNN's kernel of the whole signal, aligned to its blocks: not one code differs."""
+    import torch
+
+    from engine.weights.bundle import load_models
+
+    vqvae = load_models(None).vqvae
+    x = torch.from_numpy(np.random.default_rng(3).uniform(-0.3, 0.3, 100 * 22050 // 256 * 256).astype(np.float32))
+    whole, chunked = vqvae.encode(x[None], chunk=None), vqvae.encode(x[None], chunk=20000)
+    assert [int((a != b).sum()) for a, b in zip(whole, chunked)] == [0, 0, 0]
+
+
+def test_work_codes_are_appended_per_window_and_a_torn_window_is_cut_off(tmp_path):
+    from engine.io.codes import CodesLog
+
+    log = CodesLog(tmp_path / "codes_level0.log")
+    assert log.load() is None
+    rng = np.random.default_rng(0)
+    windows = [rng.integers(0, 2048, (3, 256)) for _ in range(40)]
+    sizes = []
+    for w in windows:
+        log.append(w)
+        sizes.append(log.path.stat().st_size)
+    assert np.array_equal(log.load(), np.concatenate(windows, axis=1))
+    growth = np.diff(sizes)
+    assert growth.min() == growth.max() == 16 + 3 * 256 * 4  # each window costs its own bytes, not the job's so far
+    with open(log.path, "ab") as fh:  # a crash in the middle of the next append
+        fh.write(b"JBCL" + b"\x01" * 30)
+    assert log.load().shape == (3, 40 * 256) and log.path.stat().st_size == sizes[-1]
+    log.append(windows[0])
+    assert log.columns == 41 * 256

@@ -417,7 +417,7 @@ def evaluate_and_pick_clips(work: Path, corpus: Path, model_dir: Path, clips_dir
     (work / "metrics.json").write_text(json.dumps(metrics, indent=1))
     if clips_dir is not None:
         picked, genres = [], set()
-        prefer = ["chorale", "electronic", "orchestral"]  # a rendered score and two recordings
+        prefer = ["orchestral", "electronic", "chiptune", "ambient"]  # three styles of the corpus
         for it, x in sorted(held, key=lambda p: (prefer.index(p[0].genre) if p[0].genre in prefer else 9, p[0].id)):
             if it.genre not in genres and len(picked) < n_clips:
                 genres.add(it.genre)

@@ -18,8 +18,8 @@ from engine.weights.bundle import DEFAULT_MODEL_DIR, load_models
 
 CLIPS = Path(__file__).parent / "data" / "default_model_heldout"
 
-MAX_SPECTRAL_CONVERGENCE = (0.40, 0.70, 0.99)  # per level, bottom first
-MAX_UPSAMPLER_BITS = (7.3, 7.2)
+MAX_SPECTRAL_CONVERGENCE = (0.17, 0.27, 0.52)  # per level, bottom first (measured 0.146 / 0.230 / 0.454)
+MAX_UPSAMPLER_BITS = (5.7, 7.8)  # measured 5.36 / 7.48
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +38,9 @@ def metrics(models):
 def test_loads_as_the_default_with_its_own_vocabulary(models) -> None:
     assert models.levels == 3 and models.sample_rate == 22050
     assert models.vocab is not None and models.info()["label_vocab"] == "model"
-    total, names = models.search_labels("artist", "bach")
-    assert total == 1 and names == ["johann sebastian bach"]
-    assert models.vocab["genre"].resolve("Chorale") == models.vocab["genre"].ids["chorale"]
+    total, names = models.search_labels("artist", "wansti")
+    assert total == 1 and names == ["marek moeckel (wansti)"]
+    assert models.vocab["genre"].resolve("Chiptune") == models.vocab["genre"].ids["chiptune"]
 
 
 def test_size_budget() -> None:
@@ -76,22 +76,24 @@ def test_every_spectral_limit_is_below_what_silence_scores() -> None:
 
 
 def test_top_prior_beats_the_unigram_baselines(metrics) -> None:
+    """The top prior beats what a context-free model trained on the same data gets on these clips. (On all 17
+    held-out files it also beats the codes' own empirical entropy, 8.52 vs 9.24 bits; on three 5-s clips that
+    plug-in estimate is biased ~0.3 bits low by its 2 580 tokens over 1 024 codes, so it is not asserted here.)"""
     bits = metrics["bits_per_token"][2]
-    assert bits < metrics["top_unigram_entropy"], metrics
-    assert bits < metrics["top_unigram_train_cross_entropy"], metrics
+    assert bits < metrics["top_unigram_train_cross_entropy"] - 0.2, metrics
 
 
-def test_upsamplers_bits_per_token(metrics) -> None:
+def test_upsamplers_bits_per_token(models, metrics) -> None:
     for level, limit in enumerate(MAX_UPSAMPLER_BITS):
         bits = metrics["bits_per_token"][level]
-        assert bits < limit < math.log2(512), f"level {level}: {bits:.2f} bits per token"
+        assert bits < limit < math.log2(models.vqvae.cfg.l_bins), f"level {level}: {bits:.2f} bits per token"
 
 
 def test_model_vocab_labels_reach_the_prior(models) -> None:
     from engine.generate.conditioning import label_fn
     from engine.request import RenderRequest
 
-    req = RenderRequest.from_fields("generate", {"artist": "Johann Sebastian Bach", "genre": "chorale", "seconds": 2})
+    req = RenderRequest.from_fields("generate", {"artist": "Marek Moeckel (Wansti)", "genre": "chiptune", "seconds": 2})
     y = label_fn(models, 2, req, 22050 * 4, 1)(0)
-    assert y[0, 3] == models.vocab["artist"].ids["johann sebastian bach"] and y[0, 4] == models.vocab["genre"].ids["chorale"]
+    assert y[0, 3] == models.vocab["artist"].ids["marek moeckel (wansti)"] and y[0, 4] == models.vocab["genre"].ids["chiptune"]
     assert np.all(y[0, 5:].numpy() == -1)

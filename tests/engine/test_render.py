@@ -104,7 +104,7 @@ def test_provenance_carries_the_loaded_models_own_licence_and_attribution():
     default = load_models(None)
     meta = render.provenance("ab", req, rendered, default.name, default.licence())
     assert meta["model"] == "jukebox-bridge-default" and "CC BY-NC" not in meta["licence"]
-    assert "LupusMechanicus" in meta["attribution"]
+    assert "Wesnoth" in meta["attribution"]
     debug = load_models("debug")
     assert "random weights" in render.provenance("ab", req, rendered, "debug", debug.licence())["licence"]
     unstated = dataclasses.replace(debug, name="x", meta={})

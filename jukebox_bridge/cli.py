@@ -260,10 +260,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from engine.train import commands as train
 
     if args.what == "vqvae":
-        train.train_vqvae(args.corpus, args.work, args.steps, threads=args.threads)
+        train.train_vqvae(args.corpus, args.work, args.steps, threads=args.threads, init_from=args.init_from)
     elif args.what == "prior":
         train.train_prior(args.corpus, args.work, args.level, args.steps, batch=args.batch, lr=args.lr,
-                          threads=args.threads)
+                          threads=args.threads, init_from=args.init_from)
     elif args.what == "export":
         print(f"wrote {train.export(args.work, args.out)}")
     else:
@@ -503,6 +503,8 @@ def build_parser() -> argparse.ArgumentParser:
     trn.add_argument("--batch", type=int, default=8)
     trn.add_argument("--lr", type=float, default=6e-4, help="prior: peak learning rate (warm-up, cosine decay)")
     trn.add_argument("--threads", type=int, default=1, help="torch threads (1 lets several runs share the cores)")
+    trn.add_argument("--init-from", help="vqvae/prior: start a new run from a model folder's weights (\"default\": "
+                     "the shipped model), optimiser warm-restarted; without it a rerun resumes the work folder")
     trn.add_argument("--out", type=Path, help="export: the model folder to write; evaluate: the model folder")
     trn.add_argument("--clips", type=Path, help="evaluate: also write short held-out clips for the test here")
     trn.set_defaults(func=_cmd_train)

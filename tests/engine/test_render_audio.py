@@ -75,7 +75,7 @@ def test_the_take_is_resampled_to_the_daws_rate_not_relabelled(monkeypatch, mode
     models = debug_models(seed=0)
     sr = models.sample_rate
 
-    def chord_decoder(z, level, precision=None):
+    def chord_decoder(z, level, precision=None, on_chunk=None):
         n = z.shape[1] * models.vqvae.hop_lengths[level]
         return torch.from_numpy(np.tile(_chord(np.arange(n) / sr), (z.shape[0], 1)).astype(np.float32))
 

@@ -196,6 +196,13 @@ function M.prime_selected(title)
   end
 end
 
+-- Where a job's takes go when they become new takes of the source item: same playrate and pitch, and for
+-- a refine the draft's own source offset (`startoffs`), so the new take lines up with the one it refines.
+local function new_takes_placement(region, startoffs)
+  return { kind = "new_takes", item = region.item_guid, playrate = region.playrate,
+    preserve_pitch = region.preserve_pitch, pitch = region.pitch, startoffs = startoffs }
+end
+
 -- Re-render: each selected item again in a chosen artist and genre, as new takes on that item.
 function M.rerender_selected(title)
   local proj = current_project()
@@ -209,10 +216,7 @@ function M.rerender_selected(title)
   end
   local ctx = selection.project_context(proj)
   local list = region_jobs(title, "rerender", regions, cfg, ctx, function(region) return region.position end,
-    function(region)
-      return { kind = "new_takes", item = region.item_guid, playrate = region.playrate,
-        preserve_pitch = region.preserve_pitch, pitch = region.pitch }
-    end)
+    function(region) return new_takes_placement(region) end)
   if list then
     jobs.submit(title, list, { progress = true })
   end
@@ -228,10 +232,7 @@ function M.refine_selected(title)
   end
   local cfg, ctx = settings.all(), selection.project_context(proj)
   local list = region_jobs(title, "refine", regions, cfg, ctx, function(region) return region.position end,
-    function(region)
-      return { kind = "new_takes", item = region.item_guid, playrate = region.playrate,
-        preserve_pitch = region.preserve_pitch, pitch = region.pitch, startoffs = region.start }
-    end)
+    function(region) return new_takes_placement(region, region.start) end)
   if list then
     jobs.submit(title, list, { progress = true })
   end

@@ -101,8 +101,7 @@ def parity(device: torch.device, fixtures: int | None = None) -> list[dict]:
         tokens = torch.randint(0, cfg.bins, (1, min(cfg.n_ctx, 256)), generator=gen)
         upper = None
         if cfg.has_upper_conditioner:
-            up = cfg.cond_stride**cfg.cond_down_t
-            upper = torch.randint(0, cfg.bins, (1, tokens.shape[1] // up), generator=gen)
+            upper = torch.randint(0, cfg.bins, (1, tokens.shape[1] // cfg.upsampling), generator=gen)
         y = labels(cfg, 1, torch.device("cpu"))
         ref = prior.logits(prior.to_model_tokens(tokens, y), prior.conditioning(y, upper)).float()
         prior.to(device)
@@ -143,8 +142,7 @@ def time_prior(prior: Prior, batch: int, steps: int, dtype: torch.dtype | None, 
     y = labels(cfg, batch, device)
     upper = None
     if cfg.has_upper_conditioner:
-        up = cfg.cond_stride**cfg.cond_down_t
-        upper = torch.zeros((batch, cfg.n_ctx // up), dtype=torch.long, device=device)
+        upper = torch.zeros((batch, cfg.n_ctx // cfg.upsampling), dtype=torch.long, device=device)
     cond = prior.conditioning(y, upper, dtype)
     cache = prior.start_cache(cond, dtype)
     known = torch.zeros((batch, 64), dtype=torch.long, device=device)

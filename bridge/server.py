@@ -367,7 +367,7 @@ def _speed(models: Any) -> Any:
     from engine.generate.estimate import measured_speed
 
     try:
-        return measured_speed(models, log=log.info, cache=models.name != "debug")
+        return measured_speed(models, log=log.info)
     except Exception:  # no estimate is better than no engine
         log.exception("could not measure this machine's speed; renders start without a time estimate")
         return None

@@ -181,7 +181,7 @@ def _check_render_time(models: Any, req: Any) -> None:
     shorter length; prints the estimate otherwise when it is long enough to matter."""
     from engine.generate.estimate import DEFAULT_MAX_WAIT, check_render_time, measured_speed
 
-    speed = measured_speed(models, log=lambda m: print(m, file=sys.stderr, flush=True), cache=models.name != "debug")
+    speed = measured_speed(models, log=lambda m: print(m, file=sys.stderr, flush=True))
     estimate = check_render_time(models, req, speed, DEFAULT_MAX_WAIT)  # raises RequestError (a ValueError)
     if estimate.seconds >= 30:
         print(f"estimated render time here: {estimate.describe()}", file=sys.stderr, flush=True)

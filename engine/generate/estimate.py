@@ -74,11 +74,6 @@ class Speed:
                    float(d["decode_rtf"]))
 
 
-def sampling_dtype(models: Any) -> torch.dtype | None:
-    """The transformer precision ``render`` samples in (fp16 on CUDA for fp16-weight tops, as the reference)."""
-    return torch.float16 if models.device.type == "cuda" and models.top.cfg.fp16_params else None
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -96,7 +91,8 @@ def measure_level(models: Any, level: int, rows: int, steps: int = 3, chunk: int
     """(token step, prefill chunk, window conditioning) seconds of level ``level``'s prior for ``rows`` rows: the
     engine's own labels, zero codes above, the sampling precision, medians after a warm-up."""
     from engine.generate.conditioning import label_fn
-    from engine.generate.sampling import SamplingParams, draw_with_uniforms, upsampling
+    from engine.generate.render import sampling_dtype
+    from engine.generate.sampling import SamplingParams, draw_with_uniforms
     from engine.model.prior import START
 
     prior = models.priors[level]
@@ -104,7 +100,7 @@ def measure_level(models: Any, level: int, rows: int, steps: int = 3, chunk: int
     chunk = max(1, min(chunk, (cfg.n_ctx_total - steps - 2) // 2))  # a tiny test prior's context is short
     span = cfg.n_ctx * cfg.raw_to_tokens
     y = label_fn(models, level, RenderRequest.from_fields("generate", {}), 2 * span, rows)(0)
-    upper = (torch.zeros(rows, cfg.n_ctx // upsampling(cfg), dtype=torch.long, device=device)
+    upper = (torch.zeros(rows, cfg.n_ctx // cfg.upsampling, dtype=torch.long, device=device)
              if cfg.has_upper_conditioner else None)
     params = SamplingParams()
     with torch.inference_mode():
@@ -156,8 +152,11 @@ def _speed_key(models: Any) -> str:
     return f"{models.name}|{params}|{'+'.join(dtypes)}|{models.device}|threads={torch.get_num_threads()}|torch={torch.__version__}"
 
 
-def measured_speed(models: Any, log: Callable[[str], None] = lambda m: None, cache: bool = True) -> Speed:
-    """This machine's speed for ``models``: from the user cache, else measured now (and saved there)."""
+def measured_speed(models: Any, log: Callable[[str], None] = lambda m: None, cache: bool | None = None) -> Speed:
+    """This machine's speed for ``models``: from the user cache, else measured now (and saved there). ``cache``
+    None: cached for every model but the debug models of the tests, whose speed is measured every time."""
+    if cache is None:
+        cache = not models.is_debug
     path, key = _speed_file(), _speed_key(models)
     saved: dict[str, Any] = {}
     if cache and path.exists():

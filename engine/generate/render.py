@@ -173,7 +173,13 @@ def _mix(clip: np.ndarray, req: RenderRequest, reference_lufs: float | None,
 def default_sampling(models: Models) -> SamplingParams:
     """What every front end samples with: the parallel schedule and the warm compiled step (never waited for;
     the tiny debug models of the tests stay eager, their steps are already cheap)."""
-    return SamplingParams(compile=False if models.name == "debug" else "warm")
+    return SamplingParams(compile=False if models.is_debug else "warm")
+
+
+def sampling_dtype(models: Models) -> torch.dtype | None:
+    """The transformers' precision when the caller names none: fp16 where the official weights are fp16 and the
+    device has fast fp16 (CUDA; the reference's way), else the weights' own."""
+    return torch.float16 if models.device.type == "cuda" and models.top.cfg.fp16_params else None
 
 
 def warm_up(models: Models) -> None:
@@ -194,12 +200,11 @@ def render(models: Models, req: RenderRequest, progress: ProgressCallback, cance
     work = _WorkDir(workdir, models)
     seed = work.seed(req.seed)
     seeds = [seed + i for i in range(req.takes)]
-    # the parallel schedule unless the caller passes another; the sampling knobs are the request's, always (the
-    params = sampling or default_sampling(models)  # sidecar records them)
-    # fp16 transformers where the official weights are fp16 and the device has fast fp16 (the reference's way)
-    fp16 = models.device.type == "cuda" and models.top.cfg.fp16_params
+    # the engine's schedule and compiled step unless the caller passes its own; the sampling knobs are the
+    # request's, always (the sidecar records them)
+    params = sampling or default_sampling(models)
     params = dataclasses.replace(params, temperature=req.temperature, top_k=req.top_k,
-                                 top_p=req.top_p, dtype=params.dtype or (torch.float16 if fp16 else None))
+                                 top_p=req.top_p, dtype=params.dtype or sampling_dtype(models))
     clock = EtaClock()
     with inference_context(models.device):
         plan = _plan(models, req, progress, cache, cancel)

@@ -240,7 +240,7 @@ def sample_level(job: LevelJob, codes: Tensor, params: SamplingParams, seeds: li
         codes = join_lanes(codes, sample_lanes(job, codes, params, seeds, lanes, on_token, cancel), lanes)
         on_window(Window(cfg.level, 0, lanes[0].start, job.total), codes)
         return codes
-    up = upsampling(cfg)
+    up = cfg.upsampling
     for window in plan_windows(cfg.level, job.total, cfg.n_ctx, params.hop_fractions[cfg.level]):
         have = codes.shape[1]
         if have >= window.end:
@@ -253,11 +253,6 @@ def sample_level(job: LevelJob, codes: Tensor, params: SamplingParams, seeds: li
         codes = torch.cat([codes, out[:, have - window.start:]], dim=1)
         on_window(window, codes)
     return codes
-
-
-def upsampling(cfg) -> int:
-    """Tokens of this level per token of the level above (1 at the top)."""
-    return cfg.cond_stride**cfg.cond_down_t if cfg.has_upper_conditioner else 1
 
 
 # ------------------------------------------------------------------------------------ parallel schedule
@@ -321,7 +316,7 @@ def level_lanes(prior: Prior, have: int, total: int, params: SamplingParams, tak
     cfg = prior.cfg
     if params.schedule != "parallel" or not cfg.has_upper_conditioner:
         return []
-    up, hop = upsampling(cfg), max(1, int(params.hop_fractions[cfg.level] * cfg.n_ctx))
+    up, hop = cfg.upsampling, max(1, int(params.hop_fractions[cfg.level] * cfg.n_ctx))
     if cfg.n_ctx % up or hop % up:  # lane windows would not line up with the upper codes
         return []
     device = next(prior.parameters()).device
@@ -345,7 +340,7 @@ def sample_lanes(job: LevelJob, codes: Tensor, params: SamplingParams, seeds: li
     """
     cfg = job.prior.cfg
     n, count, length, first = codes.shape[0], len(lanes), lanes[0].length, lanes[0]
-    up = upsampling(cfg)
+    up = cfg.upsampling
     out = codes.new_zeros(n * count, 0)
     for window in plan_windows(cfg.level, length, cfg.n_ctx, params.hop_fractions[cfg.level]):
         have = out.shape[1]

@@ -107,7 +107,7 @@ class UpperLevelConditioner(nn.Module):
                                     cfg.cond_m_conv, cfg.cond_dilation_growth_rate, cfg.cond_dilation_cycle,
                                     scale_residual=cfg.cond_res_scale, reverse_dilation=False)
         self.ln = LayerNorm(cfg.width)
-        self.upsampling = cfg.cond_stride**cfg.cond_down_t
+        self.upsampling = cfg.upsampling
 
     def forward(self, codes: Tensor) -> Tensor:
         x = self.x_emb(codes).transpose(1, 2)  # (N, width, T_up)

@@ -137,6 +137,11 @@ class PriorConfig:
         return not self.is_top
 
     @property
+    def upsampling(self) -> int:
+        """Tokens of this level per token of the level above (1 at the top)."""
+        return self.cond_stride**self.cond_down_t if self.has_upper_conditioner else 1
+
+    @property
     def has_timing(self) -> bool:
         return self.is_top
 

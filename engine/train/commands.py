@@ -266,7 +266,7 @@ def prior_batch(cfg: PriorConfig, codes: list[dict], vocab: tuple[dict, dict], n
                 length: int | None = None, starts: list[tuple[int, int]] | None = None):
     """Windows of a level's codes with their labels and the level-above codes (upsamplers)."""
     lv, length = cfg.level, length or cfg.n_ctx
-    up = cfg.cond_stride**cfg.cond_down_t if cfg.has_upper_conditioner else 1
+    up = cfg.upsampling
     if starts is None:
         sizes = np.array([max(1, len(c[lv]) - length) for c in codes], np.float64)
         files = rng.choice(len(codes), size=n, p=sizes / sizes.sum())
@@ -310,7 +310,7 @@ def train_prior(corpus: Path, work: Path, level: int, steps: int, batch: int = 8
     log = RunLog(run)
     train = [c for c in all_codes.values() if c["item"].split == "train"]
     held = [c for c in all_codes.values() if c["item"].split == "heldout"]
-    up = cfg.cond_stride**cfg.cond_down_t if cfg.has_upper_conditioner else 1
+    up = cfg.upsampling
     h_starts = heldout_starts(held, level, cfg.n_ctx, up)[:64]
     if not h_starts:  # else every evaluation is NaN, no best.pt is ever written and the export fails at the end
         raise ValueError(f"no held-out file holds one level-{level} window ({cfg.n_ctx * cfg.raw_to_tokens / SAMPLE_RATE:.1f} "

@@ -86,7 +86,7 @@ def evaluate(models: Models, clips: list[dict], train_top_counts: np.ndarray | N
         top_codes.append(zs[-1].numpy())
         for lv, prior in enumerate(models.priors):
             cfg = prior.cfg
-            up = cfg.cond_stride**cfg.cond_down_t if cfg.has_upper_conditioner else 1
+            up = cfg.upsampling
             n = zs[lv].shape[1]
             for s in range(0, n, cfg.n_ctx):
                 e = min(n, s + cfg.n_ctx) // up * up

@@ -29,6 +29,11 @@ class Models:
                 "attribution": str(self.meta["attribution"]) if self.meta.get("attribution") else None}
 
     @property
+    def is_debug(self) -> bool:
+        """The tiny random models of the tests (``load_models("debug")``): nothing about them is worth caching."""
+        return self.name == "debug"
+
+    @property
     def levels(self) -> int:
         return len(self.priors)
 

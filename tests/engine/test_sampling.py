@@ -23,7 +23,6 @@ from engine.generate.sampling import (
     sample_level,
     sample_window,
     tokens_to_sample,
-    window_generators,
 )
 from engine.generate.source import prompt_length
 from engine.io import audio

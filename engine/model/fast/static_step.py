@@ -176,7 +176,7 @@ def _compile_shape(prior: Prior, rows: int, dtype: torch.dtype | None) -> None:
     y[:, 4 + 1: 4 + cfg.max_bow_genre_size] = -1
     upper = None
     if cfg.has_upper_conditioner:
-        upper = torch.zeros((rows, cfg.n_ctx // cfg.cond_stride**cfg.cond_down_t), dtype=torch.long, device=device)
+        upper = torch.zeros((rows, cfg.n_ctx // cfg.upsampling), dtype=torch.long, device=device)
     cache = prior.start_cache(prior.conditioning(y, upper, dtype), dtype)
     prior.prefill(cache, prior.to_model_tokens(torch.zeros((rows, 1), dtype=torch.long, device=device), y))
     step = StaticDecoder(prior, cache, compile=True)

@@ -45,12 +45,17 @@ def remove_dc(x: np.ndarray, sample_rate: int) -> np.ndarray:
                               ).astype(np.float32)
 
 
+def meter_lufs(x: np.ndarray, sample_rate: int) -> float:
+    """BS.1770 integrated loudness in LUFS as the meter reads it: -inf for silence, nan under one gating block."""
+    if len(x) < MIN_SECONDS * sample_rate:
+        return float("nan")
+    return float(pyloudnorm.Meter(sample_rate).integrated_loudness(np.asarray(x, dtype=np.float64)))
+
+
 def integrated_loudness(x: np.ndarray, sample_rate: int) -> float | None:
     """BS.1770 integrated loudness in LUFS; None for audio too short or too quiet to gate."""
-    if len(x) < MIN_SECONDS * sample_rate:
-        return None
-    value = pyloudnorm.Meter(sample_rate).integrated_loudness(np.asarray(x, dtype=np.float64))
-    return float(value) if math.isfinite(value) else None
+    value = meter_lufs(x, sample_rate)
+    return value if math.isfinite(value) else None
 
 
 def match_loudness(x: np.ndarray, sample_rate: int, target_lufs: float | None) -> tuple[np.ndarray, LoudnessReport]:

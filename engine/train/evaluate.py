@@ -26,7 +26,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from engine.model.losses import spectral_convergence
+from engine.model.losses import spectral_convergence, stft_magnitude
 from engine.weights.bundle import Models
 
 
@@ -123,8 +123,7 @@ def _power_spec(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     if len(t) <= n_fft // 2:  # reflect padding needs more samples than half a window
         t = torch.nn.functional.pad(t, (0, n_fft // 2 + 1 - len(t)))
-    s = torch.stft(t, n_fft, hop, window=torch.hann_window(n_fft), return_complex=True).abs() ** 2
-    return s.T.double().numpy()
+    return (stft_magnitude(t[None], n_fft, hop, n_fft)[0] ** 2).T.double().numpy()
 
 
 def spectral_convergence_np(x: np.ndarray, y: np.ndarray, n_fft: int = SC_N_FFT, hop: int = SC_HOP) -> float:
@@ -253,12 +252,11 @@ def dc_offset(x: np.ndarray) -> float:
 
 
 def loudness_lufs(x: np.ndarray, sr: int) -> float:
-    """Integrated loudness (ITU-R BS.1770-4, pyloudnorm) of mono audio; -inf for silence, nan under 0.4 s."""
-    import pyloudnorm
+    """Integrated loudness (ITU-R BS.1770-4) of mono audio, as renders are matched: -inf for silence, nan under
+    one 0.4-s gating block."""
+    from engine.io.loudness import meter_lufs
 
-    if len(x) < int(0.4 * sr) + 1:
-        return float("nan")
-    return float(pyloudnorm.Meter(sr).integrated_loudness(np.asarray(x, dtype=np.float64)))
+    return meter_lufs(x, sr)
 
 
 # --- chroma, MFCC, log-mel ----------------------------------------------------------------------------------

@@ -78,9 +78,9 @@ local function ask(title, cfg, keys)
   return cfg
 end
 
--- One render job per region, or nil and one message listing every problem (nothing is sent then).
+-- Sends one render job per region, or nothing and one message listing every problem.
 -- at(region) is where the new material starts; placement(region, at) where its takes go.
-local function region_jobs(title, verb, regions, cfg, ctx, at, placement)
+local function submit_region_jobs(title, verb, regions, cfg, ctx, at, placement)
   local list, problems = {}, {}
   for _, region in ipairs(regions) do
     local start = at(region)
@@ -96,13 +96,13 @@ local function region_jobs(title, verb, regions, cfg, ctx, at, placement)
   end
   if #problems > 0 then
     message(title, "Nothing was sent to the engine:\n\n" .. table.concat(problems, "\n"))
-    return nil
+    return
   end
   local key = jobs.project_key(ctx.proj)
   for _, job in ipairs(list) do
     job.project = key
   end
-  return list
+  jobs.submit(title, list, { progress = true })
 end
 
 local function new_item_placement(proj, cfg)
@@ -141,11 +141,8 @@ function M.continue_selected(title)
     return
   end
   local cfg, ctx = settings.all(), selection.project_context(proj)
-  local list = region_jobs(title, "continue", regions, cfg, ctx,
+  submit_region_jobs(title, "continue", regions, cfg, ctx,
     function(region) return region.position + region.item_length end, new_item_placement(proj, cfg))
-  if list then
-    jobs.submit(title, list, { progress = true })
-  end
 end
 
 local function narrowed_to(title, regions, from, to)
@@ -189,11 +186,8 @@ function M.prime_selected(title)
     return
   end
   local cfg, ctx = settings.all(), selection.project_context(proj)
-  local list = region_jobs(title, "prime", regions, cfg, ctx, function() return ctx.cursor end,
+  submit_region_jobs(title, "prime", regions, cfg, ctx, function() return ctx.cursor end,
     new_item_placement(proj, cfg))
-  if list then
-    jobs.submit(title, list, { progress = true })
-  end
 end
 
 -- Where a job's takes go when they become new takes of the source item: same playrate and pitch, and for
@@ -215,11 +209,8 @@ function M.rerender_selected(title)
     return
   end
   local ctx = selection.project_context(proj)
-  local list = region_jobs(title, "rerender", regions, cfg, ctx, function(region) return region.position end,
+  submit_region_jobs(title, "rerender", regions, cfg, ctx, function(region) return region.position end,
     function(region) return new_takes_placement(region) end)
-  if list then
-    jobs.submit(title, list, { progress = true })
-  end
 end
 
 -- Refine: each selected item's active take (a draft the engine rendered) at full quality, from the draft's own
@@ -231,11 +222,8 @@ function M.refine_selected(title)
     return
   end
   local cfg, ctx = settings.all(), selection.project_context(proj)
-  local list = region_jobs(title, "refine", regions, cfg, ctx, function(region) return region.position end,
+  submit_region_jobs(title, "refine", regions, cfg, ctx, function(region) return region.position end,
     function(region) return new_takes_placement(region, region.start) end)
-  if list then
-    jobs.submit(title, list, { progress = true })
-  end
 end
 
 -- Generate: new material from labels (and lyrics) at the edit cursor, on the target track.

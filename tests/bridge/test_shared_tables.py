@@ -220,7 +220,7 @@ def test_the_reaper_requests_pass_the_engines_validator(lua_tables):
 
 def test_the_reaper_scripts_use_known_verbs_codes_and_states():
     text = "".join(p.read_text(encoding="utf-8") for p in sorted(REPO.glob("reaper_scripts/**/*.lua")))
-    verbs = set(re.findall(r"\b(?:verb = |region_jobs\(title, |for_region\()\"(\w+)\"", text))
+    verbs = set(re.findall(r"\b(?:verb = |submit_region_jobs\(title, |for_region\()\"(\w+)\"", text))
     assert set(protocol.RENDER_VERBS) <= verbs <= set(protocol.VERBS), verbs ^ set(protocol.VERBS)
     codes = set(re.findall(r"\bcode\s*[=~]?=\s*\"(\w+)\"", text))
     assert codes and codes <= {*ErrorCode, *LocalErrorCode}, codes - {*ErrorCode, *LocalErrorCode}

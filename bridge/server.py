@@ -177,16 +177,17 @@ class Bridge:
                 self._last = (req, host)
             self.send(host, req.reply_port, reply("accepted", rid, job.id))
 
-        from engine.generate.refine import prepare_refine
-
-        params, given = prepare_refine(req.params, req.given)  # refine: its draft's fields, before the estimate
+        check = None
         if self.speed is not None:  # too long on this machine: refused with the estimate and an offer, nothing queued
             from engine.generate.estimate import check_render_time
 
-            check_render_time(self.models, self.live.fill(params, given), self.speed, self.max_wait)
+            def check(params: Any) -> None:
+                check_render_time(self.models, params, self.speed, self.max_wait)
+
         with self._lock:
             version = self.protocols.get((host, req.reply_port), protocol.PROTOCOL_VERSION)
-        self.jobs.submit(params, _owner(host, req.reply_port, version), announce=announce, given=given)
+        self.jobs.submit(req.params, _owner(host, req.reply_port, version), announce=announce, given=req.given,
+                         check=check)
         return []
 
     def _cancel(self, req: Request, host: str) -> list[Reply]:

@@ -153,13 +153,16 @@ class JobQueue:
     # ------------------------------------------------------------------ requests
 
     def submit(self, req: RenderRequest, owner: str, announce: Callable[[Job], None] | None = None,
-               given: frozenset[str] | None = None) -> Job:
+               given: frozenset[str] | None = None, check: Callable[[RenderRequest], None] | None = None) -> Job:
         """Queue ``req`` with live values for the fields not in ``given``; ``announce(job)`` runs after the
-        journal commit and before any event of the job. Raises ``RequestError`` (busy, source_not_found,
-        not_audio, bad_value, unknown_label)."""
+        journal commit and before any event of the job; ``check(req)`` (e.g. the render-time limit) sees the
+        request as it will run, before anything is validated or written. Raises ``RequestError`` (busy,
+        source_not_found, not_audio, bad_value, unknown_label, or what ``check`` raises)."""
         req, given = prepare_refine(req, given)  # refine: the draft's fields (refused without its codes)
-        validate(req, self.models)  # unknown artists/genres fail at submission, not when the job runs
         req = self.live.fill(req, given)
+        if check is not None:
+            check(req)
+        validate(req, self.models)  # unknown artists/genres fail at submission, not when the job runs
         if req.seed is None:
             req = replace(req, seed=secrets.randbelow(2**31))
         with self._lock:

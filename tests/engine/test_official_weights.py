@@ -413,8 +413,10 @@ def test_the_engine_refuses_a_long_render_before_queueing_and_tells_its_speed():
 
     submitted = []
 
-    class Jobs:
-        def submit(self, params, owner, announce=None, given=None):
+    class Jobs:  # as JobQueue.submit: the bridge's check runs before anything is queued
+        def submit(self, params, owner, announce=None, given=None, check=None):
+            if check is not None:
+                check(params)
             submitted.append(params)
 
     models = bundle.load_models("debug", device="cpu")

@@ -50,6 +50,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from engine.dev.random_weights import random_labels as labels  # noqa: E402
 from engine.dev.random_weights import random_prior  # noqa: E402
 from engine.generate.sampling import SamplingParams, Window, sample_window  # noqa: E402
 from engine.model.config import OFFICIAL_PRIORS, PriorConfig  # noqa: E402
@@ -70,16 +71,6 @@ def build(name: str, seed: int = 0) -> Prior:
     """Random weights (``engine.dev.random_weights``): tiny, or a real-size official prior."""
     torch.manual_seed(seed)
     return random_prior(tiny_config() if name == "tiny" else OFFICIAL_PRIORS[name], "cpu", seed)
-
-
-def labels(cfg: PriorConfig, batch: int, seed: int = 1) -> torch.Tensor:
-    """y (batch, y_len): 60 s song, offset 0, one window, artist 0, genre 0, random lyrics if any."""
-    y = torch.full((batch, cfg.y_len), -1, dtype=torch.long)
-    y[:, 0], y[:, 1], y[:, 2], y[:, 3], y[:, 4] = 60 * 44100, 0, cfg.n_ctx * cfg.raw_to_tokens, 0, 0
-    if cfg.n_tokens:
-        y[:, 4 + cfg.max_bow_genre_size:] = torch.randint(1, cfg.n_vocab, (batch, cfg.n_tokens),
-                                                         generator=torch.Generator().manual_seed(seed))
-    return y
 
 
 def convert(prior: Prior, dtype: str) -> None:

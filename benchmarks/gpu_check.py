@@ -35,6 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from engine.dev.random_weights import random_labels as labels  # noqa: E402
 from engine.dev.random_weights import random_prior, random_vqvae  # noqa: E402
 from engine.model.config import OFFICIAL_PRIORS, OFFICIAL_VQVAE, PriorConfig  # noqa: E402
 from engine.model.fast.projections import cast_projections  # noqa: E402
@@ -70,16 +71,6 @@ def tiny(cfg: PriorConfig) -> PriorConfig:
                                genre_bins=min(cfg.genre_bins, 64),
                                **({"n_tokens": 32} if cfg.n_tokens else {}),
                                **({"alignment_layer": 1, "alignment_head": 0} if cfg.alignment_layer else {}))
-
-
-def labels(cfg: PriorConfig, batch: int, device: torch.device) -> torch.Tensor:
-    y = torch.zeros((batch, cfg.y_len), dtype=torch.long)
-    y[:, 0], y[:, 2] = 60 * SAMPLE_RATE, cfg.n_ctx * cfg.raw_to_tokens
-    y[:, 4 + 1: 4 + cfg.max_bow_genre_size] = -1
-    if cfg.n_tokens:
-        y[:, 4 + cfg.max_bow_genre_size:] = torch.randint(1, cfg.n_vocab, (batch, cfg.n_tokens),
-                                                         generator=torch.Generator().manual_seed(1))
-    return y.to(device)
 
 
 # ------------------------------------------------------------------------------------------------ parity

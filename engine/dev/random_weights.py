@@ -52,3 +52,14 @@ def random_vqvae(cfg: VQVAEConfig = VQVAEConfig(), device: str | torch.device = 
     model = model.to_empty(device=device).eval()
     _fill(model, torch.Generator(device=device).manual_seed(seed))
     return model
+
+
+def random_labels(cfg: PriorConfig, batch: int, device: str | torch.device = "cpu", seed: int = 1) -> torch.Tensor:
+    """Labels y (batch, y_len) to drive a random prior: a 60-s song at 44.1 kHz, offset 0, one window, artist 0,
+    genre 0 (other genre slots empty), and random lyric ids when the prior has lyrics."""
+    y = torch.full((batch, cfg.y_len), -1, dtype=torch.long)
+    y[:, 0], y[:, 1], y[:, 2], y[:, 3], y[:, 4] = 60 * 44100, 0, cfg.n_ctx * cfg.raw_to_tokens, 0, 0
+    if cfg.n_tokens:
+        y[:, 4 + cfg.max_bow_genre_size:] = torch.randint(1, cfg.n_vocab, (batch, cfg.n_tokens),
+                                                         generator=torch.Generator().manual_seed(seed))
+    return y.to(device)

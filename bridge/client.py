@@ -11,6 +11,7 @@ the replies and keeps rewriting PATH atomically (temp file + rename), so a reade
      "takes": [{"take": int, "path": str, "position": float, "length": float}],
      "error": {"code": str, "message": str} | null,
      "reply": null | {"address": str, "args": [...], "data": <parsed JSON argument, if any>},
+     "warnings": [str],  (an accepted request's caveats, e.g. a truncated source sent with allow_truncated)
      "heartbeat": <Unix time of this write>}
 
 Render verbs (continue, prime, rerender, generate) write ``accepted`` once the engine takes the job, then
@@ -54,8 +55,8 @@ def _address(name: str) -> str:
     return protocol.REPLIES[PREFIX + name].address  # a KeyError at import if the protocol drops the reply
 
 
-ACCEPTED, PROGRESS, DONE, FINISHED, ERROR, PARAM, STATUS = map(
-    _address, ("accepted", "progress", "done", "finished", "error", "param", "status"))
+ACCEPTED, PROGRESS, DONE, FINISHED, ERROR, PARAM, STATUS, WARNING = map(
+    _address, ("accepted", "progress", "done", "finished", "error", "param", "status", "warning"))
 EXIT_DONE, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 3
 RECEIVE_SLICE = 0.25  # seconds per socket wait; bounds how late a timeout is noticed
 REPLACE_RETRIES = 20  # Windows refuses to replace a file another process has open; retry briefly
@@ -93,6 +94,7 @@ class Status:
     error: dict[str, str] | None = None
     reply: dict[str, Any] | None = None
     heartbeat: float | None = None  # Unix time of the latest write of the status file
+    warnings: list[str] = field(default_factory=list)  # what the engine accepted with a caveat (a truncated source)
 
     @property
     def finished(self) -> bool:
@@ -283,6 +285,8 @@ class JobFollower:
             self.finish(str(args[1]))
         elif address == ERROR:
             self.pending_error = _error_of(args)
+        elif address == WARNING and len(args) >= 2:
+            s.warnings.append(str(args[1]))
         else:
             return False
         return True

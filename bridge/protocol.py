@@ -23,6 +23,7 @@ PROTOCOL_VERSION = 1  # what a client speaks unless its hello asks for another o
 PROTOCOLS = (1, 2)  # 2: ``done`` adds exact integer frame counts (hello {"protocol": 2})
 PREFIX = "/jukebox/"
 DEFAULT_PORT = 9130
+DEFAULT_WEB_PORT = 9131  # the web panel (bridge/web.py), TCP on the same address
 DEFAULT_LISTEN = "127.0.0.1"
 MAX_PACKET = 64 * 1024  # bytes in one UDP datagram
 MAX_PARAMS_JSON = 16 * 1024  # bytes of the JSON params string
@@ -142,6 +143,7 @@ REPLIES: dict[str, ReplySpec] = {r.address: r for r in (
     _r("artists", "request_id:s", "json:s"),
     _r("genres", "request_id:s", "json:s"),
     _r("accepted", "request_id:s", "job_id:s"),
+    _r("warning", "job_id:s", "message:s"),
     _r("progress", "job_id:s", "fraction:f", "stage:s", "eta_seconds:f"),
     _r("done", "job_id:s", "take:i", "path:s", "position:f", "length:f", "position_frames:h", "length_frames:h",
        protocol1=5),
@@ -244,6 +246,12 @@ def _fields(rest: list[Any]) -> dict[str, Any]:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
+
+
+def verb_params(verb: str, fields: dict[str, Any]) -> Any:
+    """``fields`` (a JSON object's values) as ``verb``'s params dataclass, checked as OSC checks them (the web panel
+    takes the same fields); raises ``RequestError``."""
+    return _params(VERBS[verb], fields)
 
 
 def _params(verb: Verb, fields: dict[str, Any]) -> Any:

@@ -34,6 +34,7 @@ from engine.runtime.records import from_dict
 from . import protocol
 from .osc import OscServer
 from .protocol import Reply, Request, reply
+from .web import WebConfig, WebPanel, is_web_owner
 
 log = logging.getLogger("jukebox_bridge")
 
@@ -63,6 +64,8 @@ class ServeConfig:
     top: str | None = None  # the official top prior the model folder must hold (it is detected from the folder)
     max_wait: float = 300.0  # seconds: a longer estimated render is refused with an offer (draft, shorter); 0: never
     codes_retention: int = 500  # published takes whose codes the render folder keeps (refine needs a draft's)
+    web: bool = True  # the web panel (bridge/web.py) for DAWs without scripts
+    web_port: int = protocol.DEFAULT_WEB_PORT  # its TCP port on ``listen`` (0: any free port)
 
 
 def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> ServeConfig:
@@ -77,8 +80,8 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     if "render_dir" in values:
         values["render_dir"] = Path(str(values["render_dir"])).expanduser()
-    for name, want in (("port", int), ("midi", bool), ("listen", str), ("log_level", str), ("token", str),
-                       ("model", str), ("midi_port", str), ("top", str)):
+    for name, want in (("port", int), ("web_port", int), ("web", bool), ("midi", bool), ("listen", str),
+                       ("log_level", str), ("token", str), ("model", str), ("midi_port", str), ("top", str)):
         if name in values and type(values[name]) is not want:
             raise ValueError(f"setting {name} must be of type {want.__name__}; got {values[name]!r}")
     if "top" in values and values["top"] not in ("5b", "5b_lyrics", "1b_lyrics"):
@@ -102,6 +105,8 @@ def check_safety(cfg: ServeConfig) -> None:
         raise ValueError(f"--listen must be an IP address (e.g. 127.0.0.1 or 0.0.0.0); got {cfg.listen!r}") from None
     if not 0 <= cfg.port < 65536:
         raise ValueError(f"--port must be 1..65535 (0: any free port); got {cfg.port}")
+    if not 0 <= cfg.web_port < 65536:
+        raise ValueError(f"--web-port must be 1..65535 (0: any free port); got {cfg.web_port}")
     if not addr.is_loopback and not cfg.token:
         raise ValueError(f"refusing to listen on {cfg.listen}: beyond this computer anyone could drive the engine "
                          "and read its files. Pass --token SECRET (and give the DAW scripts the same token), "
@@ -176,19 +181,26 @@ class Bridge:
             with self._lock:
                 self._last = (req, host)
             self.send(host, req.reply_port, reply("accepted", rid, job.id))
-
-        check = None
-        if self.speed is not None:  # too long on this machine: refused with the estimate and an offer, nothing queued
-            from engine.generate.estimate import check_render_time
-
-            def check(params: Any) -> None:
-                check_render_time(self.models, params, self.speed, self.max_wait)
+            for message in job.warnings:  # e.g. a truncated source the request allowed
+                self.send(host, req.reply_port, reply("warning", job.id, message))
 
         with self._lock:
             version = self.protocols.get((host, req.reply_port), protocol.PROTOCOL_VERSION)
         self.jobs.submit(req.params, _owner(host, req.reply_port, version), announce=announce, given=req.given,
-                         check=check)
+                         check=self.render_check())
         return []
+
+    def render_check(self) -> Callable[[RenderRequest], None] | None:
+        """The render-time limit every front end applies at submission (OSC and the web panel alike): a render
+        too long on this machine is refused with the estimate and an offer (draft, shorter), nothing queued."""
+        if self.speed is None:
+            return None
+        from engine.generate.estimate import check_render_time
+
+        def check(params: RenderRequest) -> None:
+            check_render_time(self.models, params, self.speed, self.max_wait)
+
+        return check
 
     def _cancel(self, req: Request, host: str) -> list[Reply]:
         self.jobs.cancel(None if req.params.all else req.params.job_id,
@@ -225,7 +237,10 @@ class Bridge:
     # ------------------------------------------------------------------ events and broadcasts
 
     def on_job_event(self, event: JobEvent) -> None:
-        host, port, version = _parse_owner(event.owner)
+        parsed = _parse_owner(event.owner)
+        if parsed is None:  # a web panel job: the panel reports it over its own event stream
+            return
+        host, port, version = parsed
         if isinstance(event, JobProgress):
             self.send(host, port, reply("progress", event.job_id, event.fraction, event.stage, event.eta))
         elif isinstance(event, TakeDone):
@@ -286,7 +301,10 @@ def _owner(host: str, port: int, version: int = protocol.PROTOCOL_VERSION) -> st
     return f"{host} {port}" if version == protocol.PROTOCOL_VERSION else f"{host} {port} {version}"
 
 
-def _parse_owner(owner: str) -> tuple[str, int, int]:
+def _parse_owner(owner: str) -> tuple[str, int, int] | None:
+    """The OSC client a job's events go to; None for a job of another front end (the web panel's ``web...``)."""
+    if is_web_owner(owner):
+        return None
     host, port, *version = owner.split(" ")
     return host, int(port), int(version[0]) if version else protocol.PROTOCOL_VERSION
 
@@ -309,22 +327,40 @@ def _open_midi(cfg: ServeConfig, bridge: Bridge) -> Any:
 
 @dataclass
 class Engine:
-    """A running engine: the OSC socket, the job queue, the verb handlers and the MIDI adapter."""
+    """A running engine: the OSC socket, the job queue, the verb handlers, the MIDI adapter and the web panel."""
 
     osc: OscServer
     jobs: JobQueue
     bridge: Bridge
+    web: WebPanel | None = None
 
     @property
     def address(self) -> tuple[str, int]:
         return self.osc.address
 
+    @property
+    def web_url(self) -> str | None:
+        return None if self.web is None else self.web.url
+
     def stop(self) -> None:
         self.bridge.broadcast(reply("engine", "stopping", __version__))
         if self.bridge.midi is not None:
             self.bridge.midi.stop()
+        if self.web is not None:
+            self.web.stop()
         self.osc.stop()
         self.jobs.stop()
+
+
+def _fan_out(*listeners: Callable[[JobEvent], None]) -> Callable[[JobEvent], None]:
+    """One job event to every front end (OSC, the web panel); one that fails does not silence the others."""
+    def on_event(event: JobEvent) -> None:
+        for listener in listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("job event listener failed on %s", event)
+    return on_event
 
 
 def start_engine(cfg: ServeConfig, models: Any = None, renderer: Callable[..., list] | None = None) -> Engine:
@@ -333,6 +369,11 @@ def start_engine(cfg: ServeConfig, models: Any = None, renderer: Callable[..., l
     cfg.render_dir.mkdir(parents=True, exist_ok=True)
     osc = OscServer(cfg.listen, cfg.port, cfg.token)  # bind first: a port in use fails before the model loads
     host, port = osc.address
+    try:
+        web = WebPanel(WebConfig(cfg.listen, cfg.web_port, cfg.token, cfg.render_dir)) if cfg.web else None
+    except BaseException:
+        osc.stop()
+        raise
     lock = FolderLock(cfg.render_dir / STATE_DIR, {"host": host, "port": port})
     try:  # one engine per render folder, refused before the model loads
         lock.acquire()
@@ -350,17 +391,23 @@ def start_engine(cfg: ServeConfig, models: Any = None, renderer: Callable[..., l
 
         warm_up(models)  # the compiled step builds in the background; jobs run eager until it is ready
         live = LiveParams()
-        jobs = JobQueue(cfg.render_dir, models, renderer, on_event=lambda e: bridge.on_job_event(e), live=live,
+        # one job system for every front end: OSC clients hear their jobs, the web panel hears every job
+        listeners = [lambda e: bridge.on_job_event(e)] + ([web.on_job_event] if web is not None else [])
+        jobs = JobQueue(cfg.render_dir, models, renderer, on_event=_fan_out(*listeners), live=live,
                         lock=lock, codes_retention=cfg.codes_retention)
     except BaseException:
         lock.release()
         osc.stop()
+        if web is not None:
+            web.close()
         raise
     bridge = Bridge(models, jobs, live, osc.send, speed=_speed(models), max_wait=cfg.max_wait)  # before jobs.start()
     bridge.midi = _open_midi(cfg, bridge)
+    if web is not None:
+        web.start(bridge)  # before jobs.start(): resumed jobs' events reach the page too
     jobs.start()
     osc.start(bridge.handle)
-    return Engine(osc, jobs, bridge)
+    return Engine(osc, jobs, bridge, web)
 
 
 def _speed(models: Any) -> Any:
@@ -382,8 +429,9 @@ def serve(cfg: ServeConfig) -> int:
         signal.signal(sig, lambda *_: stop.set())
     engine = start_engine(cfg)
     host, port = engine.address
+    web = f"\nweb panel: {engine.web_url}" if engine.web_url else ""
     print(f"jukebox-bridge {__version__}: serving OSC on udp://{host}:{port}, model {engine.jobs.models.name}, "
-          f"renders in {cfg.render_dir}\nlicence of its renders: {engine.jobs.models.licence()['licence']}",
+          f"renders in {cfg.render_dir}{web}\nlicence of its renders: {engine.jobs.models.licence()['licence']}",
           file=sys.stderr, flush=True)
     try:
         stop.wait()

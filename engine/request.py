@@ -56,6 +56,9 @@ class RenderRequest:
     # Seconds of estimated render time (on this machine) the client accepts before the engine refuses with
     # ``too_long`` and an offer (draft, a shorter length); None: the engine's limit; 0: no limit.
     max_wait: float | None = None
+    # A source whose header promises more audio than the file holds is refused (not_audio) unless the producer
+    # asks for what is there: then the job runs, and the reply and the sidecar carry the warning.
+    allow_truncated: bool = False
 
     @property
     def target_seconds(self) -> float:
@@ -124,6 +127,7 @@ _RULES: dict[str, tuple[tuple[type, ...], Any, str]] = {
     "loudness": ((str, int, float), lambda v: v in ("match", "off") if isinstance(v, str) else -60 <= v <= 0,
                  '"match", "off" or a target from -60 to 0 LUFS'),
     "max_wait": ((int, float), lambda v: 0 <= v <= 7 * 86400, "seconds from 0 (no limit) to 604800"),
+    "allow_truncated": ((bool,), lambda v: True, "true or false"),
 }
 
 
@@ -144,7 +148,7 @@ def text_problem(value: str, multiline: bool = False) -> str | None:
 
 def _check(name: str, value: Any) -> Any:
     types, ok, allowed = _RULES[name]
-    if isinstance(value, bool) or not isinstance(value, types):
+    if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
         raise RequestError(ErrorCode.BAD_VALUE, f"{name} must be {allowed}; got {type(value).__name__} {value!r}", name)
     if isinstance(value, str) and (problem := text_problem(value, multiline=name == "lyrics")):
         raise RequestError(ErrorCode.BAD_VALUE, f"{name} must be {allowed} without control characters; it has "

@@ -19,7 +19,7 @@ import torch
 
 from engine.errors import ErrorCode
 from engine.io import audio
-from engine.io.codes import CodesFile
+from engine.io.codes import CodesLog
 from engine.io.files import atomic_write_text
 from engine.io.loudness import GENERATE_LUFS, LoudnessReport, integrated_loudness, match_loudness
 from engine.io.takes import FADE_SECONDS, RenderedTake
@@ -33,7 +33,7 @@ from .codec import chunk_progress, encode_audio, pad_to_hop
 from .conditioning import label_fn
 from .refine import check_draft, load_draft, start_codes
 from .sampling import LevelJob, SamplingParams, sample_level, tokens_to_sample
-from .source import encode_region, prompt_length, read_source
+from .source import encode_region, prompt_length, read_source, source_warnings
 
 PROGRESS_INTERVAL = 0.2  # seconds between the sampler's progress reports (each also checks for cancel)
 
@@ -102,10 +102,12 @@ def _plan(models: Models, req: RenderRequest, progress: ProgressCallback, cache,
 
 
 class _WorkDir:
-    """Per-job folder of codes saved after every window, so a restarted job resumes where it stopped."""
+    """Per-job folder of codes appended after every window (``CodesLog``: each window writes only its new
+    columns), so a restarted job resumes where it stopped and saving costs what sampling produced."""
 
     def __init__(self, path: Path | None, models: Models):
         self.path, self.models = path, models
+        self._saved: dict[int, int] = {}  # level -> columns already in its log
         if path is not None:
             path.mkdir(parents=True, exist_ok=True)
 
@@ -119,19 +121,22 @@ class _WorkDir:
         atomic_write_text(meta, json.dumps({"seed": seed}), overwrite=True)
         return seed
 
-    def _file(self, level: int) -> Path | None:
-        return None if self.path is None else self.path / f"codes_level{level}.npz"
+    def _log(self, level: int) -> CodesLog | None:
+        return None if self.path is None else CodesLog(self.path / f"codes_level{level}{CodesLog.SUFFIX}")
 
     def load(self, level: int) -> np.ndarray | None:
-        f = self._file(level)
-        return CodesFile.load(f).codes[level] if f is not None and f.exists() else None
+        log = self._log(level)
+        codes = None if log is None else log.load()
+        self._saved[level] = 0 if codes is None else codes.shape[1]
+        return codes
 
     def save(self, level: int, codes: torch.Tensor) -> None:
-        f = self._file(level)
-        if f is not None:
-            m = self.models
-            CodesFile({level: codes.cpu().numpy()}, m.vqvae.hop_lengths, m.sample_rate, model=m.name).save(
-                f, overwrite=True)
+        """Append the columns of ``codes`` (takes, columns) past those already saved; earlier ones never change."""
+        log = self._log(level)
+        if log is not None:
+            have = self._saved.get(level, 0)
+            log.append(codes[:, have:].cpu().numpy())
+            self._saved[level] = max(have, codes.shape[1])
 
 
 def _finish(x: np.ndarray, keep: tuple[int, int], req: RenderRequest, sr: int) -> np.ndarray:
@@ -256,5 +261,5 @@ def render(models: Models, req: RenderRequest, progress: ProgressCallback, cance
             clip = _fade(clip, req, plan.mode)
             takes.append(RenderedTake(i + 1, clip, plan.position, seeds[i],
                                       {lv: z[i].cpu().numpy() for lv, z in codes.items()}, mixed.to_json(),
-                                      plan.keep, tuple(plan.levels), plan.reference_lufs))
+                                      plan.keep, tuple(plan.levels), plan.reference_lufs, source_warnings(req)))
     return takes

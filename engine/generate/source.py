@@ -45,13 +45,24 @@ def check_source(req: RenderRequest) -> float | None:
     if info.frames <= 0 or req.start >= duration or end > duration + 1e-6:
         raise RequestError(ErrorCode.NOT_AUDIO, f"region {req.start:g}..{end:g} s lies outside {req.source} "
                            f"(duration {duration:.3f} s)", "start")
+    cut = _truncation(req)
+    if cut is not None and not req.allow_truncated:
+        raise RequestError(ErrorCode.NOT_AUDIO, f"{cut} To render the audio that is there, send allow_truncated: "
+                           "true.", "source")
+    return req.length if req.length is not None else duration - req.start
+
+
+def _truncation(req: RenderRequest) -> str | None:
     try:
-        cut = audio.truncation(path, req.start, req.length)
+        return audio.truncation(req.source, req.start, req.length)
     except audio.AudioError as exc:
         raise RequestError(ErrorCode.NOT_AUDIO, str(exc), "source") from None
-    if cut is not None:
-        raise RequestError(ErrorCode.NOT_AUDIO, cut, "source")
-    return req.length if req.length is not None else duration - req.start
+
+
+def source_warnings(req: RenderRequest) -> tuple[str, ...]:
+    """What a producer must hear about an accepted source: a truncation they allowed (``allow_truncated``)."""
+    cut = _truncation(req) if req.source is not None and req.allow_truncated else None
+    return () if cut is None else (cut,)
 
 
 def read_source(req: RenderRequest, sample_rate: int = audio.MODEL_SAMPLE_RATE) -> tuple[np.ndarray, float]:

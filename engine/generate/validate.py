@@ -14,12 +14,13 @@ from engine.weights.models import Models
 
 from .conditioning import check_labels
 from .refine import check_draft, load_draft
-from .source import check_source
+from .source import check_source, source_warnings
 
 
-def validate(req: RenderRequest, models: Models) -> None:
+def validate(req: RenderRequest, models: Models) -> tuple[str, ...]:
     """Raises ``RequestError`` (source_not_found, not_audio, bad_value, unknown_label) naming the field. A refine
-    request is checked as ``generate.refine.prepare_refine`` filled it."""
+    request is checked as ``generate.refine.prepare_refine`` filled it. Returns the warnings of an accepted
+    request (a truncated source the request allowed), which the front end shows with its acceptance."""
     region = check_source(req)
     if req.mode == "refine":  # a draft take with saved codes, drafted by this model
         check_draft(load_draft(req.source), models)
@@ -30,6 +31,7 @@ def validate(req: RenderRequest, models: Models) -> None:
             check_chain(req.chain)
         except ChainError as exc:
             raise RequestError(ErrorCode.BAD_VALUE, str(exc), "chain") from None
+    return source_warnings(req)
 
 
 def check_lengths(req: RenderRequest, models: Models, region: float | None) -> None:

@@ -88,6 +88,7 @@ class CodesLog:
     a resumed job re-samples only the window it lost."""
 
     MAGIC = b"JBCL"
+    SUFFIX = ".jbcl"  # a work folder's per-level logs: codes_level{N}.jbcl
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)

@@ -73,7 +73,7 @@ def provenance(job_id: str, req: RenderRequest, rendered: "RenderedTake", name: 
         "sample_rate": req.sample_rate, "channels": req.channels, "tempo": req.tempo, "bars": req.bars,
         "chain": req.chain, "loudness": rendered.loudness or None, "engine": f"jukebox-bridge {__version__}",
         "licence": terms.get("licence"), "attribution": terms.get("attribution"),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "warnings": list(rendered.warnings),
     }
 
 

@@ -26,6 +26,7 @@ class RenderedTake:
     keep: tuple[int, int] | None = None
     levels: tuple[int, ...] = ()
     reference_lufs: float | None = None  # the loudness "match" aimed at (the source region's), if any
+    warnings: tuple[str, ...] = ()  # what the producer allowed and must know (a truncated source), for the sidecar
 
 
 CODES_RETENTION = 500  # published takes whose codes a render folder keeps (the newest; ServeConfig.codes_retention)

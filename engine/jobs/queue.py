@@ -162,7 +162,7 @@ class JobQueue:
         req = self.live.fill(req, given)
         if check is not None:
             check(req)
-        validate(req, self.models)  # unknown artists/genres fail at submission, not when the job runs
+        warnings = validate(req, self.models)  # unknown artists/genres fail at submission, not when the job runs
         if req.seed is None:
             req = replace(req, seed=secrets.randbelow(2**31))
         with self._lock:
@@ -170,7 +170,7 @@ class JobQueue:
                 raise RequestError(ErrorCode.BUSY, "the engine is stopping; retry when it is back")
             if sum(j.state == "queued" for j in self._jobs.values()) >= self.max_queued:
                 raise RequestError(ErrorCode.BUSY, f"the queue is full ({self.max_queued} jobs); retry later")
-            job = Job(uuid.uuid4().hex, self._seq + 1, req, owner)
+            job = Job(uuid.uuid4().hex, self._seq + 1, req, owner, warnings=warnings)
             try:
                 self._check_folders()
                 self.journal.add(job)

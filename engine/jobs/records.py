@@ -43,6 +43,7 @@ class Job:
     cancel: CancelToken = field(default_factory=CancelToken, repr=False)
     user_cancelled: bool = False
     throttle: Throttle = field(default_factory=lambda: Throttle(PROGRESS_MIN_INTERVAL), repr=False)
+    warnings: tuple[str, ...] = ()  # from validation at submission: what the acceptance tells the producer
 
     @property
     def published(self) -> list[TakeRecord]:

@@ -477,7 +477,7 @@ Controller.prototype.on_finished = function (r) {
     this.ui.progress(100);
     if (job.placed === r.takes) {
       this.ui.status(VERB_NAMES[job.verb] + ": done, " + job.placed + (job.placed === 1 ? " take" : " takes") +
-                     " placed.");
+                     " placed." + (job.warnings ? " Warning: " + job.warnings.join(" ") : ""));
     }
   } else {
     this.ui.progress(0);
@@ -485,6 +485,18 @@ Controller.prototype.on_finished = function (r) {
       this.ui.status(VERB_NAMES[job.verb] + ": cancelled.");
     }
   }
+};
+
+// A request the engine accepted with a caveat the producer allowed (a truncated source): said now, and again
+// with the job's result, since the progress lines would hide it.
+Controller.prototype.on_warning = function (r) {
+  var job = this.jobs[r.job];
+  if (!job) {
+    return;
+  }
+  job.warnings = (job.warnings || []).concat([r.message]);
+  this.ui.status(VERB_NAMES[job.verb] + ": warning: " + r.message);
+  this.warn(r.message);
 };
 
 Controller.prototype.on_error = function (r) {

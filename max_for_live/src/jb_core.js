@@ -337,6 +337,7 @@ var REPLY_ARGS = {
   artists: ["id:s", "page:json"],
   genres: ["id:s", "page:json"],
   accepted: ["id:s", "job:s"],
+  warning: ["job:s", "message:s"],
   progress: ["job:s", "fraction:f", "stage:s", "eta:f"],
   done: ["job:s", "take:i", "path:s", "position:f", "length:f"],
   finished: ["job:s", "state:s", "takes:i"],

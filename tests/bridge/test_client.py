@@ -99,6 +99,8 @@ def happy_job(e: FakeEngine, address: str, args: list[Any]) -> None:
     if address == "/jukebox/continue":
         port, rid = args[0], args[1]
         e.send(port, "/jukebox/accepted", rid, "job1")
+        e.send(port, "/jukebox/warning", "other-job", "not ours")
+        e.send(port, "/jukebox/warning", "job1", "/audio/riff.wav is truncated")
         e.send(port, "/jukebox/progress", "other-job", 0.9, "decoding", 1.0)  # someone else's job
         e.send(port, "/jukebox/progress", "job1", 0.5, "sampling level 2", 12.0)
         e.send(port, "/jukebox/done", "job1", 2, "/renders/job1-take2.wav", 16.5, 9.5)
@@ -121,6 +123,7 @@ def test_render_request_is_followed_to_done(engine_with, tmp_path: Path, snapsho
         {"take": 2, "path": "/renders/job1-take2.wav", "position": 16.5, "length": 9.5},
     ]
     assert written["error"] is None and written["fraction"] == 1.0
+    assert written["warnings"] == ["/audio/riff.wav is truncated"]  # the job's caveat, not another job's
     assert [s["state"] for s in snapshots][0] == "accepted"
     assert snapshots[-1]["state"] == "done"
     assert "running" in [s["state"] for s in snapshots]

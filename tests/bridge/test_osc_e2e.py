@@ -485,11 +485,11 @@ def test_kill_9_mid_job_then_restart_finishes_the_job_exactly_once(tmp_path, pac
         client.wait("progress", job, pred=lambda p: p[2].startswith("sampling"))
         work = renders / ".jukebox" / "work" / job
         deadline = time.monotonic() + pace(30)
-        while not list(work.glob("*.npz")) and time.monotonic() < deadline:  # the first window's codes saved
+        while not list(work.glob("*.jbcl")) and time.monotonic() < deadline:  # the first window's codes saved
             time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
         proc.wait(pace(10))
-        assert list(work.glob("*.npz")) and not list(renders.glob("*.wav")) and not client.all("finished", job)
+        assert list(work.glob("*.jbcl")) and not list(renders.glob("*.wav")) and not client.all("finished", job)
         proc, port = _start_serving(renders, config, max(pace(60), 3 * startup))
         assert client.wait("finished", job, timeout=60)[1:] == ["done", 1]  # events reach the original client
         client.engine = ("127.0.0.1", port)

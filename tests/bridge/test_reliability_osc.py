@@ -348,3 +348,34 @@ def test_protocol_2_clients_get_exact_frames_and_protocol_1_clients_what_they_al
         assert (take["position_frames"], take["length_frames"], take["sample_rate"]) == (14400002, 4801, 48000)
     finally:
         old.close(), new.close(), eng.stop()
+
+
+# ---------------------------------------------------------------- a truncated source, allowed explicitly
+
+
+def test_a_truncated_source_is_refused_unless_allowed_then_the_reply_and_sidecar_warn(models, tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    cut = tmp_path / "cut.wav"
+    sf.write(cut, np.random.default_rng(0).uniform(-0.3, 0.3, (48000, 1)).astype(np.float32), 48000)
+    os.truncate(cut, cut.stat().st_size // 2)  # the header still promises 1 s; 0.5 s is there
+    renders = tmp_path / "renders"
+    eng = start_engine(ServeConfig(model="debug", port=0, render_dir=renders, midi=False), models=models)
+    client = Client(eng.address[1])
+    region = {"source": str(cut), "start": 0.0, "length": 0.3, "seconds": 0.05, **DRAFT}
+    try:
+        client.send("continue", "refused", region)
+        err = client.wait("error", "refused")
+        assert err[1] == "not_audio" and "is truncated" in err[2] and "allow_truncated" in err[2]
+        assert not list(renders.glob("*.wav"))
+        client.send("continue", "allowed", {**region, "allow_truncated": True})
+        job = client.wait("accepted", "allowed")[1]
+        warning = client.wait("warning", job)
+        assert "is truncated: its header promises 48000 frames" in warning[1]
+        assert client.wait("finished", job, timeout=60)[1] == "done"
+        done = client.all("done", job)
+        side = json.loads(Path(done[0][2]).with_suffix(".json").read_text())
+        assert side["warnings"] == [warning[1]] and side["source"]["path"] == str(cut)
+    finally:
+        client.close(), eng.stop()

@@ -26,7 +26,7 @@ from engine.generate.sampling import (
 )
 from engine.generate.source import prompt_length
 from engine.io import audio
-from engine.io.codes import CodesFile
+from engine.io.codes import CodesLog
 from engine.request import RenderRequest, RequestError
 from engine.runtime.progress import Cancelled, CancelToken
 from engine.weights.debug import debug_models
@@ -286,18 +286,32 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(models, tmp_path)
     cancel = CancelToken()
 
     def stop_in_the_middle(p):  # once the first level-1 window is saved
-        if p.level == 1 and (tmp_path / "interrupted" / "codes_level1.npz").exists():
+        if p.level == 1 and (tmp_path / "interrupted" / "codes_level1.jbcl").exists():
             cancel.cancel()
 
     with pytest.raises(Cancelled):
         _render(models, req, tmp_path / "interrupted", stop_in_the_middle, cancel, schedule="reference")
     saved = sorted(f.name for f in (tmp_path / "interrupted").iterdir())
-    assert "codes_level2.npz" in saved and "codes_level1.npz" in saved and "codes_level0.npz" not in saved
-    partial = CodesFile.load(tmp_path / "interrupted" / "codes_level1.npz").codes[1]
+    assert "codes_level2.jbcl" in saved and "codes_level1.jbcl" in saved and "codes_level0.jbcl" not in saved
+    partial = CodesLog(tmp_path / "interrupted" / "codes_level1.jbcl").load()
     assert 0 < partial.shape[1] < len(reference[0].codes[1])
     resumed = _render(models, req, tmp_path / "interrupted", schedule="reference")
     for a, b in zip(reference, resumed):
         assert np.array_equal(a.audio, b.audio)
+
+
+def test_work_codes_are_appended_per_window_never_rewritten(models, tmp_path):
+    """Each window writes only its new columns: the work log holds every column once (one 16-byte header per
+    window), so saving a long job costs what it samples, not the square of its length."""
+    req = _req("generate", quality="draft", seconds=2.0, takes=2)
+    takes = _render(models, req, tmp_path, schedule="reference")
+    log = tmp_path / "codes_level2.jbcl"
+    raw = log.read_bytes()
+    columns = takes[0].codes[2].shape[0]
+    records = raw.count(CodesLog.MAGIC)
+    assert records >= 3, "a 2-s draft spans several top-level windows of the debug model"
+    assert len(raw) == 16 * records + 4 * 2 * columns
+    assert np.array_equal(CodesLog(log).load(), np.stack([t.codes[2] for t in takes]))
 
 
 @pytest.mark.slow
@@ -317,9 +331,9 @@ def test_parallel_resume_after_interruption_equals_an_uninterrupted_run(models, 
     with pytest.raises(Cancelled):
         _render(models, req, work, stop, cancel)
     saved = {f.name for f in work.iterdir()}
-    assert "codes_level0.npz" not in saved and ("codes_level1.npz" in saved) == (stop_level == 0)
+    assert "codes_level0.jbcl" not in saved and ("codes_level1.jbcl" in saved) == (stop_level == 0)
     if stop_level == 0:
-        assert CodesFile.load(work / "codes_level1.npz").codes[1].shape == (2, len(straight[0].codes[1]))
+        assert CodesLog(work / "codes_level1.jbcl").load().shape == (2, len(straight[0].codes[1]))
     resumed = _render(models, req, work)
     for a, b in zip(straight, resumed):
         assert all(np.array_equal(a.codes[lv], b.codes[lv]) for lv in range(3))

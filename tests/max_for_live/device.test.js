@@ -186,6 +186,19 @@ function runJob(d, set, takes, { jobId = "job-1", pathOf = (n) => `/renders/${jo
 
 const clipProps = (set, id) => set.world.objects.get(id).props;
 
+test("a warning after accepted (a truncated source allowed) is shown, and again with the result", () => {
+  const { d, set } = device();
+  d.send("press", "continue", 1);
+  const req = requests(d).pop();
+  d.reply("/jukebox/accepted", req[2], "job-w");
+  d.reply("/jukebox/warning", "job-w", "/Users/me/Riff.wav is truncated");
+  assert.equal(lastStatus(d), "Continue: warning: /Users/me/Riff.wav is truncated");
+  set.addFile("/renders/w.wav", 10);
+  d.reply("/jukebox/done", "job-w", 1, "/renders/w.wav", 16, 10);
+  d.reply("/jukebox/finished", "job-w", "done", 1);
+  assert.equal(lastStatus(d), "Continue: done, 1 take placed. Warning: /Users/me/Riff.wav is truncated");
+});
+
 test("done -> a new audio track per take right below the source track, each clip at the region's end", () => {
   const { d, set } = device({}, { controls: { takes: 2 } });
   d.send("press", "continue", 1);

@@ -180,6 +180,9 @@ local function check_done(job, status)
   if not ok then
     return job.label .. ": " .. message
   end
+  if type(status.warnings) == "table" and #status.warnings > 0 then -- placed, with a caveat the user allowed
+    return job.label .. ": placed, but " .. table.concat(status.warnings, " ")
+  end
   return nil
 end
 

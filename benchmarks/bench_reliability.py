@@ -5,6 +5,8 @@ decoding, ping latency under 20 clients while a job samples, and log bytes per h
 
 * Peak RSS: a fresh process per case encodes a region (every level) and decodes level 0 (fp32, as renders do)
   with the model's VQ-VAE, chunked (``VQVAE.encode``/``decode``'s default) and all at once (``chunk=None``).
+* Whole re-render: a fresh process per length re-renders (full quality, the engine's ``render``) a region built
+  from the bundled example repeated: peak RSS and wall time (``--only-render`` measures just these).
 * Cancel latency: a 300-s region is encoded (and its level-0 codes decoded) with ``codec.chunk_progress``; a cancel
   is set one second in, and the time until ``Cancelled`` is raised is measured.
 * Ping p99: ``jukebox-bridge serve --model debug`` in a subprocess samples a generate job while 20 clients each
@@ -56,6 +58,42 @@ def peak_rss(model: str, seconds: float, chunked: bool) -> tuple[float, float]:
                          cwd=ROOT, capture_output=True, text=True, check=True)
     base, peak = map(int, out.stdout.split())
     return base / 1024, peak / 1024  # MiB (ru_maxrss is in KiB on Linux)
+
+
+RENDER_CASE = r"""
+import json, resource, sys, tempfile, time, numpy as np, soundfile as sf, torch
+from pathlib import Path
+torch.set_num_threads(1)
+from engine.weights.bundle import load_models
+from engine.generate.render import render
+from engine.dev.demo import example_path
+from engine.request import RenderRequest
+from engine.runtime.progress import CancelToken
+m = load_models(None if sys.argv[1] == "default" else sys.argv[1])
+seconds = float(sys.argv[2])
+with tempfile.TemporaryDirectory() as tmp:
+    x, sr = sf.read(example_path(), dtype="float32", always_2d=True)
+    region = np.tile(x, (int(np.ceil(seconds * sr / len(x))), 1))[: int(seconds * sr)]  # the example, repeated
+    src = Path(tmp) / "region.wav"
+    sf.write(src, region, sr)
+    del x, region
+    req = RenderRequest.from_fields("rerender", {"source": str(src), "start": 0.0, "length": seconds, "seed": 1,
+                                                 "sample_rate": 44100, "channels": 2})
+    base, t = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.time()
+    takes = render(m, req, lambda p: None, CancelToken(), Path(tmp) / "work")
+    print(json.dumps({"base": base, "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                      "seconds": time.time() - t, "frames": len(takes[0].audio)}))
+"""
+
+
+def render_peak_rss(model: str, seconds: float) -> dict[str, float]:
+    """A whole full-quality re-render (the engine's ``render``: read, encode, sample levels 1 and 0, decode, mix) of
+    a ``seconds`` region built from the bundled example, in a fresh process: peak RSS (MiB) and wall time."""
+    out = subprocess.run([sys.executable, "-c", RENDER_CASE, model, str(seconds)], cwd=ROOT, capture_output=True,
+                         text=True, check=True)
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    return {"model_loaded_mib": round(r["base"] / 1024), "peak_mib": round(r["peak"] / 1024),
+            "wall_s": round(r["seconds"], 1)}
 
 
 def cancel_latency(model: str, seconds: float = 300.0) -> dict[str, float]:
@@ -201,13 +239,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default", help="default (the embedded model) or debug")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--render-seconds", type=float, nargs="*", default=[10, 60, 300],
+                        help="region lengths of the whole re-render cases (the 300-s one takes minutes)")
+    parser.add_argument("--only-render", action="store_true", help="measure only the whole re-render cases")
     args = parser.parse_args()
+    if args.only_render:
+        results = {"rerender_peak_rss": {f"{s:g}s": render_peak_rss(args.model, s) for s in args.render_seconds}}
+        print(json.dumps(results, indent=2) if args.json else results)
+        return
     results: dict = {"peak_rss_mib": {}}
     for seconds in (10, 60, 300):
         for chunked in (True, False):
             base, peak = peak_rss(args.model, seconds, chunked)
             results["peak_rss_mib"][f"{seconds}s {'chunked' if chunked else 'whole'}"] = {
                 "model_loaded": round(base), "peak": round(peak)}
+    results["rerender_peak_rss"] = {f"{s:g}s": render_peak_rss(args.model, s) for s in args.render_seconds}
     results["cancel_latency_s"] = cancel_latency(args.model)
     results["ping_20_clients_while_sampling"] = ping_under_load()
     results["log"] = log_bytes_per_packet()

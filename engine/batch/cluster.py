@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import secrets
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -20,12 +21,13 @@ from typing import Any, Iterator
 
 from distributed import Client, WorkerPlugin, as_completed, get_worker
 
-from engine.errors import ErrorCode
-from engine.runtime.progress import Progress
+from engine.errors import ErrorCode, RequestError
+from engine.runtime.progress import Progress, Throttle
 
 from .stems import Events, StemJob, StemResult, render_stem
 
 _TOPIC = "jukebox-batch-progress"
+CLUSTER_PROGRESS_INTERVAL = 0.5  # seconds between a worker's progress events (and its checks for a cancel)
 _LOADING = threading.Lock()
 
 
@@ -47,12 +49,10 @@ class ModelPlugin(WorkerPlugin):
 
 def _render_on_worker(job: StemJob, plugin_name: str) -> StemResult:
     """The Dask task: render with the worker's warm model; progress goes back as worker events."""
-    worker, last = get_worker(), [0.0]
+    worker, throttle = get_worker(), Throttle(CLUSTER_PROGRESS_INTERVAL)
 
     def progress(p: Progress) -> None:
-        now = time.monotonic()
-        if now - last[0] > 0.5:
-            last[0] = now
+        if throttle.ready():
             worker.log_event(_TOPIC, {"name": job.name, "stage": p.stage, "fraction": p.fraction})
 
     return render_stem(worker.plugins[plugin_name].models, job, progress)
@@ -96,3 +96,103 @@ def run_cluster(jobs: list[StemJob], model: str | None, events: Events, address:
                 yield StemResult(names[future], [],
                                  (ErrorCode.RENDER_FAILED, f"on the cluster: {type(exc).__name__}: {exc}"))
             yield from refill()
+
+
+# ------------------------------------------------------------------ the engine's jobs on a cluster
+
+
+def _render_job_on_worker(mode: str, fields: dict[str, Any], data: bytes | None, plugin_name: str,
+                          key: str) -> list:
+    """The Dask task of one engine job: render with the worker's warm model from a private copy of the shipped
+    source; progress goes back as worker events, and the engine's cancel arrives as the Dask Event ``key``."""
+    from distributed import Event
+
+    from engine.generate.render import render
+    from engine.request import RenderRequest
+    from engine.runtime.progress import CancelToken
+
+    worker, cancel, throttle = get_worker(), CancelToken(), Throttle(CLUSTER_PROGRESS_INTERVAL)
+    stop = Event(key)
+
+    def progress(p: Progress) -> None:  # render honours ``cancel`` right after each report
+        if throttle.ready():
+            worker.log_event(_TOPIC, {"job": key, "worker": worker.address, **dataclasses.asdict(p)})
+            if stop.is_set():  # one scheduler round trip per report, not per token
+                cancel.cancel()
+
+    with tempfile.TemporaryDirectory(prefix="jukebox-job-") as tmp:
+        if data is not None:
+            local = Path(tmp) / f"source{Path(fields['source']).suffix}"
+            local.write_bytes(data)
+            fields = {**fields, "source": str(local)}
+        return render(worker.plugins[plugin_name].models, RenderRequest.from_fields(mode, fields), progress, cancel)
+
+
+class ClusterRenderer:
+    """A ``JobQueue`` renderer (``generate.render.render``'s signature) that renders each job on a Dask worker.
+
+    The queue, the journal, progress and cancel stay in the engine; the worker holds the model warm (``ModelPlugin``)
+    and gets the source's bytes, so it needs no shared folder. A worker that dies mid-job loses nothing: the
+    scheduler runs the task again on another worker (up to ``distributed.scheduler.allowed-failures`` times) with
+    the same request and seed, so the takes are the same. Window codes are not saved here, so an engine restart
+    renders a cluster job again from its start (same seed, same takes). ``refine`` needs the draft's codes beside
+    its file, so it renders in the engine's own process (``local``)."""
+
+    def __init__(self, address: str, model: str | None, top: str | None = None,
+                 local: Any = None) -> None:
+        self.client = Client(address, timeout="30s")
+        self.plugin = ModelPlugin(model, top)
+        self.client.register_plugin(self.plugin)  # returns once every worker has its model loaded
+        self.local = local
+        self._listeners: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self.client.subscribe_topic(_TOPIC, self._on_event)
+
+    def _on_event(self, event: tuple[float, dict]) -> None:
+        body = event[1]
+        with self._lock:
+            listener = self._listeners.get(body.get("job", ""))
+        if listener is not None:
+            listener(Progress(**{k: body[k] for k in ("stage", "done", "total", "fraction", "eta_seconds", "level")}))
+
+    def __call__(self, models: Any, req: Any, progress: Any, cancel: Any, workdir: Path | None = None,
+                 **kwargs: Any) -> list:
+        from distributed import Event
+        from distributed import TimeoutError as DaskTimeout
+
+        from engine.runtime.progress import Cancelled
+
+        if req.mode == "refine":
+            if self.local is None:
+                raise RequestError(ErrorCode.UNAVAILABLE, "refine needs the draft's saved codes, which this engine "
+                                   "does not send to cluster workers; refine on an engine without --cluster")
+            return self.local(models, req, progress, cancel, workdir, **kwargs)
+        data = Path(req.source).read_bytes() if req.source is not None else None
+        key = f"jukebox-job-{secrets.token_hex(8)}"
+        fields = {k: v for k, v in req.to_fields().items() if k != "mode"}
+        stop = Event(key, client=self.client)
+        with self._lock:
+            self._listeners[key] = progress
+        future = self.client.submit(_render_job_on_worker, req.mode, fields, data, self.plugin.name, key,
+                                    key=key, pure=False)
+        try:
+            while True:
+                if cancel.cancelled:
+                    stop.set()  # the worker stops at its next report; the task is dropped either way
+                    future.cancel()
+                    raise Cancelled()
+                try:
+                    return future.result(timeout=CLUSTER_PROGRESS_INTERVAL)
+                except DaskTimeout:
+                    continue
+        finally:
+            with self._lock:
+                self._listeners.pop(key, None)
+
+    @property
+    def workers(self) -> int:
+        """The cluster's workers now: how many jobs the engine's queue hands out at once."""
+        return max(1, len(self.client.scheduler_info()["workers"]))
+
+    def close(self) -> None:
+        self.client.close()

@@ -61,16 +61,18 @@ Renderer = Callable[..., list]  # engine.generate.render.render(models, req, pro
 
 
 class JobQueue:
-    """Accepts render requests, runs them one at a time on a worker thread, reports through ``on_event``."""
+    """Accepts render requests, runs them on ``workers`` threads (one, unless the renderer sends jobs elsewhere, as
+    ``batch.cluster.ClusterRenderer`` does), reports through ``on_event``."""
 
     def __init__(self, render_dir: Path, models: Any, renderer: Renderer, on_event: Callable[[JobEvent], None],
                  live: LiveParams | None = None, max_queued: int = MAX_QUEUED, tick: float = TICK_SECONDS,
                  lock: FolderLock | None = None, max_crashes: int = MAX_CRASHES,
-                 codes_retention: int = CODES_RETENTION) -> None:
+                 codes_retention: int = CODES_RETENTION, workers: int = 1) -> None:
         """``lock``: this folder's ``FolderLock`` (taken here if not yet held; ``FolderLocked`` when another engine
         holds it); it is released by ``stop``."""
         self.render_dir, self.models, self.renderer, self.on_event = Path(render_dir), models, renderer, on_event
         self.live, self.max_queued, self.tick, self.max_crashes = live or LiveParams(), max_queued, tick, max_crashes
+        self.workers = max(1, workers)
         state = self.render_dir / STATE_DIR
         (state / "work").mkdir(parents=True, exist_ok=True)
         self.lock = lock or FolderLock(state)
@@ -132,7 +134,8 @@ class JobQueue:
             for job in self._ended:
                 self._emit(JobFinished(job.id, job.owner, job.state, len(job.published), job.error))
             self._ended.clear()
-        for name, target in (("jobs-worker", self._work), ("jobs-ticker", self._ticker)):
+        workers = [(f"jobs-worker-{i}" if i else "jobs-worker", self._work) for i in range(self.workers)]
+        for name, target in (*workers, ("jobs-ticker", self._ticker)):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)

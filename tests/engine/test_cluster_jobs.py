@@ -1,0 +1,123 @@
+"""The engine's jobs on a Dask cluster (``serve --cluster``): the queue, journal, progress and cancel stay in the
+engine; a two-worker LocalCluster on 127.0.0.1 (worker processes) renders them. The takes equal the ones this
+process renders, a worker killed mid-job costs nothing but time, and cancel reaches the worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.batch.cluster import ClusterRenderer
+from engine.dev.demo import example_path
+from engine.generate.render import render
+from engine.jobs.records import JobProgress
+
+from .test_jobs import make, req
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", protocol="tcp",
+                      dashboard_address=None) as c:
+        renderer = ClusterRenderer(c.scheduler_address, "debug")
+        try:
+            yield c, renderer
+        finally:
+            renderer.close()
+
+
+def _request(seed: int, seconds: float):
+    return req("continue", source=str(example_path()), start=0.5, length=1.0, seconds=seconds, seed=seed, takes=2,
+               quality="full")
+
+
+def _worker_running(renderer: ClusterRenderer, deadline: float) -> str:
+    """The address of the worker processing the one job task (waits on the scheduler's view of it)."""
+    while time.monotonic() < deadline:
+        busy = [w for w, keys in renderer.client.processing().items() if any("jukebox-job-" in k for k in keys)]
+        if busy:
+            return busy[0]
+        time.sleep(0.05)
+    raise AssertionError("no worker took the job")
+
+
+def test_a_cluster_job_gives_this_machines_takes_even_when_its_worker_is_killed(cluster, tmp_path):
+    _, renderer = cluster
+    here, there = tmp_path / "here", tmp_path / "there"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the workers (Dask's nanny starts them with one thread)
+    try:
+        local, local_events, _ = make(here, renderer=render)
+        local.start()
+        job = local.submit(_request(seed=17, seconds=1.5), "h 1")
+        assert local_events.wait_finished(job.id, timeout=120).state == "done"
+        local.stop()
+    finally:
+        torch.set_num_threads(threads)
+    q, events, _ = make(there, renderer=renderer)
+    q.start()
+    try:
+        job = q.submit(_request(seed=17, seconds=1.5), "h 1")
+        worker = _worker_running(renderer, time.monotonic() + 60)
+        events.wait_for("progress from the worker", lambda: any(e.fraction > 0.05 for e in events.of(job.id, JobProgress)), 60)
+        pid = renderer.client.run(os.getpid, workers=[worker])[worker]
+        os.kill(pid, signal.SIGKILL)  # mid-job: the scheduler gives the task to the other worker
+        finished = events.wait_finished(job.id, timeout=180)
+        assert finished.state == "done" and finished.takes == 2, finished
+    finally:
+        q.stop()
+    ours, theirs = sorted(here.glob("*.wav")), sorted(there.glob("*.wav"))
+    assert len(ours) == len(theirs) == 2
+    for a, b in zip(ours, theirs):
+        import soundfile as sf
+
+        assert (sf.read(a)[0] == sf.read(b)[0]).all(), (a.name, b.name)
+
+
+def test_two_jobs_run_at_once_on_two_workers(cluster, tmp_path):
+    _, renderer = cluster
+    q, events, _ = make(tmp_path, renderer=renderer, workers=renderer.workers)
+    q.start()
+    try:
+        jobs = [q.submit(_request(seed=s, seconds=3.0), "h 1") for s in (1, 2)]
+        deadline, both = time.monotonic() + 60, False
+        while not both and time.monotonic() < deadline:  # the scheduler's view: one job task on each worker
+            busy = [w for w, keys in renderer.client.processing().items() if any("jukebox-job-" in k for k in keys)]
+            both = len(busy) == 2
+            time.sleep(0.05)
+        assert both, "the two jobs did not run at once"
+        assert [events.wait_finished(j.id, timeout=120).state for j in jobs] == ["done", "done"]
+    finally:
+        q.stop()
+
+
+def test_cancel_reaches_the_worker_and_the_job_ends_cancelled(cluster, tmp_path):
+    _, renderer = cluster
+    q, events, _ = make(tmp_path, renderer=renderer)
+    q.start()
+    try:
+        job = q.submit(_request(seed=3, seconds=6.0), "h 1")
+        events.wait_for("progress from the worker", lambda: any(e.fraction > 0.05 for e in events.of(job.id, JobProgress)), 60)
+        started = time.monotonic()
+        q.cancel(job.id)
+        assert events.wait_finished(job.id, timeout=30).state == "cancelled"
+        assert time.monotonic() - started < 5
+        def executing() -> int:  # tasks still running in worker threads (a dropped future does not stop them)
+            return sum(renderer.client.run(lambda dask_worker: len(dask_worker.state.executing)).values())
+
+        deadline = time.monotonic() + 3  # the worker stopped at its next report, long before the job's end
+        while executing() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert executing() == 0
+    finally:
+        q.stop()
+    assert not list(tmp_path.glob("*.wav"))

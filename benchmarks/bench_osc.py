@@ -55,7 +55,7 @@ class Client:
 
 def start_engine(render_dir: Path) -> tuple[subprocess.Popen, int]:
     proc = subprocess.Popen([sys.executable, "-m", "jukebox_bridge.cli", "serve", "--model", "debug", "--port", "0",
-                             "--render-dir", str(render_dir), "--no-midi", "--config", "/dev/null"],
+                             "--render-dir", str(render_dir), "--no-midi", "--no-web", "--config", "/dev/null"],
                             cwd=ROOT, stderr=subprocess.PIPE, text=True)
     for line in proc.stderr:
         if m := re.search(r"udp://127\.0\.0\.1:(\d+)", line):

@@ -137,7 +137,7 @@ def ping_under_load(clients: int = 20, seconds: float = 6.0) -> dict[str, float]
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "config.toml").write_text("")
         proc = subprocess.Popen([sys.executable, "-m", "jukebox_bridge.cli", "serve", "--model", "debug", "--port", "0",
-                                 "--render-dir", f"{tmp}/renders", "--no-midi", "--config", f"{tmp}/config.toml"],
+                                 "--render-dir", f"{tmp}/renders", "--no-midi", "--no-web", "--config", f"{tmp}/config.toml"],
                                 cwd=ROOT, stderr=subprocess.PIPE, text=True)
         port = None
         for line in proc.stderr:

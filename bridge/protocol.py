@@ -235,12 +235,18 @@ def _fields(rest: list[Any]) -> dict[str, Any]:
         raise ProtocolError(ErrorCode.BAD_REQUEST, f"params must be a JSON object string; got {type(rest[0]).__name__}")
     if len(rest[0].encode()) > MAX_PARAMS_JSON:
         raise ProtocolError(ErrorCode.BAD_REQUEST, f"params JSON is larger than {MAX_PARAMS_JSON} bytes")
+    return json_object(rest[0], "params")
+
+
+def json_object(text: str | bytes, what: str) -> dict[str, Any]:
+    """One JSON object (OSC's params string, the web panel's request body), without NaN or Infinity;
+    ``ProtocolError`` (bad_request) naming ``what`` otherwise."""
     try:
-        fields = json.loads(rest[0], parse_constant=_no_constant)
+        fields = json.loads(text, parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:
-        raise ProtocolError(ErrorCode.BAD_REQUEST, f"params is not valid JSON: {str(exc)[:120]}") from None
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"{what} is not valid JSON: {str(exc)[:120]}") from None
     if not isinstance(fields, dict):
-        raise ProtocolError(ErrorCode.BAD_REQUEST, f"params must be a JSON object; got {type(fields).__name__}")
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"{what} must be a JSON object; got {type(fields).__name__}")
     return fields
 
 

@@ -66,6 +66,7 @@ class ServeConfig:
     codes_retention: int = 500  # published takes whose codes the render folder keeps (refine needs a draft's)
     web: bool = True  # the web panel (bridge/web.py) for DAWs without scripts
     web_port: int = protocol.DEFAULT_WEB_PORT  # its TCP port on ``listen`` (0: any free port)
+    cluster: str | None = None  # a Dask scheduler (tcp://HOST:8786) whose workers render the jobs (docs/batch.md)
 
 
 def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> ServeConfig:
@@ -81,7 +82,8 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     if "render_dir" in values:
         values["render_dir"] = Path(str(values["render_dir"])).expanduser()
     for name, want in (("port", int), ("web_port", int), ("web", bool), ("midi", bool), ("listen", str),
-                       ("log_level", str), ("token", str), ("model", str), ("midi_port", str), ("top", str)):
+                       ("log_level", str), ("token", str), ("model", str), ("midi_port", str), ("top", str),
+                       ("cluster", str)):
         if name in values and type(values[name]) is not want:
             raise ValueError(f"setting {name} must be of type {want.__name__}; got {values[name]!r}")
     if "top" in values and values["top"] not in ("5b", "5b_lyrics", "1b_lyrics"):
@@ -333,6 +335,7 @@ class Engine:
     jobs: JobQueue
     bridge: Bridge
     web: WebPanel | None = None
+    cluster: Any = None  # the ClusterRenderer of ``--cluster``, closed last
 
     @property
     def address(self) -> tuple[str, int]:
@@ -350,6 +353,8 @@ class Engine:
             self.web.stop()
         self.osc.stop()
         self.jobs.stop()
+        if self.cluster is not None:
+            self.cluster.close()
 
 
 def _fan_out(*listeners: Callable[[JobEvent], None]) -> Callable[[JobEvent], None]:
@@ -375,6 +380,7 @@ def start_engine(cfg: ServeConfig, models: Any = None, renderer: Callable[..., l
         osc.stop()
         raise
     lock = FolderLock(cfg.render_dir / STATE_DIR, {"host": host, "port": port})
+    cluster = None
     try:  # one engine per render folder, refused before the model loads
         lock.acquire()
         if models is None:
@@ -382,11 +388,19 @@ def start_engine(cfg: ServeConfig, models: Any = None, renderer: Callable[..., l
 
             log.info("loading model %s", cfg.model or "(embedded default)")
             models = load_models(cfg.model, cfg.top)
+        workers = 1
         if renderer is None:
             from engine.generate.render import render
             from engine.io.effects import with_effects
 
-            renderer = with_effects(render)  # each request's effect chain runs after sampling
+            renderer = render
+            if cfg.cluster:  # jobs render on the cluster's workers; the queue, journal and files stay here
+                from engine.batch.cluster import ClusterRenderer
+
+                log.info("connecting to the Dask cluster at %s", cfg.cluster)
+                renderer = cluster = ClusterRenderer(cfg.cluster, cfg.model, cfg.top, local=render)
+                workers = cluster.workers
+            renderer = with_effects(renderer)  # each request's effect chain runs after sampling, here
         from engine.generate.render import warm_up
 
         warm_up(models)  # the compiled step builds in the background; jobs run eager until it is ready
@@ -394,20 +408,30 @@ def start_engine(cfg: ServeConfig, models: Any = None, renderer: Callable[..., l
         # one job system for every front end: OSC clients hear their jobs, the web panel hears every job
         listeners = [lambda e: bridge.on_job_event(e)] + ([web.on_job_event] if web is not None else [])
         jobs = JobQueue(cfg.render_dir, models, renderer, on_event=_fan_out(*listeners), live=live,
-                        lock=lock, codes_retention=cfg.codes_retention)
+                        lock=lock, codes_retention=cfg.codes_retention, workers=workers)
     except BaseException:
         lock.release()
         osc.stop()
         if web is not None:
             web.close()
+        if cluster is not None:
+            cluster.close()
         raise
     bridge = Bridge(models, jobs, live, osc.send, speed=_speed(models), max_wait=cfg.max_wait)  # before jobs.start()
     bridge.midi = _open_midi(cfg, bridge)
     if web is not None:
-        web.start(bridge)  # before jobs.start(): resumed jobs' events reach the page too
+        try:
+            web.start(bridge)  # before jobs.start(): resumed jobs' events reach the page too
+        except BaseException:
+            web.close()
+            osc.stop()
+            jobs.stop()
+            if cluster is not None:
+                cluster.close()
+            raise
     jobs.start()
     osc.start(bridge.handle)
-    return Engine(osc, jobs, bridge, web)
+    return Engine(osc, jobs, bridge, web, cluster)
 
 
 def _speed(models: Any) -> Any:

@@ -225,6 +225,8 @@ def _next_steps(cfg: Any) -> str:
         (f"  REAPER: install the scripts in {scripts if scripts.is_dir() else 'reaper_scripts/'} (ReaPack or by "
          "hand, see its README), select an item, run \"Jukebox Bridge - Continue selected items\""),
         "  Ableton Live: python max_for_live/build.py, then drop max_for_live/build/Jukebox Bridge.amxd on a track",
+        *([] if not cfg.web else ["  any other DAW: open the web panel in a browser (its address follows); drag takes "
+                                  "from it onto a track"]),
         f"  {midi}",
         "  Ctrl-C stops the engine; unfinished jobs resume at the next start",
     ])
@@ -237,7 +239,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     overrides = {"model": args.model, "port": args.port, "render_dir": args.render_dir, "midi_port": args.midi_port,
                  "listen": args.listen, "token": args.token or os.environ.get("JUKEBOX_BRIDGE_TOKEN"),
-                 "midi": False if args.no_midi else None, "top": args.top, "max_wait": args.max_wait}
+                 "midi": False if args.no_midi else None, "top": args.top, "max_wait": args.max_wait,
+                 "web_port": args.web_port, "web": False if args.no_web else None, "cluster": args.cluster}
     cfg = load_config(args.config, overrides)
     print(_next_steps(cfg), file=sys.stderr, flush=True)  # serve() blocks; it prints its address when up
     return serve(cfg)
@@ -462,6 +465,11 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--render-dir", type=Path, help="folder for rendered WAVs and the job journal")
     srv.add_argument("--midi-port", help="MIDI input to open (default: a virtual input named 'Jukebox Bridge')")
     srv.add_argument("--no-midi", action="store_true", help="do not open MIDI")
+    srv.add_argument("--web-port", type=int, help=f"TCP port of the web panel (default {protocol.DEFAULT_WEB_PORT}; "
+                     "0: any free port; docs/web-panel.md)")
+    srv.add_argument("--no-web", action="store_true", help="do not serve the web panel")
+    srv.add_argument("--cluster", help="render jobs on a Dask scheduler's workers, e.g. tcp://10.0.0.5:8786 "
+                     "(docs/batch.md); the queue, journal and files stay here")
     srv.add_argument("--listen", help=f"address to listen on (default {protocol.DEFAULT_LISTEN}); any other needs --token")
     srv.add_argument("--token", help="shared secret every request must carry (default: $JUKEBOX_BRIDGE_TOKEN)")
     srv.add_argument("--config", type=Path, help="settings TOML (default: config.toml in the user config folder)")

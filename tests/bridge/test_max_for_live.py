@@ -244,7 +244,7 @@ def engine(tmp_path):
     config.write_text("")
     env = {k: v for k, v in os.environ.items() if k != "JUKEBOX_BRIDGE_TOKEN"}
     proc = subprocess.Popen([sys.executable, "-m", "jukebox_bridge.cli", "serve", "--model", "debug", "--port", str(port),
-                             "--render-dir", str(render_dir), "--no-midi", "--config", str(config)],
+                             "--render-dir", str(render_dir), "--no-midi", "--web-port", "0", "--config", str(config)],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for_pong(port, proc, ENGINE_START_TIMEOUT)

@@ -121,7 +121,7 @@ def models():
 
 @pytest.fixture(scope="module")
 def engine(models, tmp_path_factory):
-    cfg = ServeConfig(model="debug", port=0, render_dir=tmp_path_factory.mktemp("renders"), midi=False)
+    cfg = ServeConfig(model="debug", port=0, render_dir=tmp_path_factory.mktemp("renders"), midi=False, web_port=0)
     eng = start_engine(cfg, models=models, renderer=_renderer)
     yield eng
     eng.stop()
@@ -289,8 +289,10 @@ def test_floods_are_told_busy_once_a_second(engine, pace):
 
 def test_a_token_is_needed_beyond_loopback_and_checked_on_every_request(models, tmp_path):
     with pytest.raises(ValueError, match="--token"):
-        start_engine(ServeConfig(listen="0.0.0.0", port=0, render_dir=tmp_path, midi=False), models=models)
-    eng = start_engine(ServeConfig(port=0, token="s3cret-token", render_dir=tmp_path, midi=False), models=models)
+        start_engine(ServeConfig(listen="0.0.0.0", port=0, render_dir=tmp_path, midi=False, web_port=0),
+                     models=models)
+    eng = start_engine(ServeConfig(port=0, token="s3cret-token", render_dir=tmp_path, midi=False, web_port=0),
+                       models=models)
     good, bad = Client(eng.address[1], token="s3cret-token"), Client(eng.address[1], token="guess-token")
     try:
         good.send("ping", "t1")
@@ -445,7 +447,7 @@ def test_fuzzing_does_not_stop_the_engine_or_lose_accepted_jobs(engine, client, 
 def _start_serving(render_dir: Path, config: Path, timeout: float) -> tuple[subprocess.Popen, int]:
     """``jukebox-bridge serve`` on a free port; its port once it says it listens, within ``timeout`` seconds."""
     proc = subprocess.Popen([sys.executable, "-m", "jukebox_bridge.cli", "serve", "--model", "debug", "--port", "0",
-                             "--render-dir", str(render_dir), "--no-midi", "--config", str(config)],
+                             "--render-dir", str(render_dir), "--no-midi", "--web-port", "0", "--config", str(config)],
                             cwd=ROOT, stderr=subprocess.PIPE, text=True)
     ports: queue.Queue[int | None] = queue.Queue()
     lines: list[str] = []
@@ -529,7 +531,7 @@ if mode == "netns":  # bring up lo in this private namespace
     flags = struct.unpack("16sH", fcntl.ioctl(s, 0x8913, struct.pack("16sH", b"lo", 0)))[1]
     fcntl.ioctl(s, 0x8914, struct.pack("16sH", b"lo", flags | 1))
 from bridge.server import ServeConfig, start_engine
-eng = start_engine(ServeConfig(model="debug", port=0, render_dir=render_dir, midi=False))
+eng = start_engine(ServeConfig(model="debug", port=0, render_dir=render_dir, midi=False, web_port=0))
 dump = subprocess.Popen(["oscdump", "-L", dump_port], stdout=subprocess.PIPE, text=True)
 lines, seen, deadline = queue.Queue(), [], time.monotonic() + timeout
 threading.Thread(target=lambda: [lines.put(line.strip()) for line in dump.stdout], daemon=True).start()

@@ -111,7 +111,7 @@ def running_engine(tmp_path: Path):
     config = tmp_path / "serve.toml"
     config.write_text("")  # not the user's own config.toml
     cmd = [sys.executable, "-m", "jukebox_bridge.cli", "serve", "--model", "debug", "--port", str(port),
-           "--render-dir", str(render_dir), "--no-midi", "--config", str(config)]
+           "--render-dir", str(render_dir), "--no-midi", "--web-port", "0", "--config", str(config)]
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, text=True,
                                 env={**os.environ, "PYTHONPATH": str(REPO)})

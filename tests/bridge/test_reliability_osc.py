@@ -186,7 +186,7 @@ def test_audition_reads_its_file_on_the_handler_thread_not_the_receive_thread(mo
         raise audition.AudioDeviceError("no output device here")
 
     monkeypatch.setattr(audition, "play_file", play_file)
-    eng = start_engine(ServeConfig(model="debug", port=0, render_dir=tmp_path, midi=False), models=models)
+    eng = start_engine(ServeConfig(model="debug", port=0, render_dir=tmp_path, midi=False, web_port=0), models=models)
     client = Client(eng.address[1])
     try:
         client.send("generate", "g", {"seconds": 0.03, **DRAFT})
@@ -207,7 +207,7 @@ def test_a_full_disk_reaches_the_daw_as_disk_full_and_a_full_journal_is_not_inte
     disk.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2048k", "tmpfs", str(disk)]).returncode:
         pytest.fail("mounting a tmpfs needs root (the suite runs as root)")
-    eng = start_engine(ServeConfig(model="debug", port=0, render_dir=disk, midi=False), models=models)
+    eng = start_engine(ServeConfig(model="debug", port=0, render_dir=disk, midi=False, web_port=0), models=models)
     client = Client(eng.address[1])
     filler = disk / "filler.bin"
     try:
@@ -238,7 +238,7 @@ def test_a_full_disk_reaches_the_daw_as_disk_full_and_a_full_journal_is_not_inte
 
 def _start(render_dir: Path, config: Path, expect_failure: bool = False) -> tuple[subprocess.Popen, int | str]:
     proc = subprocess.Popen([sys.executable, "-m", "jukebox_bridge.cli", "serve", "--model", "debug", "--port", "0",
-                             "--render-dir", str(render_dir), "--no-midi", "--config", str(config)],
+                             "--render-dir", str(render_dir), "--no-midi", "--web-port", "0", "--config", str(config)],
                             cwd=ROOT, stderr=subprocess.PIPE, text=True)
     lines = []
     for line in proc.stderr:
@@ -324,7 +324,7 @@ def test_protocol_2_clients_get_exact_frames_and_protocol_1_clients_what_they_al
 
     import numpy as np
 
-    eng = start_engine(ServeConfig(model="debug", port=0, render_dir=tmp_path, midi=False), models=models,
+    eng = start_engine(ServeConfig(model="debug", port=0, render_dir=tmp_path, midi=False, web_port=0), models=models,
                        renderer=renderer)
     old, new = Client(eng.address[1]), Client(eng.address[1])
     try:
@@ -361,7 +361,7 @@ def test_a_truncated_source_is_refused_unless_allowed_then_the_reply_and_sidecar
     sf.write(cut, np.random.default_rng(0).uniform(-0.3, 0.3, (48000, 1)).astype(np.float32), 48000)
     os.truncate(cut, cut.stat().st_size // 2)  # the header still promises 1 s; 0.5 s is there
     renders = tmp_path / "renders"
-    eng = start_engine(ServeConfig(model="debug", port=0, render_dir=renders, midi=False), models=models)
+    eng = start_engine(ServeConfig(model="debug", port=0, render_dir=renders, midi=False, web_port=0), models=models)
     client = Client(eng.address[1])
     region = {"source": str(cut), "start": 0.0, "length": 0.3, "seconds": 0.05, **DRAFT}
     try:

@@ -121,3 +121,31 @@ def test_cancel_reaches_the_worker_and_the_job_ends_cancelled(cluster, tmp_path)
     finally:
         q.stop()
     assert not list(tmp_path.glob("*.wav"))
+
+
+def test_serve_with_a_cluster_renders_osc_jobs_there(cluster, tmp_path):
+    """``serve --cluster``: the settings reach start_engine, which renders on the workers (one job thread each)."""
+    from bridge.server import load_config, start_engine
+    from tests.bridge.test_osc_e2e import DRAFT, Client
+
+    c, renderer = cluster
+
+    def executed() -> int:
+        return sum(renderer.client.run(lambda dask_worker: dask_worker.state.executed_count).values())
+
+    settings = tmp_path / "config.toml"
+    settings.write_text(f'cluster = "{c.scheduler_address}"\n')
+    cfg = load_config(settings, {"model": "debug", "port": 0, "web": False, "midi": False,
+                                 "render_dir": tmp_path / "renders"})
+    before = executed()
+    eng = start_engine(cfg)
+    client = Client(eng.address[1])
+    try:
+        assert eng.cluster is not None and eng.jobs.workers == 2
+        client.send("generate", "g", {"seconds": 0.5, **DRAFT})
+        job = client.wait("accepted", "g")[1]
+        assert client.wait("finished", job, timeout=120)[1] == "done"
+        assert executed() == before + 1  # the job's one task ran on a worker
+    finally:
+        client.close(), eng.stop()
+    assert len(list((tmp_path / "renders").glob("*.wav"))) == 1

@@ -140,14 +140,15 @@ class _WorkDir:
 
 
 def _finish(x: np.ndarray, keep: tuple[int, int], req: RenderRequest, sr: int) -> np.ndarray:
-    """Model-rate mono audio of the whole decoded span (T,) -> the clip ``keep`` of it at the DAW's rate and
-    channel count (T', C). The whole span is resampled before slicing, so the resampler sees the prompt's
-    audio before a continuation's first sample (slicing first would make it ring against silence)."""
+    """Model-rate mono audio of the whole decoded span (T,) -> the clip ``keep`` of it at the DAW's rate, still
+    mono (T', 1): the mix and the fades work on one channel, copied to the request's channels last (a 300-s
+    stereo clip in float64 inside the loudness meter was the largest buffer of a long re-render). The whole span is
+    resampled before slicing, so the resampler sees the prompt's audio before a continuation's first sample
+    (slicing first would make it ring against silence)."""
     ratio = req.sample_rate / sr
     y = audio.resample(np.clip(x, -1.0, 1.0).astype(np.float32), sr, req.sample_rate)
     start = int(round(keep[0] * ratio))
-    y = y[start: start + int(round((keep[1] - keep[0]) * ratio))].copy()
-    return audio.convert_channels(y[:, None], req.channels)
+    return y[start: start + int(round((keep[1] - keep[0]) * ratio))].copy()[:, None]
 
 
 def _fade(clip: np.ndarray, req: RenderRequest, mode: str = "") -> np.ndarray:
@@ -165,14 +166,15 @@ def _fade(clip: np.ndarray, req: RenderRequest, mode: str = "") -> np.ndarray:
 def _mix(clip: np.ndarray, req: RenderRequest, reference_lufs: float | None,
          mode: str = "") -> tuple[np.ndarray, LoudnessReport]:
     """DC removed, and the request's loudness: the prime's ("match"; generated takes ``GENERATE_LUFS``), a
-    given target, or none ("off"). ``mode``: the clip's (a refine's is its draft's)."""
+    given target, or none ("off"). ``clip`` is mono (T, 1), measured as the request's channels will play it.
+    ``mode``: the clip's (a refine's is its draft's)."""
     if req.loudness == "off":
         target = None
     elif req.loudness == "match":
         target = reference_lufs if (mode or req.mode) != "generate" else GENERATE_LUFS
     else:
         target = float(req.loudness)
-    return match_loudness(clip, req.sample_rate, target)
+    return match_loudness(clip, req.sample_rate, target, channels=req.channels)
 
 
 def default_sampling(models: Models) -> SamplingParams:
@@ -258,7 +260,7 @@ def render(models: Models, req: RenderRequest, progress: ProgressCallback, cance
             x = models.vqvae.decode(z, plan.decode_level, precision="fp32",
                                     on_chunk=chunk_progress(progress, cancel, "decoding", *span, clock))[0].cpu().numpy()
             clip, mixed = _mix(_finish(x, plan.keep, req, models.sample_rate), req, plan.reference_lufs, plan.mode)
-            clip = _fade(clip, req, plan.mode)
+            clip = audio.convert_channels(_fade(clip, req, plan.mode), req.channels)
             takes.append(RenderedTake(i + 1, clip, plan.position, seeds[i],
                                       {lv: z[i].cpu().numpy() for lv, z in codes.items()}, mixed.to_json(),
                                       plan.keep, tuple(plan.levels), plan.reference_lufs, source_warnings(req)))

@@ -18,6 +18,16 @@ GENERATE_LUFS = -16.0  # target for generated takes, which have no prime to matc
 MAX_GAIN_DB = 24.0  # never lift near-silence into loud noise
 PEAK_CEILING_DB = -1.0  # gain is capped so the sample peak stays below this
 MIN_SECONDS = 0.4  # one BS.1770 gating block: shorter audio has no integrated loudness
+# BS.1770 channel weights (L, R, C, Ls, Rs), as pyloudnorm applies them; channels past the fifth count as 1.0
+CHANNEL_WEIGHTS = (1.0, 1.0, 1.0, 1.41, 1.41)
+
+
+def copies_gain(channels: int) -> float:
+    """The amplitude factor that makes one channel read, on the BS.1770 meter, what ``channels`` identical copies
+    of it read: the meter sums the channels' weighted mean-square powers, block by block, so the gating and the
+    result are exactly those of the copies (pyloudnorm itself stops at five channels)."""
+    weights = sum(CHANNEL_WEIGHTS[:channels]) + max(0, channels - len(CHANNEL_WEIGHTS))
+    return math.sqrt(weights)
 
 
 @dataclass(frozen=True)
@@ -58,10 +68,14 @@ def integrated_loudness(x: np.ndarray, sample_rate: int) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def match_loudness(x: np.ndarray, sample_rate: int, target_lufs: float | None) -> tuple[np.ndarray, LoudnessReport]:
-    """``x`` with DC removed and, when ``target_lufs`` is given, gained to it (capped; see the constants)."""
+def match_loudness(x: np.ndarray, sample_rate: int, target_lufs: float | None,
+                   channels: int = 1) -> tuple[np.ndarray, LoudnessReport]:
+    """``x`` with DC removed and, when ``target_lufs`` is given, gained to it (capped; see the constants).
+    ``channels``: mono ``x`` (T,) or (T, 1) is measured as that many identical channels will play it."""
     x = remove_dc(np.asarray(x, dtype=np.float32), sample_rate)
-    measured = integrated_loudness(x, sample_rate)
+    if channels > 1 and x.ndim == 2 and x.shape[1] != 1:
+        raise ValueError(f"channels={channels} is for mono audio; got {x.shape[1]} channels")
+    measured = integrated_loudness(x * np.float32(copies_gain(channels)) if channels > 1 else x, sample_rate)
     if target_lufs is None or measured is None:
         return x, LoudnessReport(target_lufs, measured, 0.0)
     peak = float(np.max(np.abs(x))) if x.size else 0.0

@@ -439,11 +439,17 @@ def label_report(models: Models, genres: list[str], seeds: tuple[int, ...] = (0,
 
 def draft_full_report(models: Models, prime: np.ndarray, seconds: float = 10.0, seed: int = 0,
                       temperature: float = 0.98) -> dict:
-    """The same continuation (same seed) in draft and full quality: wall times, the correlation of their
-    energy envelopes, each one's envelope spread (a drone has little), DC and loudness."""
+    """The same continuation (same seed) in draft and full quality: wall times (of a warm engine: each quality
+    rendered once before, and its compiled steps ready), the correlation of their energy envelopes, each one's
+    envelope spread (a drone has little), DC and loudness."""
+    from engine.model.fast.static_step import WARM
+
     sr = models.sample_rate
     out = {"seconds": seconds, "seed": seed}
     audio = {}
+    for q in ("draft", "full"):  # as in a warm engine: the shapes these renders use compiled first (warm_up)
+        _render(models, "continue", {"seconds": 1.0, "seed": seed, "quality": q}, prime)
+    out["warm"] = WARM.wait(timeout=600)
     for q in ("draft", "full"):
         y, dt, gain = _render(models, "continue", {"seconds": float(seconds), "seed": seed, "quality": q,
                                                    "temperature": float(temperature)}, prime)

@@ -75,3 +75,26 @@ def test_a_continuation_gets_its_regions_loudness(models, tmp_path):
     fields = {k: v for k, v in req.to_fields().items() if k != "mode"} | {"loudness": "off"}
     off = render(models, RenderRequest.from_fields("continue", fields), lambda p: None, CancelToken())[0]
     assert off.loudness["gain_db"] == 0.0 and off.loudness["target_lufs"] is None
+
+
+@pytest.mark.parametrize("channels", [2, 3, 5])
+def test_mono_measured_as_its_identical_channels_reads_what_the_meter_reads_on_them(channels):
+    x = sine(220, 3.0, 0.2) + sine(1000, 3.0, 0.05)
+    x[: SR // 2] *= 1e-4  # a near-silent start, so the gates have something to decide
+    copies = np.repeat(remove_dc(x, SR)[:, None], channels, axis=1)  # what the mix measures: DC removed first
+    on_copies = pyloudnorm.Meter(SR).integrated_loudness(copies.astype(np.float64))
+    _, report = match_loudness(x[:, None], SR, -20.0, channels=channels)
+    assert report.measured_lufs == pytest.approx(on_copies, abs=1e-5)  # float32 scaling's rounding
+    assert report.gain_db == pytest.approx(-20.0 - on_copies, abs=1e-5)
+
+
+def test_a_six_to_eight_channel_take_gets_the_sources_loudness_too(models, tmp_path):
+    """pyloudnorm stops at five channels; channels past the fifth count with weight 1."""
+    region = sine(220, 3.0, 0.2)
+    sf.write(tmp_path / "prime.wav", region, SR)
+    req = RenderRequest.from_fields("continue", {"source": str(tmp_path / "prime.wav"), "seconds": 1.0,
+                                                 "sample_rate": SR, "channels": 8, "seed": 3})
+    take = render(models, req, lambda p: None, CancelToken())[0]
+    assert take.audio.shape[1] == 8 and all(np.array_equal(take.audio[:, 0], take.audio[:, c]) for c in range(8))
+    expected_gain = take.loudness["target_lufs"] - take.loudness["measured_lufs"]
+    assert take.loudness["gain_db"] == pytest.approx(expected_gain, abs=0.01) or take.loudness["gain_db"] < expected_gain

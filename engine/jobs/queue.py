@@ -366,8 +366,8 @@ class JobQueue:
                 self.journal.set_state(job)
             except Exception:  # still told: the journal keeps the job active, so a restart ends it again (its
                 log.exception("journal: job %s not recorded as %s", job.id, state)  # published takes are kept)
-            self._emit(JobFinished(job.id, job.owner, state, len(job.published), error))
-        shutil.rmtree(self.work_root / job.id, ignore_errors=True)
+        shutil.rmtree(self.work_root / job.id, ignore_errors=True)  # before "finished": a listener sees the end
+        self._emit(JobFinished(job.id, job.owner, state, len(job.published), error))
 
     # ------------------------------------------------------------------ progress
 

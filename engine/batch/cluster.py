@@ -125,7 +125,74 @@ def _render_job_on_worker(mode: str, fields: dict[str, Any], data: bytes | None,
             local = Path(tmp) / f"source{Path(fields['source']).suffix}"
             local.write_bytes(data)
             fields = {**fields, "source": str(local)}
-        return render(worker.plugins[plugin_name].models, RenderRequest.from_fields(mode, fields), progress, cancel)
+        return render(worker.plugins[plugin_name].models, RenderRequest.from_fields(mode, fields), progress, cancel,
+                      lane_runner=spread_lanes(plugin_name, key))
+
+
+def spread_lanes(plugin_name: str, key: str) -> Any:
+    """A lane runner (``generate.sampling.LaneRunner``) for a job task: a level's lanes split into one group per
+    idle worker, this one included; the other groups run as tasks there while this worker samples the first.
+
+    Each lane draws from its own generators, so the joined level is the one a single machine samples. A busy
+    cluster (no idle worker) keeps every lane here; a group whose worker dies is run again elsewhere."""
+
+    def run(job: Any, codes: Any, params: Any, seeds: list[int], lanes: list, on_token: Any, cancel: Any) -> Any:
+        import torch
+        from distributed import get_client
+
+        from engine.generate.sampling import lane_positions, sample_lanes
+
+        client, here = get_client(), get_worker().address
+        idle = [w for w, keys in client.processing().items() if not keys and w != here]
+        groups = _split(lanes, 1 + len(idle))
+        if len(groups) < 2:
+            return sample_lanes(job, codes, params, seeds, lanes, on_token, cancel)
+        upper = None if job.upper is None else job.upper.cpu()
+        futures = [client.submit(_sample_lane_group, job.prior.cfg.level, job.total,
+                                 {p: job.labels(p).cpu() for p in lane_positions(job, group, params)}, upper,
+                                 codes.cpu(), params, seeds, group, plugin_name, key, workers=[w],
+                                 allow_other_workers=True, pure=False, key=f"{key}-lanes-{group[0].index}")
+                   for group, w in zip(groups[1:], idle)]
+        try:
+            first = sample_lanes(job, codes, params, seeds, groups[0], on_token, cancel)
+            rest = [z.to(first.device) for z in client.gather(futures)]
+        except BaseException:
+            client.cancel(futures)
+            raise
+        return torch.cat([first, *rest], dim=1)
+
+    return run
+
+
+def _split(items: list, groups: int) -> list[list]:
+    """``items`` in at most ``groups`` contiguous runs of near-equal length (none empty)."""
+    groups = max(1, min(groups, len(items)))
+    bounds = [round(i * len(items) / groups) for i in range(groups + 1)]
+    return [items[a:b] for a, b in zip(bounds, bounds[1:])]
+
+
+def _sample_lane_group(level: int, total: int, labels: dict[int, Any], upper: Any, codes: Any, params: Any,
+                       seeds: list[int], lanes: list, plugin_name: str, key: str) -> Any:
+    """The Dask task of one group of a level's lanes: ``sample_lanes`` with this worker's prior of that level; the
+    job's cancel (the Dask Event ``key``) stops it at the next report interval."""
+    from distributed import Event
+
+    from engine.generate.sampling import LevelJob, sample_lanes
+    from engine.runtime.device import inference_context
+    from engine.runtime.progress import Cancelled
+
+    models = get_worker().plugins[plugin_name].models
+    stop, throttle = Event(key), Throttle(CLUSTER_PROGRESS_INTERVAL)
+
+    def on_token() -> None:
+        if throttle.ready() and stop.is_set():
+            raise Cancelled()
+
+    device = models.device
+    labels = {p: y.to(device) for p, y in labels.items()}
+    job = LevelJob(models.priors[level], total, labels.__getitem__, None if upper is None else upper.to(device))
+    with inference_context(device):
+        return sample_lanes(job, codes.to(device), params, seeds, lanes, on_token).cpu()
 
 
 class ClusterRenderer:

@@ -32,7 +32,7 @@ from engine.weights.bundle import Models
 from .codec import chunk_progress, encode_audio, pad_to_hop
 from .conditioning import label_fn
 from .refine import check_draft, load_draft, start_codes
-from .sampling import LevelJob, SamplingParams, sample_level, tokens_to_sample
+from .sampling import LaneRunner, LevelJob, SamplingParams, sample_level, tokens_to_sample
 from .source import encode_region, prompt_length, read_source, source_warnings
 
 PROGRESS_INTERVAL = 0.2  # seconds between the sampler's progress reports (each also checks for cancel)
@@ -202,8 +202,10 @@ def _rows(z: np.ndarray, n: int) -> torch.Tensor:
 
 
 def render(models: Models, req: RenderRequest, progress: ProgressCallback, cancel: CancelToken,
-           workdir: Path | None = None, cache=None, sampling: SamplingParams | None = None) -> list[RenderedTake]:
-    """Run one request to finished takes. Resumes from ``workdir`` when it holds saved codes."""
+           workdir: Path | None = None, cache=None, sampling: SamplingParams | None = None,
+           lane_runner: LaneRunner | None = None) -> list[RenderedTake]:
+    """Run one request to finished takes. Resumes from ``workdir`` when it holds saved codes. ``lane_runner``:
+    where the parallel schedule's lanes are sampled (default: here; a cluster worker spreads them)."""
     work = _WorkDir(workdir, models)
     seed = work.seed(req.seed)
     seeds = [seed + i for i in range(req.takes)]
@@ -247,7 +249,7 @@ def render(models: Models, req: RenderRequest, progress: ProgressCallback, cance
             upper = codes.get(level + 1) if level < models.levels - 1 else None
             job = LevelJob(models.priors[level], jobs[level], label_fn(models, level, req, plan.total, req.takes), upper)
             codes[level] = sample_level(job, codes[level], params, seeds, lambda lv=level: on_token(lv),
-                                        lambda w, z, lv=level: on_window(lv, z), cancel)
+                                        lambda w, z, lv=level: on_window(lv, z), cancel, lane_runner)
             work.save(level, codes[level])
         progress(Progress("decoding", 0, 1, 0.95, clock.eta(0.95)))
         cancel.raise_if_cancelled()

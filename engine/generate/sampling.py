@@ -227,17 +227,19 @@ class LevelJob:
 def sample_level(job: LevelJob, codes: Tensor, params: SamplingParams, seeds: list[int],
                  on_token: Callable[[], None] = lambda: None,
                  on_window: Callable[[Window, Tensor], None] = lambda w, z: None,
-                 cancel: CancelToken | None = None) -> Tensor:
+                 cancel: CancelToken | None = None, lane_runner: "LaneRunner | None" = None) -> Tensor:
     """Extend codes (N, have) to (N, job.total), window by window; ``on_window`` sees codes after each.
 
-    Under the parallel schedule an upsampling level is sampled in lanes (``sample_lanes``) and joined;
-    ``on_window`` then sees the level once, complete, with a window spanning the lanes."""
+    Under the parallel schedule an upsampling level is sampled in lanes (``lane_runner``, by default
+    ``sample_lanes`` in this process) and joined; ``on_window`` then sees the level once, complete, with a window
+    spanning the lanes."""
     cfg = job.prior.cfg
     if codes.shape[1] > job.total:
         raise ValueError(f"level {cfg.level} already holds {codes.shape[1]} > {job.total} tokens")
     lanes = level_lanes(job.prior, codes.shape[1], job.total, params, codes.shape[0]) if job.upper is not None else []
     if lanes:
-        codes = join_lanes(codes, sample_lanes(job, codes, params, seeds, lanes, on_token, cancel), lanes)
+        codes = join_lanes(codes, (lane_runner or sample_lanes)(job, codes, params, seeds, lanes, on_token, cancel),
+                           lanes)
         on_window(Window(cfg.level, 0, lanes[0].start, job.total), codes)
         return codes
     up = cfg.upsampling
@@ -361,6 +363,20 @@ def sample_lanes(job: LevelJob, codes: Tensor, params: SamplingParams, seeds: li
                         upper, on_token)
         out = torch.cat([out, z[:, have - window.start:]], dim=1)
     return out.view(n, count, length)
+
+
+# How a level's lanes get sampled: ``sample_lanes`` here, or spread over machines (``batch.cluster.spread_lanes``).
+# Any runner must return what ``sample_lanes`` returns for the same arguments: each lane's draws come from its
+# own generators (``lane_generators``), so a lane sampled anywhere, in any group, gives the same codes.
+LaneRunner = Callable[[LevelJob, Tensor, SamplingParams, list[int], list[Lane], Callable[[], None],
+                       "CancelToken | None"], Tensor]
+
+
+def lane_positions(job: LevelJob, lanes: list[Lane], params: SamplingParams) -> list[int]:
+    """The window starts (tokens) whose labels ``sample_lanes`` asks ``job.labels`` for, for these lanes."""
+    cfg = job.prior.cfg
+    windows = plan_windows(cfg.level, lanes[0].length, cfg.n_ctx, params.hop_fractions[cfg.level])
+    return sorted({lane.start + w.start for lane in lanes for w in windows})
 
 
 def join_lanes(codes: Tensor, lane_codes: Tensor, lanes: list[Lane]) -> Tensor:

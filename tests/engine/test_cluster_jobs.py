@@ -149,3 +149,47 @@ def test_serve_with_a_cluster_renders_osc_jobs_there(cluster, tmp_path):
     finally:
         client.close(), eng.stop()
     assert len(list((tmp_path / "renders").glob("*.wav"))) == 1
+
+
+def test_one_long_job_spreads_its_lanes_over_the_idle_worker_and_gives_this_machines_takes(cluster, tmp_path):
+    """The lanes of one job's upsampling levels are split between the job's worker and the idle one (each lane
+    draws from its own generators), and the takes are the ones this process renders with every lane here."""
+    from engine.generate.sampling import SamplingParams, level_lanes
+    from engine.weights.debug import debug_models
+
+    _, renderer = cluster
+    request = _request(seed=23, seconds=1.5)
+    m = debug_models()
+    top_hop = m.vqvae.hop_lengths[-1]
+    total0 = round((1.0 + 1.5) * m.sample_rate) // top_hop * top_hop // m.vqvae.hop_lengths[0]  # prompt + new
+    assert len(level_lanes(m.priors[0], 0, total0, SamplingParams(), 2)) >= 2  # level 0 has lanes to spread
+
+    def executed() -> dict[str, int]:
+        return renderer.client.run(lambda dask_worker: dask_worker.state.executed_count)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        local, local_events, _ = make(tmp_path / "here", renderer=render)
+        local.start()
+        job = local.submit(request, "h 1")
+        assert local_events.wait_finished(job.id, timeout=120).state == "done"
+        local.stop()
+    finally:
+        torch.set_num_threads(threads)
+    before = executed()
+    q, events, _ = make(tmp_path / "there", renderer=renderer)
+    q.start()
+    try:
+        job = q.submit(request, "h 1")
+        assert events.wait_finished(job.id, timeout=120).state == "done"
+    finally:
+        q.stop()
+    after = executed()
+    assert all(after[w] > before.get(w, 0) for w in after), (before, after)  # both workers sampled
+    import soundfile as sf
+
+    ours, theirs = sorted((tmp_path / "here").glob("*.wav")), sorted((tmp_path / "there").glob("*.wav"))
+    assert len(ours) == len(theirs) == 2
+    for a, b in zip(ours, theirs):
+        assert (sf.read(a)[0] == sf.read(b)[0]).all(), (a.name, b.name)

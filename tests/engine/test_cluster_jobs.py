@@ -40,6 +40,29 @@ def _request(seed: int, seconds: float):
                quality="full")
 
 
+def _render_here(request, folder: Path) -> None:
+    """The job rendered in this process, as the workers render it (Dask's nanny starts them with one thread)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        local, events, _ = make(folder, renderer=render)
+        local.start()
+        job = local.submit(request, "h 1")
+        assert events.wait_finished(job.id, timeout=120).state == "done"
+        local.stop()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _same_wavs(ours: Path, theirs: Path, takes: int) -> None:
+    import soundfile as sf
+
+    a, b = sorted(ours.glob("*.wav")), sorted(theirs.glob("*.wav"))
+    assert len(a) == len(b) == takes
+    for x, y in zip(a, b):
+        assert (sf.read(x)[0] == sf.read(y)[0]).all(), (x.name, y.name)
+
+
 def _worker_running(renderer: ClusterRenderer, deadline: float) -> str:
     """The address of the worker processing the one job task (waits on the scheduler's view of it)."""
     while time.monotonic() < deadline:
@@ -53,16 +76,7 @@ def _worker_running(renderer: ClusterRenderer, deadline: float) -> str:
 def test_a_cluster_job_gives_this_machines_takes_even_when_its_worker_is_killed(cluster, tmp_path):
     _, renderer = cluster
     here, there = tmp_path / "here", tmp_path / "there"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the workers (Dask's nanny starts them with one thread)
-    try:
-        local, local_events, _ = make(here, renderer=render)
-        local.start()
-        job = local.submit(_request(seed=17, seconds=1.5), "h 1")
-        assert local_events.wait_finished(job.id, timeout=120).state == "done"
-        local.stop()
-    finally:
-        torch.set_num_threads(threads)
+    _render_here(_request(seed=17, seconds=1.5), here)
     q, events, _ = make(there, renderer=renderer)
     q.start()
     try:
@@ -75,12 +89,7 @@ def test_a_cluster_job_gives_this_machines_takes_even_when_its_worker_is_killed(
         assert finished.state == "done" and finished.takes == 2, finished
     finally:
         q.stop()
-    ours, theirs = sorted(here.glob("*.wav")), sorted(there.glob("*.wav"))
-    assert len(ours) == len(theirs) == 2
-    for a, b in zip(ours, theirs):
-        import soundfile as sf
-
-        assert (sf.read(a)[0] == sf.read(b)[0]).all(), (a.name, b.name)
+    _same_wavs(here, there, 2)
 
 
 def test_two_jobs_run_at_once_on_two_workers(cluster, tmp_path):
@@ -167,16 +176,7 @@ def test_one_long_job_spreads_its_lanes_over_the_idle_worker_and_gives_this_mach
     def executed() -> dict[str, int]:
         return renderer.client.run(lambda dask_worker: dask_worker.state.executed_count)
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        local, local_events, _ = make(tmp_path / "here", renderer=render)
-        local.start()
-        job = local.submit(request, "h 1")
-        assert local_events.wait_finished(job.id, timeout=120).state == "done"
-        local.stop()
-    finally:
-        torch.set_num_threads(threads)
+    _render_here(request, tmp_path / "here")
     before = executed()
     q, events, _ = make(tmp_path / "there", renderer=renderer)
     q.start()
@@ -187,9 +187,4 @@ def test_one_long_job_spreads_its_lanes_over_the_idle_worker_and_gives_this_mach
         q.stop()
     after = executed()
     assert all(after[w] > before.get(w, 0) for w in after), (before, after)  # both workers sampled
-    import soundfile as sf
-
-    ours, theirs = sorted((tmp_path / "here").glob("*.wav")), sorted((tmp_path / "there").glob("*.wav"))
-    assert len(ours) == len(theirs) == 2
-    for a, b in zip(ours, theirs):
-        assert (sf.read(a)[0] == sf.read(b)[0]).all(), (a.name, b.name)
+    _same_wavs(tmp_path / "here", tmp_path / "there", 2)

@@ -262,11 +262,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     from engine.train import commands as train
 
+    lr = {} if args.lr is None else {"lr": args.lr}  # each command's own default otherwise
     if args.what == "vqvae":
-        train.train_vqvae(args.corpus, args.work, args.steps, threads=args.threads, init_from=args.init_from)
+        train.train_vqvae(args.corpus, args.work, args.steps, threads=args.threads, init_from=args.init_from, **lr)
     elif args.what == "prior":
-        train.train_prior(args.corpus, args.work, args.level, args.steps, batch=args.batch, lr=args.lr,
-                          threads=args.threads, init_from=args.init_from)
+        train.train_prior(args.corpus, args.work, args.level, args.steps, batch=args.batch,
+                          threads=args.threads, init_from=args.init_from, **lr)
+    elif args.what == "decoder":
+        train.train_decoder(args.corpus, args.work, args.level, args.steps, threads=args.threads, **lr)
     elif args.what == "export":
         print(f"wrote {train.export(args.work, args.out)}")
     else:
@@ -503,13 +506,17 @@ def build_parser() -> argparse.ArgumentParser:
     dbuild.set_defaults(func=_cmd_data)
 
     trn = sub.add_parser("train", help="train the embedded model's VQ-VAE and priors (resumable), or export it")
-    trn.add_argument("what", choices=["vqvae", "prior", "export", "evaluate"])
+    trn.add_argument("what", choices=["vqvae", "prior", "decoder", "export", "evaluate"],
+                     help="decoder: fine-tune the codec level --level's decoder on its fixed codes (the priors stay "
+                     "valid), with a log-spectral loss for the high octaves; export then takes it")
     trn.add_argument("--corpus", type=Path, help="folder made by `data build`")
     trn.add_argument("--work", type=Path, required=True, help="checkpoints and logs (not the repository)")
-    trn.add_argument("--level", type=int, default=2, help="prior: 2 = top, 1 and 0 = upsamplers")
+    trn.add_argument("--level", type=int, default=2, help="prior: 2 = top, 1 and 0 = upsamplers; decoder: the codec "
+                     "level (0: the best one)")
     trn.add_argument("--steps", type=int, default=2000)
     trn.add_argument("--batch", type=int, default=8)
-    trn.add_argument("--lr", type=float, default=6e-4, help="prior: peak learning rate (warm-up, cosine decay)")
+    trn.add_argument("--lr", type=float, help="learning rate (prior: the peak of its warm-up and cosine decay); "
+                     "default: each command's own (engine/train/commands.py)")
     trn.add_argument("--threads", type=int, default=1, help="torch threads (1 lets several runs share the cores)")
     trn.add_argument("--init-from", help="vqvae/prior: start a new run from a model folder's weights (\"default\": "
                      "the shipped model), optimiser warm-restarted; without it a rerun resumes the work folder")

@@ -17,6 +17,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -31,7 +32,7 @@ from engine.weights.models import Models
 
 from .data import Item, load_manifest
 from .prior import PriorTrainConfig, PriorTrainer, init_prior
-from .vqvae import TrainConfig, VQVAETrainer
+from .vqvae import DecoderTrainer, TrainConfig, VQVAETrainer, log_spectral_loss
 
 SAMPLE_RATE = 22050
 VQVAE_CFG = VQVAEConfig(
@@ -207,6 +208,72 @@ def train_vqvae(corpus: Path, work: Path, steps: int, batch: int = 4, seconds: f
     return work / "best.pt"
 
 
+def train_decoder(corpus: Path, work: Path, level: int, steps: int, batch: int = 4, seconds: float = 0.75,
+                  lr: float = 5e-5, log_weight: float = 1.0, ckpt_every: int = 100, eval_every: int = 100,
+                  seed: int = 0, threads: int | None = None) -> Path:
+    """Fine-tune (or resume) one level's decoder of ``work``'s codec on its frozen encoder's codes, with the
+    log-spectral loss added (``vqvae.DecoderTrainer``): the codes do not change, so the priors stay valid. Kept in
+    ``work/decoder``; ``best.pt`` (the whole codec, by the level's held-out log-spectral distance) is what
+    ``codec_checkpoint`` and so ``export`` use from then on."""
+    if threads:
+        torch.set_num_threads(threads)
+    run = work / "decoder"
+    log = RunLog(run)
+    model = load_vqvae_checkpoint(work / "vqvae" / "best.pt")
+    trainer = DecoderTrainer(model, level, TrainConfig(lr=lr, seed=seed), log_weight)
+    train = [x for _, x in load_audio(corpus, "train")]
+    held = fixed_segments([x for _, x in load_audio(corpus, "heldout")], 32768)
+    length = int(seconds * SAMPLE_RATE) // model.hop_lengths[-1] * model.hop_lengths[-1]
+    ckpt, best = run / "ckpt.pt", math.inf
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=False)
+        if state["level"] != level:
+            raise ValueError(f"{run} fine-tunes level {state['level']}'s decoder; use another work folder")
+        model.load_state_dict(state["model"])
+        trainer.opt.load_state_dict(state["opt"])
+        trainer.steps, best = state["steps"], state["best"]
+        log(event="resumed", step=trainer.steps)
+    else:
+        log(event="start", level=level, log_weight=log_weight, heldout_segments=len(held))
+
+    def evaluate() -> tuple[float, float]:
+        with torch.no_grad():
+            outs = [(x, trainer.reconstruct(x)) for x in held.split(8)]
+            log_d = float(np.mean([float(log_spectral_loss(x, y, model.cfg)) for x, y in outs]))
+            sc = float(np.mean([float(spectral_convergence(x, y)) for x, y in outs]))
+        return log_d, sc
+
+    def save(path: Path, **extra: Any) -> None:
+        _atomic_save({"config": model.cfg.to_dict(), "model": model.state_dict(), **extra}, path)
+
+    if trainer.steps == 0:  # the shipped decoder is the one to beat: best.pt only when the fine-tune does better
+        best, sc = evaluate()
+        log(step=0, heldout_log_spectral=round(best, 4), heldout_sc=round(sc, 4))
+    t0 = time.time()
+    while trainer.steps < steps:
+        m = trainer.step(random_segments(train, batch, length, np.random.default_rng([seed, level, trainer.steps])))
+        s = trainer.steps
+        if s % 25 == 0 or s == 1:
+            log(step=s, **{k: round(v, 4) for k, v in m.items()}, sec_per_step=(time.time() - t0) / 25)
+            t0 = time.time()
+        if s % eval_every == 0 or s == steps:
+            log_d, sc = evaluate()
+            if log_d < best:
+                best = log_d
+                save(run / "best.pt", level=level, steps=s, heldout_log_spectral=log_d, heldout_sc=sc)
+            log(step=s, heldout_log_spectral=round(log_d, 4), heldout_sc=round(sc, 4), best=round(best, 4))
+        if s % ckpt_every == 0 or s == steps:
+            save(ckpt, level=level, opt=trainer.opt.state_dict(), steps=s, best=best)
+    return run / "best.pt"
+
+
+def codec_checkpoint(work: Path) -> Path:
+    """The codec a work folder exports: its decoder fine-tune's best (``train_decoder``) if there is one, else the
+    VQ-VAE's best. Both hold the same encoders and codebooks, so codes (and the priors) do not depend on which."""
+    tuned = work / "decoder" / "best.pt"
+    return tuned if tuned.exists() else work / "vqvae" / "best.pt"
+
+
 def _shipped(folder: Path | str) -> Models:
     """A model folder's weights to train on from ("default": the embedded model)."""
     from engine.weights.bundle import load_models
@@ -290,7 +357,7 @@ def heldout_starts(codes: list[dict], level: int, length: int, up: int) -> list[
             if s % up == 0]
 
 
-def train_prior(corpus: Path, work: Path, level: int, steps: int, batch: int = 8, lr: float = 3e-4,
+def train_prior(corpus: Path, work: Path, level: int, steps: int, batch: int = 8, lr: float = 6e-4,
                 ckpt_every: int = 100, eval_every: int = 200, seed: int = 0, threads: int | None = None,
                 init_from: Path | str | None = None, encode_seconds: float | None = 40.0) -> Path:
     """Train (or resume from ``work``) one level's prior on the codes of ``work``'s best VQ-VAE; ``init_from``
@@ -378,7 +445,7 @@ def export(work: Path, out: Path, name: str = "jukebox-bridge-default") -> Path:
     from engine.model.labels import load_label_vocab_file
     from engine.weights.bundle import Models, save_models
 
-    vqvae = load_vqvae_checkpoint(work / "vqvae" / "best.pt")
+    vqvae = load_vqvae_checkpoint(codec_checkpoint(work))
     priors = []
     for lv in range(vqvae.cfg.levels):
         state = torch.load(work / f"prior_level_{lv}" / "best.pt", weights_only=False)

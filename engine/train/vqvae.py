@@ -62,3 +62,55 @@ class VQVAETrainer:
         self.steps += 1
         self.model.eval()
         return metrics
+
+
+LOG_FLOOR = 1e-4  # magnitude floor of the log-spectral loss: about -80 dB of a full-scale sine's bin
+
+
+def log_spectral_loss(target: torch.Tensor, output: torch.Tensor, cfg) -> torch.Tensor:
+    """Mean |log S(target) - log S(output)| over the config's STFT resolutions: every band counts alike, so the
+    quiet 4-8 kHz octave weighs as much as the loud bass (the linear spectral loss barely sees it)."""
+    from engine.model.losses import stft_magnitude
+
+    losses = [(torch.log(stft_magnitude(target, n, h, w) + LOG_FLOOR) -
+               torch.log(stft_magnitude(output, n, h, w) + LOG_FLOOR)).abs().mean()
+              for n, h, w in zip(cfg.multispec_n_fft, cfg.multispec_hop, cfg.multispec_win)]
+    return sum(losses) / len(losses)
+
+
+class DecoderTrainer:
+    """Fine-tunes one level's decoder on its frozen encoder's codes: the codes, and so every prior trained on them,
+    stay valid while the decoder learns what it loses. The loss is the training loss of that level (waveform and
+    linear multi-resolution spectra) plus ``log_weight`` times ``log_spectral_loss``."""
+
+    def __init__(self, model: VQVAE, level: int, cfg: TrainConfig = TrainConfig(), log_weight: float = 1.0):
+        self.model, self.level, self.cfg, self.log_weight = model, level, cfg, log_weight
+        self.opt = torch.optim.Adam(model.decoders[level].parameters(), lr=cfg.lr)
+        self.steps = 0
+
+    def reconstruct(self, audio: torch.Tensor) -> torch.Tensor:
+        """The level's reconstruction of ``audio`` (N, T), differentiable in the decoder only."""
+        with torch.no_grad():
+            latents = self.model.encoders[self.level](self.model._as_nct(audio))
+            book = self.model.bottleneck.levels[self.level]
+            quantised = book.decode(book.encode(latents))
+        return self.model.decoders[self.level](quantised)[:, 0, :]
+
+    def step(self, audio: torch.Tensor) -> dict[str, float]:
+        from engine.model.losses import multispectral_loss, reconstruction_loss, spectral_convergence
+
+        decoder, c = self.model.decoders[self.level], self.model.cfg
+        decoder.train()
+        out = self.reconstruct(audio)
+        log_loss = log_spectral_loss(audio, out, c)
+        loss = reconstruction_loss(audio, out, c) + c.multispectral * multispectral_loss(audio, out, c) + \
+            self.log_weight * log_loss
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(decoder.parameters(), self.cfg.grad_clip)
+        self.opt.step()
+        decoder.eval()
+        self.steps += 1
+        with torch.no_grad():
+            sc = spectral_convergence(audio, out.detach())
+        return {"loss": float(loss.detach()), "log_spectral": float(log_loss.detach()), "sc": float(sc)}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -179,3 +180,30 @@ def test_a_prior_without_a_held_out_window_is_refused_before_training(corpus, vq
     shutil.copytree(vqvae_work / "vqvae", work / "vqvae")
     with pytest.raises(ValueError, match="held-out"):
         commands.train_prior(short, work, 2, steps=1, batch=1)
+
+
+@pytest.mark.slow
+def test_decoder_fine_tune_keeps_the_codes_resumes_and_is_what_export_takes(corpus, vqvae_work, tmp_path):
+    """``train decoder``: only level 0's decoder moves (encoders and codebooks, so every code, stay), a resumed run
+    equals an uninterrupted one, and ``codec_checkpoint`` (what export reads) is the tuned codec once it beats the
+    original on held-out audio, the original before."""
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    for work in (straight, resumed):
+        shutil.copytree(vqvae_work / "vqvae", work / "vqvae")
+    assert commands.codec_checkpoint(straight) == straight / "vqvae" / "best.pt"
+    commands.train_decoder(corpus, straight, 0, steps=2, batch=1, lr=1e-3, ckpt_every=1, eval_every=1)
+    commands.train_decoder(corpus, resumed, 0, steps=1, batch=1, lr=1e-3, ckpt_every=1, eval_every=1)
+    commands.train_decoder(corpus, resumed, 0, steps=2, batch=1, lr=1e-3, ckpt_every=1, eval_every=1)
+    assert any(e.get("event") == "resumed" and e.get("step") == 1 for e in _events(resumed / "decoder"))
+    a, b = torch.load(straight / "decoder" / "ckpt.pt", weights_only=False), \
+        torch.load(resumed / "decoder" / "ckpt.pt", weights_only=False)
+    assert _equal(a["model"], b["model"]) and _equal(a["opt"], b["opt"]) and a["best"] == b["best"]
+    original = _state(vqvae_work / "vqvae" / "best.pt", "model")
+    tuned = a["model"]
+    moved = {k for k in original if not torch.equal(original[k], tuned[k])}
+    assert moved and all(k.startswith("decoders.0.") for k in moved), sorted(moved)[:5]
+    events = _events(straight / "decoder")
+    start = next(e["heldout_log_spectral"] for e in events if e.get("step") == 0 and "heldout_log_spectral" in e)
+    better = any(e.get("heldout_log_spectral", math.inf) < start for e in events if e.get("step", 0) > 0)
+    want = straight / "decoder" / "best.pt" if better else straight / "vqvae" / "best.pt"
+    assert commands.codec_checkpoint(straight) == want and want.exists()

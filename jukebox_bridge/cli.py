@@ -267,9 +267,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         train.train_vqvae(args.corpus, args.work, args.steps, threads=args.threads, init_from=args.init_from, **lr)
     elif args.what == "prior":
         train.train_prior(args.corpus, args.work, args.level, args.steps, batch=args.batch,
-                          threads=args.threads, init_from=args.init_from, **lr)
+                          threads=args.threads, init_from=args.init_from, encode_seconds=args.encode_seconds, **lr)
     elif args.what == "decoder":
-        train.train_decoder(args.corpus, args.work, args.level, args.steps, threads=args.threads, **lr)
+        train.train_decoder(args.corpus, args.work, args.level, args.steps, threads=args.threads,
+                            init_from=args.init_from, **lr)
     elif args.what == "export":
         print(f"wrote {train.export(args.work, args.out)}")
     else:
@@ -518,8 +519,11 @@ def build_parser() -> argparse.ArgumentParser:
     trn.add_argument("--lr", type=float, help="learning rate (prior: the peak of its warm-up and cosine decay); "
                      "default: each command's own (engine/train/commands.py)")
     trn.add_argument("--threads", type=int, default=1, help="torch threads (1 lets several runs share the cores)")
-    trn.add_argument("--init-from", help="vqvae/prior: start a new run from a model folder's weights (\"default\": "
-                     "the shipped model), optimiser warm-restarted; without it a rerun resumes the work folder")
+    trn.add_argument("--init-from", help="vqvae/prior/decoder: start a new run from a model folder's weights "
+                     "(\"default\": the shipped model; prior/decoder also take its codec when --work has none), "
+                     "optimiser warm-restarted; without it a rerun resumes the work folder")
+    trn.add_argument("--encode-seconds", type=float, help="prior: encode only this many seconds (the middle) of each "
+                     "training file; default: whole files (shorter excerpts let the top prior overfit)")
     trn.add_argument("--out", type=Path, help="export: the model folder to write; evaluate: the model folder")
     trn.add_argument("--clips", type=Path, help="evaluate: also write short held-out clips for the test here")
     trn.set_defaults(func=_cmd_train)

@@ -210,15 +210,16 @@ def train_vqvae(corpus: Path, work: Path, steps: int, batch: int = 4, seconds: f
 
 def train_decoder(corpus: Path, work: Path, level: int, steps: int, batch: int = 4, seconds: float = 0.75,
                   lr: float = 5e-5, log_weight: float = 1.0, ckpt_every: int = 100, eval_every: int = 100,
-                  seed: int = 0, threads: int | None = None) -> Path:
+                  seed: int = 0, threads: int | None = None, init_from: Path | str | None = None) -> Path:
     """Fine-tune (or resume) one level's decoder of ``work``'s codec on its frozen encoder's codes, with the
     log-spectral loss added (``vqvae.DecoderTrainer``): the codes do not change, so the priors stay valid. Kept in
     ``work/decoder``; ``best.pt`` (the whole codec, by the level's held-out log-spectral distance) is what
-    ``codec_checkpoint`` and so ``export`` use from then on."""
+    ``codec_checkpoint`` and so ``export`` use from then on. ``init_from``: the codec to tune when ``work`` has none."""
     if threads:
         torch.set_num_threads(threads)
     run = work / "decoder"
     log = RunLog(run)
+    adopt_codec(work, init_from, log)
     model = load_vqvae_checkpoint(work / "vqvae" / "best.pt")
     trainer = DecoderTrainer(model, level, TrainConfig(lr=lr, seed=seed), log_weight)
     train = [x for _, x in load_audio(corpus, "train")]
@@ -279,6 +280,19 @@ def _shipped(folder: Path | str) -> Models:
     from engine.weights.bundle import load_models
 
     return load_models(None if str(folder) == "default" else folder, device="cpu")
+
+
+def adopt_codec(work: Path, init_from: Path | str | None, log: RunLog) -> None:
+    """A work folder with no codec of its own takes ``init_from``'s (a model folder, or "default") as
+    ``work/vqvae/best.pt``, so a new round of priors or a decoder fine-tune starts from shipped weights alone:
+    the codes, and so the priors, stay those of the shipped model."""
+    path = work / "vqvae" / "best.pt"
+    if path.exists() or init_from is None:
+        return
+    vqvae = _shipped(init_from).vqvae
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_save({"config": vqvae.cfg.to_dict(), "model": vqvae.state_dict()}, path)
+    log(event="codec adopted", model=str(init_from))
 
 
 def load_vqvae_checkpoint(path: Path) -> VQVAE:
@@ -359,11 +373,15 @@ def heldout_starts(codes: list[dict], level: int, length: int, up: int) -> list[
 
 def train_prior(corpus: Path, work: Path, level: int, steps: int, batch: int = 8, lr: float = 6e-4,
                 ckpt_every: int = 100, eval_every: int = 200, seed: int = 0, threads: int | None = None,
-                init_from: Path | str | None = None, encode_seconds: float | None = 40.0) -> Path:
+                init_from: Path | str | None = None, encode_seconds: float | None = None) -> Path:
     """Train (or resume from ``work``) one level's prior on the codes of ``work``'s best VQ-VAE; ``init_from``
-    starts a fresh run from a model folder's prior of this level (same config), optimiser warm-restarted."""
+    starts a fresh run from a model folder's prior of this level (same config), optimiser warm-restarted, and
+    from its codec when ``work`` has none. ``encode_seconds``: see ``encode_corpus`` (None: whole files)."""
     if threads:
         torch.set_num_threads(threads)
+    run = work / f"prior_level_{level}"
+    log = RunLog(run)
+    adopt_codec(work, init_from, log)
     vqvae = load_vqvae_checkpoint(work / "vqvae" / "best.pt")
     all_codes = encode_corpus(vqvae, corpus, work, encode_seconds)
     items = load_manifest(corpus)
@@ -373,8 +391,6 @@ def train_prior(corpus: Path, work: Path, level: int, steps: int, batch: int = 8
 
     vocab = write_vocab(items, vocab_dir)
     cfg = prior_configs(vqvae.cfg, len(vocab[0]), len(vocab[1]))[level]
-    run = work / f"prior_level_{level}"
-    log = RunLog(run)
     train = [c for c in all_codes.values() if c["item"].split == "train"]
     held = [c for c in all_codes.values() if c["item"].split == "heldout"]
     up = cfg.upsampling

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from engine.model.fast.static_step import WARM, StaticDecoder
+from engine.model.fast.static_step import WARM, StaticDecoder, inverse_cdf
 from engine.model.prior import START, Prior
 from engine.runtime.progress import CancelToken
 
@@ -149,12 +149,7 @@ def draw_with_uniforms(logits: Tensor, params: SamplingParams, u: Tensor) -> Ten
         logits = logits / params.temperature
     if params.top_k or params.top_p < 1.0:
         logits = filter_logits(logits, params.top_k, params.top_p)
-    cdf = torch.softmax(logits, dim=-1).cumsum(dim=-1, dtype=torch.float64)
-    if u.device != cdf.device:
-        u = u.to(cdf.device)
-    # u < 1 in steps of 2**-53, so u * total rounds strictly below total: the last positive token bounds it
-    token = torch.searchsorted(cdf, u[:, None] * cdf[:, -1:], right=True)
-    return token.view(-1).clamp_(max=cdf.shape[-1] - 1).to(device)
+    return inverse_cdf(logits, u.to(logits.device)).view(-1).to(device)
 
 
 def window_generators(seeds: list[int], window: Window) -> list[torch.Generator]:
@@ -186,7 +181,8 @@ def sample_rows(prior: Prior, y: Tensor, known: Tensor, known_len: Tensor | None
         forced = None
         if known_len is not None and common < known.shape[1]:
             positions = torch.arange(known.shape[1], device=known.device)
-            forced = (positions[None, :] < known_len[:, None].to(known.device), known)  # (mask, tokens)
+            forced = (positions[None, :] < known_len[:, None].to(known.device),  # (mask, model tokens)
+                      known + prior.cfg.music_shift)
         cond = prior.conditioning(y, upper, params.dtype)
         seq = prior.to_model_tokens(known[:, :common], y)  # 1b_lyrics: [lyrics | known + 79]
         cache = prior.start_cache(cond, params.dtype)
@@ -195,21 +191,31 @@ def sample_rows(prior: Prior, y: Tensor, known: Tensor, known_len: Tensor | None
         for chunk in F.pad(seq, (1, 0), value=START).split(params.chunk_size, dim=1):
             logits = prior.step(cache, chunk)[:, -1]
         shift = prior.cfg.music_shift  # never sample a lyric id at a music position: draw among codes only
+        fused = None  # the compiled step draws the next token in its own graph (no top-k/top-p to apply)
         if params.compile and length - common > 1 and _compiled_now(prior, known.shape[0], params):
             step = StaticDecoder(prior, cache, compile=True)
+            if not (params.top_k or params.top_p < 1.0) and known.device.type != "mps":  # MPS: no float64 CDF
+                fused = torch.tensor(params.temperature, device=known.device)
         else:
             step = lambda token: prior.step_unchecked(cache, token)[:, -1]  # noqa: E731
         tokens, u = [], uniforms(gens, length - common)
+        # (positions, N), one row per step, strides (N, 1) even for N = 1 (the compiled step guards on strides)
+        u_steps = torch.empty((u.shape[1], u.shape[0]), dtype=u.dtype, device=known.device).copy_(u.t())
+        drawn = None
         for i in range(common, length):
-            token = draw_with_uniforms(logits[:, shift:], params, u[:, i - common])[:, None]
+            if drawn is None:
+                token = draw_with_uniforms(logits[:, shift:], params, u[:, i - common])[:, None] + shift
+            else:
+                token = drawn
             if forced is not None and i < forced[1].shape[1]:  # rows that know position i keep their token
                 token = torch.where(forced[0][:, i: i + 1], forced[1][:, i: i + 1], token)
-            if shift:
-                token = token + shift
             tokens.append(token)
             on_token()
             if i + 1 < length:  # tokens drawn here are valid by construction: no per-step checks
-                logits = step(token)
+                if fused is not None:
+                    logits, drawn = step.step_and_draw(token, u_steps[i + 1 - common], fused)
+                else:
+                    logits = step(token)
         out = prior.from_model_tokens(torch.cat([seq, *tokens], dim=1))
     return out.clone()  # a normal tensor again: callers may modify it in place
 

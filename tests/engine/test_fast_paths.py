@@ -37,6 +37,32 @@ def test_fixed_shape_decoder_equals_the_cache_step():
 
 
 @pytest.mark.parity
+@pytest.mark.parametrize("name", ["5b_tiny", "1b_lyrics_tiny"])
+def test_the_steps_own_draw_is_the_samplers_draw(name):
+    """``step_and_draw`` draws in the step's graph what ``draw_with_uniforms`` draws from the same logits: the
+    temperature applied once, music tokens only (1b_lyrics: shifted past the lyric ids), the same uniform."""
+    from engine.generate.sampling import SamplingParams, draw_with_uniforms
+
+    prior = fixture_prior(name)
+    shift = prior.cfg.music_shift
+    y = torch.from_numpy(reference(name, "y.npy"))
+    n = y.shape[0]
+    gen = torch.Generator().manual_seed(3)
+    with torch.inference_mode():
+        cache = prior.start_cache(prior.conditioning(y))
+        prior.prefill(cache, prior.to_model_tokens(torch.zeros((n, 1), dtype=torch.long), y))
+        step = StaticDecoder(prior, cache)
+        token = torch.full((n, 1), shift)
+        for temperature in (0.5, 0.98, 1.0, 1.7):
+            u = torch.rand(n, dtype=torch.float64, generator=gen)
+            logits, drawn = step.step_and_draw(token, u, torch.tensor(temperature))
+            want = draw_with_uniforms(logits[:, shift:], SamplingParams(temperature=temperature), u)[:, None] + shift
+            assert torch.equal(drawn, want) and drawn.min() >= shift
+            token = drawn
+    assert (shift > 0) == (name == "1b_lyrics_tiny")  # the lyric-id shift is exercised, not assumed
+
+
+@pytest.mark.parity
 @pytest.mark.parametrize("convert,max_std,min_agree", [
     (lambda p: cast_projections(p, torch.bfloat16), 0.2, 0.9),
     (lambda p: quantize_projections(p, "w8a16"), 0.4, 0.8),

@@ -70,21 +70,46 @@ class StaticDecoder:
 
     def __call__(self, token: Tensor) -> Tensor:
         """token (N, 1) entering position t -> fp32 logits (N, model_bins) scoring position t."""
+        return self.step_and_draw(token)[0]
+
+    def step_and_draw(self, token: Tensor, u: Tensor | None = None,
+                      temperature: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``__call__``, and in the same graph the next token drawn from those logits as ``sampling.draw`` does
+        without top-k/top-p (softmax(logits / temperature), inverse CDF at each row's uniform ``u`` (N,) float64,
+        music tokens only): one compiled call per token instead of a step and ~8 eager ops. -> (logits, (N, 1))."""
         if self.t >= self.n_ctx:
             raise ValueError(f"position {self.t} exceeds the context of {self.n_ctx}")
-        t = torch.tensor(self.t, device=token.device)
-        if torch.is_grad_enabled():  # the compiled graph is inference-only
-            with torch.no_grad():
-                logits = self._fn(self.prior.lm, token, t, self.bufs, self.x_cond, self.dtype)
-        else:
-            logits = self._fn(self.prior.lm, token, t, self.bufs, self.x_cond, self.dtype)
+        device = token.device
+        t = torch.tensor(self.t, device=device)
+        if u is None:
+            u = torch.zeros(token.shape[0], dtype=torch.float64, device=device)
+        if temperature is None:
+            temperature = torch.ones((), device=device)
+        with torch.no_grad():  # the compiled graph is inference-only (a no-op under inference_mode)
+            logits, drawn = self._fn(self.prior.lm, token, t, self.bufs, self.x_cond, self.dtype, u, temperature,
+                                     self.prior.cfg.music_shift)
         self.t += 1
-        return logits
+        return logits, drawn.clone()  # CUDA graphs reuse their output buffers on the next call
 
 
 def _static_step(lm: AutoregressiveLM, token: Tensor, t: Tensor, bufs: list[Tensor], x_cond: Tensor | None,
-                 dtype: torch.dtype | None) -> Tensor:
-    """``AutoregressiveLM.forward`` for one position t > 0 through fixed-shape buffers; logits (N, bins)."""
+                 dtype: torch.dtype | None, u: Tensor, temperature: Tensor, shift: int) -> tuple[Tensor, Tensor]:
+    """``AutoregressiveLM.forward`` for one position t > 0 through fixed-shape buffers: logits (N, bins), and the
+    token drawn from them at uniforms u (N,) (``StaticDecoder.step_and_draw``)."""
+    logits = _forward_static(lm, token, t, bufs, x_cond, dtype)
+    return logits, inverse_cdf(logits[:, shift:] / temperature, u) + shift
+
+
+def inverse_cdf(logits: Tensor, u: Tensor) -> Tensor:
+    """One token per row (N, 1) from logits (N, V) at uniforms u (N,) in [0, 1): the first token whose cumulative
+    probability (float64) exceeds u * total, an exact draw (tokens of probability 0 are never chosen)."""
+    cdf = torch.softmax(logits, dim=-1).cumsum(dim=-1, dtype=torch.float64)
+    # u < 1 in steps of 2**-53, so u * total rounds strictly below total: the last positive token bounds it
+    return torch.searchsorted(cdf, u[:, None] * cdf[:, -1:], right=True).clamp(max=cdf.shape[-1] - 1)
+
+
+def _forward_static(lm: AutoregressiveLM, token: Tensor, t: Tensor, bufs: list[Tensor], x_cond: Tensor | None,
+                    dtype: torch.dtype | None) -> Tensor:
     x = lm.x_emb(token) + lm.pos_emb.weight.index_select(0, t.view(1))
     if x_cond is not None:
         xc = x_cond.index_select(1, t.view(1))

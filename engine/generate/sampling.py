@@ -20,7 +20,7 @@ window after window, so it stays coherent over time):
   (``join_lanes``), so the level is one code sequence like the reference's, decoded and saved as before
   (an equal-power crossfade of the lanes' audio measured no better; figures: benchmarks/README.md,
   "Upsampling schedules"). The lane count (``lane_count``) comes from the length (a lane holds at least
-  one context), the takes and the device (at most ``max_rows`` rows per batch); a short level uses one
+  half a context), the takes and the device (at most ``max_rows`` rows per batch); a short level uses one
   lane, which is the reference schedule. A level is saved once all its lanes finish. A take's upsampled
   codes depend on its lanes, so under this schedule a take reproduces alone or in a batch as long as
   the lane count is the same (it is while takes x lanes fit the device's rows).
@@ -269,6 +269,10 @@ def sample_level(job: LevelJob, codes: Tensor, params: SamplingParams, seeds: li
 # 3.4 ms at 32 (the default model's level 0, 1 thread), so up to ~32 rows cost little more than one.
 MAX_ROWS = {"cpu": 32, "mps": 64, "cuda": 256}
 OVERLAP_FRACTION = 16  # lanes overlap by at least n_ctx / 16 tokens (default model level 0: 32 tokens, 23 ms)
+# A lane holds at least n_ctx / LANE_FRACTION tokens. Half a context: as good as whole ones in the sound
+# measurements (bench_schedule.py --part sound: spectral convergence, flux and > 5 kHz energy at the joins) and
+# half the sequential steps per level (benchmarks/README.md, "Upsampling schedules").
+LANE_FRACTION = 2
 
 
 @dataclass(frozen=True)
@@ -292,9 +296,9 @@ def max_rows(device: torch.device | str) -> int:
 
 
 def lane_count(new: int, n_ctx: int, takes: int, device: torch.device | str, limit: int = 0) -> int:
-    """Lanes for a level with ``new`` tokens to sample: each lane holds at least one context (``n_ctx``), takes x
-    lanes at most ``max_rows(device)`` (but at least one lane), and at most ``limit`` lanes when given."""
-    count = min(new // n_ctx, max(1, max_rows(device) // max(1, takes)))
+    """Lanes for a level with ``new`` tokens to sample: each lane holds at least ``n_ctx / LANE_FRACTION`` tokens,
+    takes x lanes at most ``max_rows(device)`` (but at least one lane), and at most ``limit`` lanes when given."""
+    count = min(new // max(1, n_ctx // LANE_FRACTION), max(1, max_rows(device) // max(1, takes)))
     return max(1, min(count, limit) if limit else count)
 
 

@@ -16,7 +16,10 @@ from scipy import signal
 HIGHPASS_HZ = 10.0  # below what any monitor reproduces; removes DC and sub-sonic drift
 GENERATE_LUFS = -16.0  # target for generated takes, which have no prime to match
 MAX_GAIN_DB = 24.0  # never lift near-silence into loud noise
-PEAK_CEILING_DB = -1.0  # gain is capped so the sample peak stays below this
+PEAK_CEILING_DB = -1.0  # the sample peak of a take never passes this
+# A prime mastered loud (-8 LUFS is common) needs more gain than the render's peaks allow: up to this much of it is
+# taken by a peak limiter (its gain reduction at the loudest peak), beyond it the gain stops (the render would pump)
+LIMITER_MAX_DB = 6.0
 MIN_SECONDS = 0.4  # one BS.1770 gating block: shorter audio has no integrated loudness
 # BS.1770 channel weights (L, R, C, Ls, Rs), as pyloudnorm applies them; channels past the fifth count as 1.0
 CHANNEL_WEIGHTS = (1.0, 1.0, 1.0, 1.41, 1.41)
@@ -35,10 +38,12 @@ class LoudnessReport:
     target_lufs: float | None
     measured_lufs: float | None
     gain_db: float
+    limiter_db: float = 0.0  # the limiter's largest gain reduction (0: not used)
 
     def to_json(self) -> dict:
         r = lambda v: None if v is None else round(v, 2)  # noqa: E731
-        return {"target_lufs": r(self.target_lufs), "measured_lufs": r(self.measured_lufs), "gain_db": r(self.gain_db)}
+        return {"target_lufs": r(self.target_lufs), "measured_lufs": r(self.measured_lufs), "gain_db": r(self.gain_db),
+                "limiter_db": r(self.limiter_db)}
 
 
 def remove_dc(x: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -80,5 +85,21 @@ def match_loudness(x: np.ndarray, sample_rate: int, target_lufs: float | None,
         return x, LoudnessReport(target_lufs, measured, 0.0)
     peak = float(np.max(np.abs(x))) if x.size else 0.0
     headroom = PEAK_CEILING_DB - 20 * math.log10(peak) if peak > 0 else MAX_GAIN_DB
-    gain = min(target_lufs - measured, MAX_GAIN_DB, headroom)
-    return (x * 10 ** (gain / 20)).astype(np.float32), LoudnessReport(target_lufs, measured, gain)
+    gain = min(target_lufs - measured, MAX_GAIN_DB, headroom + LIMITER_MAX_DB)
+    if gain <= headroom:
+        return (x * 10 ** (gain / 20)).astype(np.float32), LoudnessReport(target_lufs, measured, gain)
+    y = _limited(x, gain, sample_rate)
+    reached = integrated_loudness(y * np.float32(copies_gain(channels)) if channels > 1 else y, sample_rate)
+    if reached is not None and reached < target_lufs - 0.05:  # the limiter took some loudness: one correction
+        gain = min(gain + target_lufs - reached, MAX_GAIN_DB, headroom + LIMITER_MAX_DB)
+        y = _limited(x, gain, sample_rate)
+    return y, LoudnessReport(target_lufs, measured, gain, gain - headroom)
+
+
+def _limited(x: np.ndarray, gain_db: float, sample_rate: int) -> np.ndarray:
+    """``x`` (T,) or (T, C) gained by ``gain_db`` through the effects' brick-wall ``PeakLimiter`` at the ceiling:
+    its gain reduction at the loudest peak is what the gain exceeds the headroom by."""
+    from engine.io.effects import PeakLimiter
+
+    y = (x * np.float32(10 ** (gain_db / 20))).reshape(len(x), -1).T  # the limiter takes (C, T)
+    return PeakLimiter(PEAK_CEILING_DB)(y, sample_rate).T.reshape(x.shape)

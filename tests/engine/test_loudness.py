@@ -9,7 +9,7 @@ import soundfile as sf
 
 from engine.errors import RequestError
 from engine.generate.render import render
-from engine.io.loudness import MAX_GAIN_DB, PEAK_CEILING_DB, integrated_loudness, match_loudness, remove_dc
+from engine.io.loudness import LIMITER_MAX_DB, MAX_GAIN_DB, PEAK_CEILING_DB, integrated_loudness, match_loudness, remove_dc
 from engine.request import RenderRequest
 from engine.runtime.progress import CancelToken
 from engine.weights.debug import debug_models
@@ -37,13 +37,35 @@ def test_loudness_is_matched_to_the_target_and_capped():
     assert report.gain_db == pytest.approx(12.0, abs=0.01)
     assert pyloudnorm.Meter(SR).integrated_loudness(y.astype(np.float64)) == pytest.approx(before + 12.0, abs=0.1)
     loud = sine(440, 3.0, 0.1)
-    y, capped = match_loudness(loud, SR, 0.0)  # far above: the peak ceiling holds
-    assert capped.gain_db < 0.0 - integrated_loudness(loud, SR)
+    y, capped = match_loudness(loud, SR, 0.0)  # far above: the peak ceiling holds, the limiter takes what it may
+    assert integrated_loudness(y, SR) < -2.0 and capped.limiter_db <= LIMITER_MAX_DB + 1e-6
     assert 20 * np.log10(np.abs(y).max()) == pytest.approx(PEAK_CEILING_DB, abs=0.05)
     _, lifted = match_loudness(sine(440, 3.0, 1e-5), SR, -10.0)  # near-silence is not lifted into noise
     assert lifted.gain_db <= MAX_GAIN_DB
     _, short = match_loudness(sine(440, 0.2, 0.1), SR, -20.0)  # under one gating block: left alone
     assert short.measured_lufs is None and short.gain_db == 0.0
+
+
+def test_a_loud_prime_is_matched_through_the_limiter_without_passing_the_ceiling():
+    """A render whose few peaks leave no headroom still reaches a loud (mastered) prime's loudness: the limiter
+    takes the peaks down, the music between them gets the plain gain, and no sample passes the ceiling."""
+    x = sine(220, 4.0, 0.05)
+    x[SR // 4:: SR // 2] = 0.9  # a click every half second: headroom 0.1 dB
+    before = integrated_loudness(x, SR)
+    y, report = match_loudness(x, SR, before + 4.0)
+    assert 20 * np.log10(np.abs(y).max()) <= PEAK_CEILING_DB + 1e-4
+    assert integrated_loudness(y, SR) == pytest.approx(before + 4.0, abs=0.3)
+    assert 4.0 < report.limiter_db < LIMITER_MAX_DB and report.to_json()["limiter_db"] == round(report.limiter_db, 2)
+    between = slice(SR // 2 + SR // 8, SR // 2 + SR // 4 - SR // 20)  # 50 ms from the clicks: the gain alone
+    clean = remove_dc(x, SR)
+    assert np.allclose(y[between], clean[between] * 10 ** (report.gain_db / 20), rtol=1e-4, atol=1e-6)
+    _, capped = match_loudness(x, SR, before + 20.0)  # more than the limiter may take: the gain stops there
+    assert capped.limiter_db == pytest.approx(LIMITER_MAX_DB, abs=0.01)
+    plain, none = match_loudness(sine(220, 2.0, 0.05), SR, before)  # headroom enough: no limiting at all
+    assert none.limiter_db == 0.0
+    stereo, both = match_loudness(np.stack([x, x / 2], axis=1), SR, before + 4.0)  # one gain: the image stays
+    assert np.abs(stereo).max() <= 10 ** (PEAK_CEILING_DB / 20) + 1e-6 and both.limiter_db > 0
+    assert np.allclose(stereo[:, 0], 2 * stereo[:, 1], atol=1e-6)
 
 
 def test_the_request_names_bad_loudness_values():

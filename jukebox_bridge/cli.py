@@ -263,6 +263,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from engine.train import commands as train
 
     lr = {} if args.lr is None else {"lr": args.lr}  # each command's own default otherwise
+    if args.resume and args.init_from is None:  # a work folder's full state wins; with none, the shipped weights
+        args.init_from = "default"
     if args.what == "vqvae":
         train.train_vqvae(args.corpus, args.work, args.steps, threads=args.threads, init_from=args.init_from, **lr)
     elif args.what == "prior":
@@ -522,6 +524,8 @@ def build_parser() -> argparse.ArgumentParser:
     trn.add_argument("--init-from", help="vqvae/prior/decoder: start a new run from a model folder's weights "
                      "(\"default\": the shipped model; prior/decoder also take its codec when --work has none), "
                      "optimiser warm-restarted; without it a rerun resumes the work folder")
+    trn.add_argument("--resume", action="store_true", help="continue: from --work's full training state when it "
+                     "has one, else from the shipped model (--init-from default)")
     trn.add_argument("--encode-seconds", type=float, help="prior: encode only this many seconds (the middle) of each "
                      "training file; default: whole files (shorter excerpts let the top prior overfit)")
     trn.add_argument("--out", type=Path, help="export: the model folder to write; evaluate: the model folder")

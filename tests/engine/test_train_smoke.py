@@ -207,3 +207,19 @@ def test_decoder_fine_tune_keeps_the_codes_resumes_and_is_what_export_takes(corp
     better = any(e.get("heldout_log_spectral", math.inf) < start for e in events if e.get("step", 0) > 0)
     want = straight / "decoder" / "best.pt" if better else straight / "vqvae" / "best.pt"
     assert commands.codec_checkpoint(straight) == want and want.exists()
+
+
+def test_train_resume_takes_the_work_folders_state_or_else_the_shipped_model(monkeypatch, tmp_path):
+    """``train … --resume``: a work folder's full state when it has one (the commands resume it themselves), else a
+    warm start from the shipped weights; an explicit --init-from still wins."""
+    from jukebox_bridge import cli
+
+    seen = []
+    for what in ("prior", "decoder", "vqvae"):
+        monkeypatch.setattr(commands, f"train_{what}", lambda *a, **k: seen.append(k.get("init_from")))
+    base = ["--corpus", str(tmp_path), "--work", str(tmp_path / "w"), "--steps", "1"]
+    for what in ("prior", "decoder", "vqvae"):
+        assert cli.main(["train", what, "--resume", *base]) == 0
+    assert cli.main(["train", "prior", *base]) == 0
+    assert cli.main(["train", "prior", "--resume", "--init-from", str(tmp_path / "m"), *base]) == 0
+    assert seen == ["default", "default", "default", None, str(tmp_path / "m")]

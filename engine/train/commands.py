@@ -13,6 +13,7 @@ holds every printed line. Data sampling is seeded by the step, so a resumed run 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import time
@@ -23,7 +24,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from engine.io.files import atomic_write
+from engine.io.files import atomic_write, atomic_write_text
 from engine.model.config import PriorConfig, VQVAEConfig
 from engine.model.losses import spectral_convergence, stft_magnitude
 from engine.model.prior import Prior
@@ -292,7 +293,11 @@ def adopt_codec(work: Path, init_from: Path | str | None, log: RunLog) -> None:
     vqvae = _shipped(init_from).vqvae
     path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_save({"config": vqvae.cfg.to_dict(), "model": vqvae.state_dict()}, path)
+    atomic_write_text(work / ORIGIN_FILE, str(init_from), overwrite=True)  # export takes untrained levels from there
     log(event="codec adopted", model=str(init_from))
+
+
+ORIGIN_FILE = "origin.txt"  # the model folder (or "default") a work folder's codec came from
 
 
 def load_vqvae_checkpoint(path: Path) -> VQVAE:
@@ -462,9 +467,18 @@ def export(work: Path, out: Path, name: str = "jukebox-bridge-default") -> Path:
     from engine.weights.bundle import Models, save_models
 
     vqvae = load_vqvae_checkpoint(codec_checkpoint(work))
+    origin = (work / ORIGIN_FILE).read_text() if (work / ORIGIN_FILE).exists() else None
+    origin_models = functools.cache(lambda: _shipped(origin))
     priors = []
     for lv in range(vqvae.cfg.levels):
-        state = torch.load(work / f"prior_level_{lv}" / "best.pt", weights_only=False)
+        path = work / f"prior_level_{lv}" / "best.pt"
+        if not path.exists():  # a level this round did not train: the model its codec came from has it
+            if origin is None:
+                raise FileNotFoundError(f"{path} is missing: train that level first (train prior --level {lv} "
+                                        f"--work {work}), or start the round with --init-from/--resume")
+            priors.append(origin_models().priors[lv].eval())
+            continue
+        state = torch.load(path, weights_only=False)
         prior = Prior(PriorConfig.from_dict(state["config"]))
         prior.load_state_dict(state["model"])
         priors.append(prior.eval())

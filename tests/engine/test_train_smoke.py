@@ -166,8 +166,14 @@ def test_prior_training_resumes_exports_and_the_export_renders(corpus, vqvae_wor
     after = _state(warm / "prior_level_1" / "best.pt", "model")
     drift = max(float((after[k].float() - start[k].float()).abs().max()) for k in start)
     assert 0 < drift < 0.05  # one small step away from the shipped weights, not a fresh initialisation
+    again = load_models(commands.export(warm, tmp_path / "model2", name="smoke2"), device="cpu")
+    for level in (0, 2):  # levels this round did not train come from the model the round started from
+        assert _equal(again.priors[level].state_dict(), models.priors[level].state_dict())
+    assert not _equal(again.priors[1].state_dict(), models.priors[1].state_dict())
     commands.train_vqvae(corpus, warm / "v", steps=1, batch=1, ckpt_every=1, eval_every=1, init_from=folder)
     assert any(e.get("event") == "warm start" for e in _events(warm / "v" / "vqvae"))
+    with pytest.raises(FileNotFoundError, match="prior_level_0"):  # no origin to take a missing level from
+        commands.export(resumed, tmp_path / "model3")
 
 
 @pytest.mark.slow

@@ -200,7 +200,8 @@ def _region_seconds(req: RenderRequest) -> float | None:
 
 def estimate_seconds(models: Any, req: RenderRequest, speed: Speed) -> float | None:
     """Seconds ``render`` will take for ``req`` on the measured machine (None when the source is unreadable)."""
-    from engine.generate.sampling import SamplingParams, level_lanes, plan_windows
+    from engine.generate.render import default_sampling
+    from engine.generate.sampling import level_lanes, plan_windows
     from engine.generate.source import prompt_length
 
     hops, sr, top = models.vqvae.hop_lengths, models.sample_rate, models.levels - 1
@@ -228,7 +229,7 @@ def estimate_seconds(models: Any, req: RenderRequest, speed: Speed) -> float | N
         have_samples = prompt_length(models, int(region * sr))
         total, first, decoded = have_samples + new, top, have_samples + new
     last = first if req.quality == "draft" and req.mode != "refine" else min(req.stop_level or 0, first)
-    params = SamplingParams()
+    params = default_sampling(models)  # the windows and lanes render will use
     seconds = 0.0
     for level in range(first, last - 1, -1):
         prior, n_ctx = models.priors[level], models.priors[level].cfg.n_ctx

@@ -177,10 +177,25 @@ def _mix(clip: np.ndarray, req: RenderRequest, reference_lufs: float | None,
     return match_loudness(clip, req.sample_rate, target, channels=req.channels)
 
 
+TOP_ADVANCE_SECONDS = 2.0
+"""A top level whose reference hop (1/8 of a window) advances less audio than this advances half a window, as the
+upsamplers do. The official top priors (6144-8192 tokens) advance 2.2-3 s per window and keep the reference's hop;
+the default model's 1024 tokens would advance 0.74 s, each window prefilling the whole context again: most of a
+draft's time (a 10-s draft: 3.0 s instead of 4.2 s here with training running beside it)."""
+
+
 def default_sampling(models: Models) -> SamplingParams:
-    """What every front end samples with: the parallel schedule and the warm compiled step (never waited for;
-    the tiny debug models of the tests stay eager, their steps are already cheap)."""
-    return SamplingParams(compile=False if models.is_debug else "warm")
+    """What every front end samples with: the parallel schedule, the warm compiled step (never waited for; the tiny
+    debug models of the tests stay eager, their steps are already cheap) and top-level windows that advance at least
+    ``TOP_ADVANCE_SECONDS`` (else half a window)."""
+    params = SamplingParams(compile=False if models.is_debug else "warm")
+    cfg, top = models.top.cfg, models.levels - 1
+    token_seconds = cfg.raw_to_tokens / cfg.sample_rate
+    if params.hop_fractions[top] * cfg.n_ctx * token_seconds >= TOP_ADVANCE_SECONDS:
+        return params
+    fractions = list(params.hop_fractions)
+    fractions[top] = 0.5
+    return dataclasses.replace(params, hop_fractions=tuple(fractions))
 
 
 def sampling_dtype(models: Models) -> torch.dtype | None:

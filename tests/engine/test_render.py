@@ -111,3 +111,22 @@ def test_provenance_carries_the_loaded_models_own_licence_and_attribution():
     assert unstated.licence()["licence"] == UNSTATED_LICENCE
     official = dataclasses.replace(debug, name="5b", meta={"licence": LICENCE_NOTE})  # as bundle loads one
     assert render.provenance("ab", req, rendered, "5b", official.licence())["licence"] == LICENCE_NOTE
+
+
+def test_top_level_windows_advance_two_seconds_and_official_models_keep_the_reference_hop():
+    """A short top context (the default model's 1024 tokens, 0.74 s per 1/8 window) would prefill its whole window
+    again every 0.74 s; official top priors already advance 2.2-3 s per window and keep the reference's 1/8."""
+    from types import SimpleNamespace
+
+    from engine.generate.render import TOP_ADVANCE_SECONDS, default_sampling
+    from engine.model.config import OFFICIAL_PRIORS
+    from engine.weights.bundle import load_models
+
+    embedded = load_models(None)
+    cfg = embedded.top.cfg
+    fraction = default_sampling(embedded).hop_fractions[2]
+    assert 0.125 * cfg.n_ctx * cfg.raw_to_tokens / cfg.sample_rate < TOP_ADVANCE_SECONDS and fraction == 0.5
+    assert default_sampling(embedded).hop_fractions[:2] == (0.5, 0.5)
+    for name in ("5b", "5b_lyrics", "1b_lyrics"):
+        official = SimpleNamespace(top=SimpleNamespace(cfg=OFFICIAL_PRIORS[name]), levels=3, is_debug=False)
+        assert default_sampling(official).hop_fractions == (0.5, 0.5, 0.125), name

@@ -199,8 +199,8 @@ def sample_rows(prior: Prior, y: Tensor, known: Tensor, known_len: Tensor | None
         else:
             step = lambda token: prior.step_unchecked(cache, token)[:, -1]  # noqa: E731
         tokens, u = [], uniforms(gens, length - common)
-        # (positions, N), one row per step, strides (N, 1) even for N = 1 (the compiled step guards on strides)
-        u_steps = torch.empty((u.shape[1], u.shape[0]), dtype=u.dtype, device=known.device).copy_(u.t())
+        if fused is not None:  # (positions, N), strides (N, 1) even for N = 1: the compiled step guards on strides
+            u_steps = torch.empty((u.shape[1], u.shape[0]), dtype=u.dtype, device=known.device).copy_(u.t())
         drawn = None
         for i in range(common, length):
             if drawn is None:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from engine.generate import sampling
-from engine.generate.render import render
+from engine.generate.render import default_sampling, render
 from engine.generate.sampling import SamplingParams, Window, draw, draw_with_uniforms, sample_window
 from engine.request import RenderRequest
 from engine.runtime.progress import CancelToken
@@ -139,13 +139,14 @@ def test_every_window_of_a_long_render_gets_its_own_label_offset(models, monkeyp
 
         monkeypatch.setattr(prior, "conditioning", spy)
     req, takes = _generate(models, sampling_params, seconds=0.3, quality="full")
+    params = sampling_params or default_sampling(models)  # the windows render used
     total = 13312  # 0.3 s at 44.1 kHz, padded to whole top-level codes (128 samples)
     for level, prior in enumerate(models.priors):
         cfg = prior.cfg
-        hop = max(1, int(_params().hop_fractions[level] * cfg.n_ctx))
+        hop = max(1, int(params.hop_fractions[level] * cfg.n_ctx))
         tokens = total // cfg.raw_to_tokens
         starts = sorted({min(s, tokens - cfg.n_ctx) for s in range(0, tokens - cfg.n_ctx + hop, hop)})
-        lanes = sampling.level_lanes(prior, 0, tokens, sampling_params or SamplingParams(), 1)
+        lanes = sampling.level_lanes(prior, 0, tokens, params, 1)
         if lanes:  # the parallel schedule: every lane's windows, from the lane's own start
             starts = sorted({lane.start + w.start for lane in lanes
                              for w in sampling.plan_windows(level, lane.length, cfg.n_ctx, hop / cfg.n_ctx)})

@@ -9,7 +9,8 @@ import soundfile as sf
 
 from engine.errors import RequestError
 from engine.generate.render import render
-from engine.io.loudness import LIMITER_MAX_DB, MAX_GAIN_DB, PEAK_CEILING_DB, integrated_loudness, match_loudness, remove_dc
+from engine.io.loudness import (LIMITER_MAX_DB, MAX_GAIN_DB, PEAK_CEILING_DB, integrated_loudness, match_loudness,
+                                remove_dc)
 from engine.request import RenderRequest
 from engine.runtime.progress import CancelToken
 from engine.weights.debug import debug_models
@@ -61,7 +62,7 @@ def test_a_loud_prime_is_matched_through_the_limiter_without_passing_the_ceiling
     assert np.allclose(y[between], clean[between] * 10 ** (report.gain_db / 20), rtol=1e-4, atol=1e-6)
     _, capped = match_loudness(x, SR, before + 20.0)  # more than the limiter may take: the gain stops there
     assert capped.limiter_db == pytest.approx(LIMITER_MAX_DB, abs=0.01)
-    plain, none = match_loudness(sine(220, 2.0, 0.05), SR, before)  # headroom enough: no limiting at all
+    _, none = match_loudness(sine(220, 2.0, 0.05), SR, before)  # headroom enough: no limiting at all
     assert none.limiter_db == 0.0
     stereo, both = match_loudness(np.stack([x, x / 2], axis=1), SR, before + 4.0)  # one gain: the image stays
     assert np.abs(stereo).max() <= 10 ** (PEAK_CEILING_DB / 20) + 1e-6 and both.limiter_db > 0

@@ -271,8 +271,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         train.train_prior(args.corpus, args.work, args.level, args.steps, batch=args.batch,
                           threads=args.threads, init_from=args.init_from, encode_seconds=args.encode_seconds, **lr)
     elif args.what == "decoder":
+        band = {} if args.band_weight is None else {"band_weight": args.band_weight}
         train.train_decoder(args.corpus, args.work, args.level, args.steps, threads=args.threads,
-                            init_from=args.init_from, **lr)
+                            init_from=args.init_from, **lr, **band)
     elif args.what == "export":
         print(f"wrote {train.export(args.work, args.out)}")
     else:
@@ -520,6 +521,9 @@ def build_parser() -> argparse.ArgumentParser:
     trn.add_argument("--batch", type=int, default=8)
     trn.add_argument("--lr", type=float, help="learning rate (prior: the peak of its warm-up and cosine decay); "
                      "default: each command's own (engine/train/commands.py)")
+    trn.add_argument("--band-weight", type=float, help="decoder: weight of the octave-band envelope loss, which "
+                     "asks for each octave's energy whatever its fine structure (brightens the top octave); "
+                     "default: engine/train/commands.py")
     trn.add_argument("--threads", type=int, default=1, help="torch threads (1 lets several runs share the cores)")
     trn.add_argument("--init-from", help="vqvae/prior/decoder: start a new run from a model folder's weights "
                      "(\"default\": the shipped model; prior/decoder also take its codec when --work has none), "

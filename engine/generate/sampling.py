@@ -201,8 +201,10 @@ def sample_rows(prior: Prior, y: Tensor, known: Tensor, known_len: Tensor | None
         tokens, u = [], uniforms(gens, length - common)
         if fused is not None:  # (positions, N), strides (N, 1) even for N = 1: the compiled step guards on strides
             u_steps = torch.empty((u.shape[1], u.shape[0]), dtype=u.dtype, device=known.device).copy_(u.t())
-        drawn = None
-        for i in range(common, length):
+        drawn, unforced = None, common if forced is None else forced[1].shape[1]
+        block = step.steps_per_call if fused is not None else 1
+        i = common
+        while i < length:
             if drawn is None:
                 token = draw_with_uniforms(logits[:, shift:], params, u[:, i - common])[:, None] + shift
             else:
@@ -211,11 +213,20 @@ def sample_rows(prior: Prior, y: Tensor, known: Tensor, known_len: Tensor | None
                 token = torch.where(forced[0][:, i: i + 1], forced[1][:, i: i + 1], token)
             tokens.append(token)
             on_token()
+            if block > 1 and i + block < length and i + 1 >= unforced:  # K drawn in one call; the last one goes round
+                drawn = step.draw_steps(token, u_steps[i + 1 - common: i + 1 - common + block], fused)
+                for k in range(block - 1):
+                    tokens.append(drawn[:, k: k + 1])
+                    on_token()
+                # the next step's input with a plain column's strides (a strided view would fail a guard: recompile)
+                drawn, i = drawn[:, -1:].clone(memory_format=torch.contiguous_format), i + block
+                continue
             if i + 1 < length:  # tokens drawn here are valid by construction: no per-step checks
                 if fused is not None:
                     logits, drawn = step.step_and_draw(token, u_steps[i + 1 - common], fused)
                 else:
                     logits = step(token)
+            i += 1
         out = prior.from_model_tokens(torch.cat([seq, *tokens], dim=1))
     return out.clone()  # a normal tensor again: callers may modify it in place
 

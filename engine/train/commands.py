@@ -210,11 +210,13 @@ def train_vqvae(corpus: Path, work: Path, steps: int, batch: int = 4, seconds: f
 
 
 def train_decoder(corpus: Path, work: Path, level: int, steps: int, batch: int = 4, seconds: float = 0.75,
-                  lr: float = 5e-5, log_weight: float = 1.0, ckpt_every: int = 100, eval_every: int = 100,
-                  seed: int = 0, threads: int | None = None, init_from: Path | str | None = None) -> Path:
+                  lr: float = 5e-5, log_weight: float = 1.0, band_weight: float = 0.0, ckpt_every: int = 100,
+                  eval_every: int = 100, seed: int = 0, threads: int | None = None,
+                  init_from: Path | str | None = None) -> Path:
     """Fine-tune (or resume) one level's decoder of ``work``'s codec on its frozen encoder's codes, with the
-    log-spectral loss added (``vqvae.DecoderTrainer``): the codes do not change, so the priors stay valid. Kept in
-    ``work/decoder``; ``best.pt`` (the whole codec, by the level's held-out log-spectral distance) is what
+    log-spectral (and, with ``band_weight``, band-envelope) loss added (``vqvae.DecoderTrainer``): the codes do not
+    change, so the priors stay valid. Kept in ``work/decoder``; ``best.pt`` (the whole codec, by the trainer's
+    held-out ``objective``) is what
     ``codec_checkpoint`` and so ``export`` use from then on. ``init_from``: the codec to tune when ``work`` has none."""
     if threads:
         torch.set_num_threads(threads)
@@ -222,7 +224,7 @@ def train_decoder(corpus: Path, work: Path, level: int, steps: int, batch: int =
     log = RunLog(run)
     adopt_codec(work, init_from, log)
     model = load_vqvae_checkpoint(work / "vqvae" / "best.pt")
-    trainer = DecoderTrainer(model, level, TrainConfig(lr=lr, seed=seed), log_weight)
+    trainer = DecoderTrainer(model, level, TrainConfig(lr=lr, seed=seed), log_weight, band_weight)
     train = [x for _, x in load_audio(corpus, "train")]
     held = fixed_segments([x for _, x in load_audio(corpus, "heldout")], 32768)
     length = int(seconds * SAMPLE_RATE) // model.hop_lengths[-1] * model.hop_lengths[-1]
@@ -236,21 +238,26 @@ def train_decoder(corpus: Path, work: Path, level: int, steps: int, batch: int =
         trainer.steps, best = state["steps"], state["best"]
         log(event="resumed", step=trainer.steps)
     else:
-        log(event="start", level=level, log_weight=log_weight, heldout_segments=len(held))
+        log(event="start", level=level, log_weight=log_weight, band_weight=band_weight, heldout_segments=len(held))
 
-    def evaluate() -> tuple[float, float]:
+    def evaluate() -> tuple[float, float, dict[str, float]]:
+        """Held-out objective, spectral convergence and octave-band levels (dB, as the codec report)."""
+        from .evaluate import band_levels_db
+
         with torch.no_grad():
             outs = [(x, trainer.reconstruct(x)) for x in held.split(8)]
-            log_d = float(np.mean([float(log_spectral_loss(x, y, model.cfg)) for x, y in outs]))
+            objective = float(np.mean([trainer.objective(x, y) for x, y in outs]))
             sc = float(np.mean([float(spectral_convergence(x, y)) for x, y in outs]))
-        return log_d, sc
+        x, y = (torch.cat(t).numpy() for t in zip(*outs))
+        bands = band_levels_db(list(x), list(y), model.cfg.sample_rate)
+        return objective, sc, {k: round(v, 2) for k, v in bands.items()}
 
     def save(path: Path, **extra: Any) -> None:
         _atomic_save({"config": model.cfg.to_dict(), "model": model.state_dict(), **extra}, path)
 
     if trainer.steps == 0:  # the shipped decoder is the one to beat: best.pt only when the fine-tune does better
-        best, sc = evaluate()
-        log(step=0, heldout_log_spectral=round(best, 4), heldout_sc=round(sc, 4))
+        best, sc, bands = evaluate()
+        log(step=0, heldout_objective=round(best, 4), heldout_sc=round(sc, 4), heldout_bands_db=bands)
     t0 = time.time()
     while trainer.steps < steps:
         m = trainer.step(random_segments(train, batch, length, np.random.default_rng([seed, level, trainer.steps])))
@@ -259,11 +266,13 @@ def train_decoder(corpus: Path, work: Path, level: int, steps: int, batch: int =
             log(step=s, **{k: round(v, 4) for k, v in m.items()}, sec_per_step=(time.time() - t0) / 25)
             t0 = time.time()
         if s % eval_every == 0 or s == steps:
-            log_d, sc = evaluate()
-            if log_d < best:
-                best = log_d
-                save(run / "best.pt", level=level, steps=s, heldout_log_spectral=log_d, heldout_sc=sc)
-            log(step=s, heldout_log_spectral=round(log_d, 4), heldout_sc=round(sc, 4), best=round(best, 4))
+            objective, sc, bands = evaluate()
+            if objective < best:
+                best = objective
+                save(run / "best.pt", level=level, steps=s, heldout_objective=objective, heldout_sc=sc,
+                     heldout_bands_db=bands)
+            log(step=s, heldout_objective=round(objective, 4), heldout_sc=round(sc, 4), heldout_bands_db=bands,
+                best=round(best, 4))
         if s % ckpt_every == 0 or s == steps:
             save(ckpt, level=level, opt=trainer.opt.state_dict(), steps=s, best=best)
     return run / "best.pt"

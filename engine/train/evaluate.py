@@ -340,6 +340,21 @@ def own_closer_fraction(dist: np.ndarray) -> float:
     return float(np.mean([dist[i, i] < dist[i, j] for i, j in pairs])) if pairs else float("nan")
 
 
+def own_closer_p_value(dist: np.ndarray) -> float:
+    """One-sided p-value of ``own_closer_fraction`` under the null that a continuation owes its prime nothing:
+    then its own prime is one of n exchangeable primes, so the number of others it is closer to is uniform on
+    0..n-1, independently per continuation (each has its own seed), and the total is their sum (exact, by
+    convolution; ties count as not closer, which only makes the test stricter). Small: "measurably closer"."""
+    n = len(dist)
+    if n < 2:
+        return float("nan")
+    observed = sum(int(np.sum(dist[i, i] < np.delete(dist[i], i))) for i in range(n))
+    total = np.ones(1)
+    for _ in range(n):
+        total = np.convolve(total, np.full(n, 1.0 / n))
+    return float(total[observed:].sum())
+
+
 def halves_own_closer(primes: list[np.ndarray], sr: int) -> dict:
     """What the own-prime test gives real music: each prime's second half against every prime's first half
     (a ceiling for continuations, and a check that the features tell these primes apart at all)."""
@@ -411,7 +426,8 @@ def continuation_report(models: Models, primes: list[np.ndarray], seconds: float
     return {"seconds": seconds, "temperature": temperature, "top_p": top_p, "seed": seed, "quality": quality,
             "renders": renders, "chroma_distance": chroma.tolist(), "mfcc_distance": mfcc.tolist(),
             "pairs": n * (n - 1), "chroma_own_closer": own_closer_fraction(chroma),
-            "mfcc_own_closer": own_closer_fraction(mfcc), "ceiling": halves_own_closer(primes, sr),
+            "mfcc_own_closer": own_closer_fraction(mfcc), "chroma_own_closer_p": own_closer_p_value(chroma),
+            "mfcc_own_closer_p": own_closer_p_value(mfcc), "ceiling": halves_own_closer(primes, sr),
             "max_abs_rms_diff_db": max(abs(r["rms_diff_db"]) for r in renders),
             "max_silence_s": max(r["longest_silence_s"] for r in renders)}
 

@@ -78,13 +78,41 @@ def log_spectral_loss(target: torch.Tensor, output: torch.Tensor, cfg) -> torch.
     return sum(losses) / len(losses)
 
 
+BAND_N_FFT, BAND_HOP = 1024, 256  # band envelopes: 46-ms frames every 12 ms at 22.05 kHz ...
+BAND_POOL = 16  # ... pooled over 16 frames (0.19 s, half-overlapped): a few bins per low octave are too noisy alone
+
+
+def band_envelope_loss(target: torch.Tensor, output: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """Mean |log E(target) - log E(output)| of per-frame octave-band energies (the bands the codec report
+    measures, ``evaluate.OCTAVE_BANDS``, up to Nyquist), as amplitude (half the log of power). It ignores the
+    fine structure and phase a decoder cannot know from its codes, so it asks for the right *energy* in each
+    octave: waveform and linear spectral losses pull an unpredictable top octave towards zero, which is why a
+    decoder trained on them alone sounds dull."""
+    from engine.train.evaluate import OCTAVE_BANDS
+
+    window = torch.hann_window(BAND_N_FFT, device=target.device, dtype=target.dtype)
+    freqs = torch.fft.rfftfreq(BAND_N_FFT, 1 / sample_rate).to(target.device)
+    bands = torch.stack([((freqs >= lo) & (freqs < hi)).to(target.dtype)
+                         for lo, hi in OCTAVE_BANDS if hi <= sample_rate / 2 + 1e-6])  # (B, F)
+
+    def envelope(x: torch.Tensor) -> torch.Tensor:
+        power = torch.stft(x, BAND_N_FFT, BAND_HOP, window=window, return_complex=True).abs() ** 2
+        energy = torch.nn.functional.avg_pool1d(torch.einsum("bf,nft->nbt", bands, power), BAND_POOL,
+                                                BAND_POOL // 2, ceil_mode=True)
+        return 0.5 * torch.log(energy + LOG_FLOOR ** 2)
+
+    return (envelope(target) - envelope(output)).abs().mean()
+
+
 class DecoderTrainer:
     """Fine-tunes one level's decoder on its frozen encoder's codes: the codes, and so every prior trained on them,
     stay valid while the decoder learns what it loses. The loss is the training loss of that level (waveform and
-    linear multi-resolution spectra) plus ``log_weight`` times ``log_spectral_loss``."""
+    linear multi-resolution spectra) plus ``log_weight`` times ``log_spectral_loss`` plus ``band_weight`` times
+    ``band_envelope_loss``; ``objective`` (the two added terms) picks the best checkpoint."""
 
-    def __init__(self, model: VQVAE, level: int, cfg: TrainConfig = TrainConfig(), log_weight: float = 1.0):
-        self.model, self.level, self.cfg, self.log_weight = model, level, cfg, log_weight
+    def __init__(self, model: VQVAE, level: int, cfg: TrainConfig = TrainConfig(), log_weight: float = 1.0,
+                 band_weight: float = 0.0):
+        self.model, self.level, self.cfg, self.log_weight, self.band_weight = model, level, cfg, log_weight, band_weight
         self.opt = torch.optim.Adam(model.decoders[level].parameters(), lr=cfg.lr)
         self.steps = 0
 
@@ -102,9 +130,9 @@ class DecoderTrainer:
         decoder, c = self.model.decoders[self.level], self.model.cfg
         decoder.train()
         out = self.reconstruct(audio)
-        log_loss = log_spectral_loss(audio, out, c)
+        log_loss, band_loss = log_spectral_loss(audio, out, c), band_envelope_loss(audio, out, c.sample_rate)
         loss = reconstruction_loss(audio, out, c) + c.multispectral * multispectral_loss(audio, out, c) + \
-            self.log_weight * log_loss
+            self.log_weight * log_loss + self.band_weight * band_loss
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(decoder.parameters(), self.cfg.grad_clip)
@@ -113,4 +141,13 @@ class DecoderTrainer:
         self.steps += 1
         with torch.no_grad():
             sc = spectral_convergence(audio, out.detach())
-        return {"loss": float(loss.detach()), "log_spectral": float(log_loss.detach()), "sc": float(sc)}
+        return {"loss": float(loss.detach()), "log_spectral": float(log_loss.detach()),
+                "band": float(band_loss.detach()), "sc": float(sc)}
+
+    def objective(self, target: torch.Tensor, output: torch.Tensor) -> float:
+        """What the fine-tune adds to the level's loss, as one held-out figure: log-spectral distance plus
+        ``band_weight`` times the band-envelope distance (just the former when the band term is off)."""
+        c = self.model.cfg
+        value = float(log_spectral_loss(target, output, c))
+        return value + self.band_weight * float(band_envelope_loss(target, output, c.sample_rate)) \
+            if self.band_weight else value

@@ -62,6 +62,41 @@ def test_the_steps_own_draw_is_the_samplers_draw(name):
     assert (shift > 0) == (name == "1b_lyrics_tiny")  # the lyric-id shift is exercised, not assumed
 
 
+@pytest.mark.parametrize("name", ["5b_tiny", "1b_lyrics_tiny"])
+def test_unrolled_steps_draw_what_single_steps_draw(name):
+    """``draw_steps`` (K steps in one graph, each drawn token fed to the next) gives the tokens, and leaves the
+    cache, that K ``step_and_draw`` calls with the same uniforms do: positions, uniforms and the shift line up."""
+    from engine.model.fast.static_step import steps_per_call
+
+    prior = fixture_prior(name)
+    shift = prior.cfg.music_shift
+    y = torch.from_numpy(reference(name, "y.npy"))
+    n, k = y.shape[0], 8
+    u = torch.rand((2 * k, n), dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    temperature = torch.tensor(0.9)
+    runs = []
+    for unrolled in (False, True):
+        with torch.inference_mode():
+            cache = prior.start_cache(prior.conditioning(y))
+            prior.prefill(cache, prior.to_model_tokens(torch.zeros((n, 1), dtype=torch.long), y))
+            step = StaticDecoder(prior, cache)
+            token, drawn = torch.full((n, 1), shift), []
+            if unrolled:
+                drawn.append(step.draw_steps(token, u[:k], temperature))
+                token = drawn[-1][:, -1:]
+            else:
+                for i in range(k):
+                    token = step.step_and_draw(token, u[i], temperature)[1]
+                    drawn.append(token)
+            for i in range(k, 2 * k):  # single steps after the block: the cache and position moved on alike
+                token = step.step_and_draw(token, u[i], temperature)[1]
+                drawn.append(token)
+            runs.append(torch.cat(drawn, dim=1))
+    assert runs[0].shape == (n, 2 * k) and torch.equal(runs[0], runs[1]) and runs[0].min() >= shift
+    assert len(set(runs[0][0].tolist())) > 1  # really drawn, not one token repeated
+    assert steps_per_call(prior) == 8  # small CPU priors take the unrolled call in the sampler
+
+
 @pytest.mark.parity
 @pytest.mark.parametrize("convert,max_std,min_agree", [
     (lambda p: cast_projections(p, torch.bfloat16), 0.2, 0.9),
@@ -101,3 +136,31 @@ def test_warm_compile_never_waits_and_serves_compiled_once_ready():
     with pytest.raises(ValueError, match="compile"):
         SamplingParams(compile="sometimes")
     assert WarmSteps.MAX_SHAPES >= 2
+
+
+@pytest.mark.parametrize("block", [1, 3, 8])
+def test_the_sampler_draws_the_same_tokens_whatever_the_block(monkeypatch, block):
+    """``sample_rows`` with the fused draw, steps unrolled ``block`` at a time (graphs left eager here, so the
+    arithmetic is op for op the same): every row's known tokens kept, the same tokens drawn as one step per call,
+    also where rows know different numbers of tokens (the lanes' first window) and near the window's end."""
+    from engine.generate.sampling import SamplingParams, sample_rows
+    from engine.model.fast import static_step
+    from engine.weights.debug import debug_models
+
+    prior = debug_models().priors[2]
+    cfg = prior.cfg
+    y = torch.zeros((3, cfg.y_len), dtype=torch.long)
+    y[:, 0], y[:, 2] = 60 * cfg.sample_rate, cfg.n_ctx * cfg.raw_to_tokens
+    known = torch.randint(0, cfg.bins, (3, 12), generator=torch.Generator().manual_seed(5))
+    known_len = torch.tensor([2, 12, 7])
+    monkeypatch.setattr(static_step, "_compiled", lambda prior, fn: fn)  # eager graphs, exact comparison
+
+    def sample(k: int) -> torch.Tensor:
+        monkeypatch.setattr(static_step, "steps_per_call", lambda prior: k)
+        gens = [torch.Generator().manual_seed(s) for s in (1, 2, 3)]
+        return sample_rows(prior, y, known, known_len, 45, SamplingParams(compile=True, temperature=0.9), gens)
+
+    one, blocked = sample(1), sample(block)
+    assert blocked.shape == (3, 45) and torch.equal(one, blocked)
+    for row, n in enumerate(known_len.tolist()):
+        assert torch.equal(blocked[row, :n], known[row, :n])

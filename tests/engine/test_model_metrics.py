@@ -101,6 +101,19 @@ def test_own_closer_fraction_counts_ordered_pairs() -> None:
     d = np.array([[0.1, 0.5, 0.05], [0.9, 0.2, 0.3], [0.4, 0.4, 0.4]])
     # row 0: 0.1 < 0.5 yes, < 0.05 no; row 1: both yes; row 2: ties are not closer
     assert ev.own_closer_fraction(d) == pytest.approx(3 / 6)
+    # 3 continuations, 3 closer in all (of 6): under the null each counts 0, 1 or 2 alike; P(sum >= 3) = 17/27
+    assert ev.own_closer_p_value(d) == pytest.approx(17 / 27)
+    assert ev.own_closer_p_value(np.eye(3)) == pytest.approx(1.0)  # never closer
+    assert ev.own_closer_p_value(1.0 - np.eye(3)) == pytest.approx(1 / 27)  # always closer: 2+2+2 only
+
+
+def test_the_own_prime_test_finds_real_structure_and_not_noise() -> None:
+    """Distances with a real own-prime pull come out significant over 17 primes; unrelated ones rarely do."""
+    rng = np.random.default_rng(0)
+    noise = [ev.own_closer_p_value(rng.random((17, 17))) for _ in range(200)]
+    assert 0.01 < np.mean(np.array(noise) < 0.05) < 0.12  # about alpha, as a p-value should
+    pulled = rng.random((17, 17)) - 0.3 * np.eye(17)
+    assert ev.own_closer_p_value(pulled) < 0.001
     assert ev.level_bitrate(8, 1024, 22050) == pytest.approx(27562.5)
 
 

@@ -209,8 +209,8 @@ def test_decoder_fine_tune_keeps_the_codes_resumes_and_is_what_export_takes(corp
     moved = {k for k in original if not torch.equal(original[k], tuned[k])}
     assert moved and all(k.startswith("decoders.0.") for k in moved), sorted(moved)[:5]
     events = _events(straight / "decoder")
-    start = next(e["heldout_log_spectral"] for e in events if e.get("step") == 0 and "heldout_log_spectral" in e)
-    better = any(e.get("heldout_log_spectral", math.inf) < start for e in events if e.get("step", 0) > 0)
+    start = next(e["heldout_objective"] for e in events if e.get("step") == 0 and "heldout_objective" in e)
+    better = any(e.get("heldout_objective", math.inf) < start for e in events if e.get("step", 0) > 0)
     want = straight / "decoder" / "best.pt" if better else straight / "vqvae" / "best.pt"
     assert commands.codec_checkpoint(straight) == want and want.exists()
 

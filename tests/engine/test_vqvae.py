@@ -96,3 +96,19 @@ def test_dead_codes_are_restarted_from_the_batch():
     stats = ema.update(data, codes)  # count of code 7 decays to 0.5 < threshold -> restart
     assert stats["restarted"] >= 1
     assert torch.cdist(book.codebook[7:8], data).min() < 1.0  # now sits on (noisy) real data
+
+
+def test_the_band_envelope_loss_asks_for_each_octaves_energy_not_its_fine_structure():
+    """Two independent noises of one spectrum are near 0 apart (a decoder may invent the top octave's detail), a
+    copy without its top octave is far (it must not drop it); the log-spectral loss cannot tell these apart as
+    well, since it also counts every bin's fine structure."""
+    from engine.train.evaluate import lowpass
+    from engine.train.vqvae import band_envelope_loss, log_spectral_loss
+
+    sr, g = 22050, torch.Generator().manual_seed(0)
+    a, b = torch.randn(2, 1, sr, generator=g).unbind(0)
+    dull = torch.from_numpy(lowpass(a[0].numpy(), sr, 4000.0))[None]
+    same, lost = band_envelope_loss(a, b, sr), band_envelope_loss(a, dull, sr)
+    assert float(band_envelope_loss(a, a, sr)) == 0.0
+    assert float(same) < 0.1 and float(lost) > 5 * float(same), (float(same), float(lost))
+    assert float(log_spectral_loss(a, b, VQVAEConfig())) > 5 * float(same)

@@ -164,3 +164,26 @@ def test_the_sampler_draws_the_same_tokens_whatever_the_block(monkeypatch, block
     assert blocked.shape == (3, 45) and torch.equal(one, blocked)
     for row, n in enumerate(known_len.tolist()):
         assert torch.equal(blocked[row, :n], known[row, :n])
+
+
+@pytest.mark.slow
+def test_a_window_shorter_than_the_context_runs_the_warm_graph_without_compiling():
+    """Lanes are half a context long: the compiled shape warmed on a whole-context dummy decode must serve them
+    (the upper conditioning is padded to the context), or every new lane length would compile inside a request."""
+    import torch._dynamo
+
+    from engine.generate.sampling import SamplingParams, Window, sample_window
+    from engine.model.fast.static_step import _compile_shape
+    from engine.weights.debug import debug_models
+
+    prior = debug_models().priors[0]
+    cfg = prior.cfg
+    _compile_shape(prior, 2, None)
+    y = torch.zeros((2, cfg.y_len), dtype=torch.long)
+    y[:, 0], y[:, 2] = 60 * cfg.sample_rate, cfg.n_ctx * cfg.raw_to_tokens
+    length = cfg.n_ctx // 2 + 4
+    upper = torch.randint(0, cfg.bins, (2, -(-length // cfg.upsampling)), generator=torch.Generator().manual_seed(6))
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        z = sample_window(prior, y, torch.zeros((2, 0), dtype=torch.long), length, SamplingParams(compile=True),
+                          [1, 2], Window(0, 0, 0, length), upper[:, : length // cfg.upsampling])
+    assert z.shape == (2, length)

@@ -79,6 +79,9 @@ class StaticDecoder:
         self.prior, self.t, self.dtype = prior, cache.t, cache.dtype
         self.n_ctx = prior.lm.n_ctx
         self.x_cond = cache.cond.x_cond
+        if self.x_cond is not None and self.x_cond.shape[1] < self.n_ctx:  # a window shorter than the context (a
+            # lane, a short render): padded to the context, so every window of this many rows runs one graph
+            self.x_cond = torch.nn.functional.pad(self.x_cond, (0, 0, 0, self.n_ctx - self.x_cond.shape[1]))
         with torch.no_grad():
             self.bufs = prior.lm.transformer.static_buffers(cache.layers)
         self._fn = _compiled(prior, _static_step) if compile else _static_step

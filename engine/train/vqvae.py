@@ -130,7 +130,8 @@ class DecoderTrainer:
         decoder, c = self.model.decoders[self.level], self.model.cfg
         decoder.train()
         out = self.reconstruct(audio)
-        log_loss, band_loss = log_spectral_loss(audio, out, c), band_envelope_loss(audio, out, c.sample_rate)
+        log_loss = log_spectral_loss(audio, out, c)
+        band_loss = band_envelope_loss(audio, out, c.sample_rate) if self.band_weight else out.new_zeros(())
         loss = reconstruction_loss(audio, out, c) + c.multispectral * multispectral_loss(audio, out, c) + \
             self.log_weight * log_loss + self.band_weight * band_loss
         self.opt.zero_grad(set_to_none=True)

@@ -33,7 +33,7 @@ from engine.weights.models import Models
 
 from .data import Item, load_manifest
 from .prior import PriorTrainConfig, PriorTrainer, init_prior
-from .vqvae import DecoderTrainer, TrainConfig, VQVAETrainer, log_spectral_loss
+from .vqvae import DecoderTrainer, TrainConfig, VQVAETrainer
 
 SAMPLE_RATE = 22050
 VQVAE_CFG = VQVAEConfig(

@@ -332,12 +332,16 @@ def envelope_correlation(a: np.ndarray, b: np.ndarray, sr: int) -> float:
     return float(np.corrcoef(ea, eb)[0, 1])
 
 
+def _own_closer_count(dist: np.ndarray) -> int:
+    """dist[i, j]: distance from continuation i to prime j. Ordered pairs (i != j) where continuation i is
+    closer to its own prime than to prime j (ties are not closer)."""
+    return sum(int(np.sum(dist[i, i] < np.delete(dist[i], i))) for i in range(len(dist)))
+
+
 def own_closer_fraction(dist: np.ndarray) -> float:
-    """dist[i, j]: distance from continuation i to prime j. Fraction of ordered pairs (i != j) where
-    continuation i is closer to its own prime than to prime j."""
+    """Fraction of ordered pairs (i != j) where continuation i is closer to its own prime than to prime j."""
     n = len(dist)
-    pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
-    return float(np.mean([dist[i, i] < dist[i, j] for i, j in pairs])) if pairs else float("nan")
+    return _own_closer_count(dist) / (n * (n - 1)) if n > 1 else float("nan")
 
 
 def own_closer_p_value(dist: np.ndarray) -> float:
@@ -348,7 +352,7 @@ def own_closer_p_value(dist: np.ndarray) -> float:
     n = len(dist)
     if n < 2:
         return float("nan")
-    observed = sum(int(np.sum(dist[i, i] < np.delete(dist[i], i))) for i in range(n))
+    observed = _own_closer_count(dist)
     total = np.ones(1)
     for _ in range(n):
         total = np.convolve(total, np.full(n, 1.0 / n))

@@ -130,8 +130,7 @@ class DecoderTrainer:
         decoder, c = self.model.decoders[self.level], self.model.cfg
         decoder.train()
         out = self.reconstruct(audio)
-        log_loss = log_spectral_loss(audio, out, c)
-        band_loss = band_envelope_loss(audio, out, c.sample_rate) if self.band_weight else out.new_zeros(())
+        log_loss, band_loss = self._added_losses(audio, out)
         loss = reconstruction_loss(audio, out, c) + c.multispectral * multispectral_loss(audio, out, c) + \
             self.log_weight * log_loss + self.band_weight * band_loss
         self.opt.zero_grad(set_to_none=True)
@@ -145,10 +144,14 @@ class DecoderTrainer:
         return {"loss": float(loss.detach()), "log_spectral": float(log_loss.detach()),
                 "band": float(band_loss.detach()), "sc": float(sc)}
 
+    def _added_losses(self, target: torch.Tensor, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log-spectral, band-envelope) distances; the band term is only computed when it is weighted (0 then)."""
+        c = self.model.cfg
+        band = band_envelope_loss(target, output, c.sample_rate) if self.band_weight else output.new_zeros(())
+        return log_spectral_loss(target, output, c), band
+
     def objective(self, target: torch.Tensor, output: torch.Tensor) -> float:
         """What the fine-tune adds to the level's loss, as one held-out figure: log-spectral distance plus
-        ``band_weight`` times the band-envelope distance (just the former when the band term is off)."""
-        c = self.model.cfg
-        value = float(log_spectral_loss(target, output, c))
-        return value + self.band_weight * float(band_envelope_loss(target, output, c.sample_rate)) \
-            if self.band_weight else value
+        ``band_weight`` times the band-envelope distance."""
+        log_loss, band_loss = self._added_losses(target, output)
+        return float(log_loss + self.band_weight * band_loss)

@@ -452,9 +452,11 @@ def test_a_region_cache_that_cannot_be_written_does_not_fail_the_job(tmp_path, m
     q.start()
     try:
         with caplog.at_level(logging.WARNING, logger="engine.jobs.cache"):
-            jobs = [q.submit(_rerender_request(tmp_path), "h 1") for _ in range(2)]
+            request = _rerender_request(tmp_path)  # written once: rewriting the source under a running job races it
+            jobs = [q.submit(request, "h 1") for _ in range(2)]
             for job in jobs:
-                assert events.wait_finished(job.id, timeout=60).state == "done"
+                finished = events.wait_finished(job.id, timeout=60)
+                assert (finished.state, finished.error) == ("done", None)
     finally:
         q.stop()
     assert len(wavs(tmp_path / "renders")) == 2 and not list(cache_dir.glob("*.npz"))

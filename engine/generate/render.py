@@ -21,7 +21,7 @@ from engine.errors import ErrorCode
 from engine.io import audio
 from engine.io.codes import CodesLog
 from engine.io.files import atomic_write_text
-from engine.io.loudness import GENERATE_LUFS, LoudnessReport, integrated_loudness, match_loudness
+from engine.io.loudness import GENERATE_LUFS, LoudnessReport, input_gain_db, integrated_loudness, match_loudness
 from engine.io.takes import FADE_SECONDS, RenderedTake
 from engine.model.fast.static_step import WARM
 from engine.request import RenderRequest, RequestError
@@ -50,6 +50,7 @@ class _Plan:
     position: float
     reference_lufs: float | None = None  # the source region's integrated loudness (continue, prime, rerender)
     mode: str = ""  # whose fades and loudness rule the clip gets: the request's mode (a refine: its draft's)
+    input_gain_db: float = 0.0  # the source's gain before encoding (``loudness.input_gain_db``), undone after decoding
 
 
 def _levels(first: int, req: RenderRequest) -> list[int]:
@@ -77,9 +78,11 @@ def _plan(models: Models, req: RenderRequest, progress: ProgressCallback, cache,
             raise RequestError(ErrorCode.BAD_VALUE, f"the draft is already at level {draft.decode_level}; "
                                "stop_level must be below it", "stop_level")
         return _Plan(draft.total, draft.keep, start_codes(draft), levels, levels[-1], req.position,
-                     draft.extra.get("reference_lufs"), draft.mode)
+                     draft.extra.get("reference_lufs"), draft.mode, float(draft.extra.get("input_gain_db") or 0.0))
     progress(Progress("encoding", 0, 1, 0.0, -1.0))
     x, region_seconds = read_source(req, models.sample_rate)  # the model's rate (22.05 kHz for the default)
+    reference_lufs, gain = integrated_loudness(x, sr), input_gain_db(x, models.input_rms_dbfs)
+    x = x * np.float32(10 ** (gain / 20))  # at the level the model was trained at; undone after decoding
     if req.mode == "rerender":
         codes = encode_region(models, req, x, cache, chunk_progress(progress, cancel, "encoding", 0.0, 0.05))
         level = top - 1 if req.level is None else req.level
@@ -88,7 +91,7 @@ def _plan(models: Models, req: RenderRequest, progress: ProgressCallback, cache,
         kept = {lv: z for lv, z in codes.items() if lv > level}
         levels = _levels(level, req)
         return _Plan(len(pad_to_hop(x, top_hop)), (0, len(x)), kept, levels, levels[-1], req.position,
-                     integrated_loudness(x, sr))
+                     reference_lufs, input_gain_db=gain)
     # continue / prime: the region's tail is the prompt; it must end exactly where the region ends
     prime = x[len(x) - prompt_length(models, len(x)):]
     if len(prime) == 0:
@@ -97,8 +100,7 @@ def _plan(models: Models, req: RenderRequest, progress: ProgressCallback, cache,
     codes = encode_audio(models.vqvae, prime, chunk_progress(progress, cancel, "encoding", 0.0, 0.05))
     levels = _levels(top, req)
     return _Plan(len(prime) + new_padded, (len(prime), len(prime) + new), codes, levels, levels[-1],
-                 req.position + region_seconds,
-                 integrated_loudness(x, sr))
+                 req.position + region_seconds, reference_lufs, input_gain_db=gain)
 
 
 class _WorkDir:
@@ -276,9 +278,11 @@ def render(models: Models, req: RenderRequest, progress: ProgressCallback, cance
             span = (0.95 + 0.04 * i / req.takes, 0.95 + 0.04 * (i + 1) / req.takes)
             x = models.vqvae.decode(z, plan.decode_level, precision="fp32",
                                     on_chunk=chunk_progress(progress, cancel, "decoding", *span, clock))[0].cpu().numpy()
+            x = x * np.float32(10 ** (-plan.input_gain_db / 20))  # back to the source's level
             clip, mixed = _mix(_finish(x, plan.keep, req, models.sample_rate), req, plan.reference_lufs, plan.mode)
             clip = audio.convert_channels(_fade(clip, req, plan.mode), req.channels)
             takes.append(RenderedTake(i + 1, clip, plan.position, seeds[i],
-                                      {lv: z[i].cpu().numpy() for lv, z in codes.items()}, mixed.to_json(),
+                                      {lv: z[i].cpu().numpy() for lv, z in codes.items()},
+                                      {**mixed.to_json(), "input_gain_db": round(plan.input_gain_db, 2)},
                                       plan.keep, tuple(plan.levels), plan.reference_lufs, source_warnings(req)))
     return takes

@@ -78,7 +78,9 @@ def read_source(req: RenderRequest, sample_rate: int = audio.MODEL_SAMPLE_RATE) 
 def encode_region(models: Models, req: RenderRequest, x: np.ndarray, cache,
                   on_chunk: ChunkCallback | None = None) -> dict[int, np.ndarray]:
     """The region's codes at every level, from the cache or encoded in chunks (``on_chunk``: progress, cancel)."""
-    key = region_key(req.source, req.start, req.length, models.name) if cache is not None else None
+    # the codes are of the region at the model's input level (``Models.input_rms_dbfs``): part of the address
+    key = region_key(req.source, req.start, req.length, f"{models.name}|{models.input_rms_dbfs}") \
+        if cache is not None else None
     cached = cache.get(key) if key else None
     if cached is not None:
         return cached.codes

@@ -1,7 +1,8 @@
-"""Renders that sit in the mix: no DC, and the prime's loudness (ITU-R BS.1770 integrated, via pyloudnorm).
+"""Renders that sit in the mix: no DC, and the prime's loudness (ITU-R BS.1770 integrated, via pyloudnorm); and
+sources that reach the model at the level it was trained at.
 
 A small model's decoder can leave a DC offset and a level far from its prompt's; a producer should not have
-to fix either by hand. The gain applied is returned, so the sidecar can say what was done.
+to fix either by hand. The gains applied are returned, so the sidecar can say what was done.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ PEAK_CEILING_DB = -1.0  # the sample peak of a take never passes this
 # A prime mastered loud (-8 LUFS is common) needs more gain than the render's peaks allow: up to this much of it is
 # taken by a peak limiter (its gain reduction at the loudest peak), beyond it the gain stops (the render would pump)
 LIMITER_MAX_DB = 6.0
+INPUT_PEAK_DBFS = 0.0  # a source's input gain never lifts its peak past full scale (the codec never heard more)
 MIN_SECONDS = 0.4  # one BS.1770 gating block: shorter audio has no integrated loudness
 # BS.1770 channel weights (L, R, C, Ls, Rs), as pyloudnorm applies them; channels past the fifth count as 1.0
 CHANNEL_WEIGHTS = (1.0, 1.0, 1.0, 1.41, 1.41)
@@ -58,6 +60,29 @@ def remove_dc(x: np.ndarray, sample_rate: int) -> np.ndarray:
     sos = signal.butter(2, HIGHPASS_HZ, "highpass", fs=sample_rate, output="sos")
     return signal.sosfiltfilt(sos, x, axis=0, padtype="even", padlen=min(len(x) - 1, int(0.2 * sample_rate))
                               ).astype(np.float32)
+
+
+def rms_dbfs(x: np.ndarray) -> float:
+    """RMS level in dBFS (floored at -200 dB for digital silence)."""
+    return 20 * math.log10(max(float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))), 1e-10))
+
+
+def input_gain_db(x: np.ndarray, target_rms_dbfs: float | None) -> float:
+    """The gain that brings a source region ``x`` to the RMS level its model was trained at (``target_rms_dbfs``,
+    the model's ``input_rms_dbfs``; None: the model states none, as the official ones, and the gain is 0).
+
+    A codec trained on peak-normalised music encodes a quiet stem badly: the default model's top level rebuilds
+    held-out music at spectral convergence 0.43 at a 0 dBFS peak but 1.03 at -24 dBFS (another song's codes
+    score about 1), so a region selected off a quiet track gave its priors noise to continue. The gain is undone
+    after decoding, so the render keeps the region's level. Only ever a lift (a loud master is within what the model
+    heard, and undoing a cut could clip the decoded audio), at most ``MAX_GAIN_DB`` (silence stays silence), with
+    the peak at or under ``INPUT_PEAK_DBFS``."""
+    if target_rms_dbfs is None or x.size == 0:
+        return 0.0
+    peak = float(np.max(np.abs(x)))
+    if peak == 0.0:
+        return 0.0
+    return max(0.0, min(target_rms_dbfs - rms_dbfs(x), MAX_GAIN_DB, INPUT_PEAK_DBFS - 20 * math.log10(peak)))
 
 
 def meter_lufs(x: np.ndarray, sample_rate: int) -> float:

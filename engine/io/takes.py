@@ -20,7 +20,8 @@ class RenderedTake:
     position: float  # timeline seconds where the DAW should place it
     seed: int
     codes: dict[int, np.ndarray]  # level -> (T_level,) codes of the whole sampled span (prompt included)
-    loudness: dict = field(default_factory=dict)  # what the mix step did (io.loudness.LoudnessReport.to_json)
+    # what the mix step did (io.loudness.LoudnessReport.to_json) and the source's gain before encoding (input_gain_db)
+    loudness: dict = field(default_factory=dict)
     # model-rate samples of the decoded span (``codes``' span) that form the clip, and the levels sampled (top
     # first; the last one was decoded): what ``refine`` needs to upsample a draft to the same clip
     keep: tuple[int, int] | None = None
@@ -41,7 +42,7 @@ def save_take_codes(folder: Path, stem: str, rendered: RenderedTake, hop_lengths
     extra = {"job_id": job_id, "take": rendered.take, "seed": rendered.seed, "position": float(rendered.position),
              "keep": None if rendered.keep is None else [int(k) for k in rendered.keep],
              "levels": [int(lv) for lv in rendered.levels], "reference_lufs": rendered.reference_lufs,
-             "request": request}
+             "input_gain_db": (rendered.loudness or {}).get("input_gain_db", 0.0), "request": request}
     codes = {lv: np.asarray(z)[None] if np.ndim(z) == 1 else np.asarray(z) for lv, z in rendered.codes.items()}
     return CodesFile(codes, tuple(hop_lengths), sample_rate, model=model, extra=extra).save(
         folder / f"{stem}.npz", overwrite=True)

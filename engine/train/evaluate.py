@@ -26,6 +26,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from engine.io.loudness import rms_dbfs
 from engine.model.losses import spectral_convergence, stft_magnitude
 from engine.weights.bundle import Models
 
@@ -227,10 +228,6 @@ def codec_report(models: Models, clips: list[np.ndarray], pcm_bits: int = PCM_BI
 
 
 # --- level, silence, DC, loudness -------------------------------------------------------------------------
-
-def rms_dbfs(x: np.ndarray) -> float:
-    return 20 * math.log10(max(float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))), 1e-10))
-
 
 def longest_silence(x: np.ndarray, sr: int, threshold_db: float = SILENCE_DBFS, frame: float = SILENCE_FRAME) -> float:
     """Seconds of the longest run of consecutive ``frame``-second frames whose RMS is under ``threshold_db``."""

@@ -29,6 +29,13 @@ class Models:
                 "attribution": str(self.meta["attribution"]) if self.meta.get("attribution") else None}
 
     @property
+    def input_rms_dbfs(self) -> float | None:
+        """The RMS level (dBFS) of the music this model was trained on, which sources are gained to before encoding
+        (``io.loudness.input_gain_db``); ``model.json``'s ``meta``. None (the official models): sources as they are."""
+        value = self.meta.get("input_rms_dbfs")
+        return None if value is None else float(value)
+
+    @property
     def is_debug(self) -> bool:
         """The tiny random models of the tests (``load_models("debug")``): nothing about them is worth caching."""
         return self.name == "debug"

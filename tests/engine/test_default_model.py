@@ -97,3 +97,50 @@ def test_model_vocab_labels_reach_the_prior(models) -> None:
     y = label_fn(models, 2, req, 22050 * 4, 1)(0)
     assert y[0, 3] == models.vocab["artist"].ids["marek moeckel (wansti)"] and y[0, 4] == models.vocab["genre"].ids["chiptune"]
     assert np.all(y[0, 5:].numpy() == -1)
+
+
+def test_the_shipped_files_match_their_pins() -> None:
+    from engine.weights.registry import verify
+
+    checked = verify("default")
+    assert len(checked) == len(list(DEFAULT_MODEL_DIR.iterdir())) - 1  # every file but the pins themselves
+    assert all(status.startswith("ok") for _, status in checked), checked
+
+
+def test_a_quiet_region_is_continued_as_the_same_region_played_louder(models, tmp_path) -> None:
+    """The default model states the level it was trained at (``input_rms_dbfs``), so a region selected off a quiet
+    stem is lifted to it before encoding: its codes are the louder copy's (the codes a draft continues), and the take
+    keeps the quiet region's level (loudness off: the lift is undone after decoding, as the sidecar's
+    ``input_gain_db`` says). Without the stated level the quiet copy encodes to other codes (what the check
+    guards against)."""
+    import dataclasses
+
+    import soundfile as sf
+
+    from engine.generate.render import render
+    from engine.io.loudness import rms_dbfs
+    from engine.request import RenderRequest
+    from engine.runtime.progress import CancelToken
+    from engine.train.evaluate import load_clips
+
+    region = load_clips(CLIPS)[0][0]["audio"][: 3 * models.sample_rate]
+    region = region * np.float32(10 ** ((models.input_rms_dbfs - rms_dbfs(region)) / 20))  # "loud": at that level
+    as_is = dataclasses.replace(models, meta={k: v for k, v in models.meta.items() if k != "input_rms_dbfs"})
+    takes = {}
+    for name, amp in (("loud", 1.0), ("quiet", 0.1)):  # the quiet copy 20 dB down (-37 dBFS RMS)
+        sf.write(tmp_path / f"{name}.wav", region * amp, models.sample_rate, subtype="FLOAT")
+        req = RenderRequest.from_fields("continue", {
+            "source": str(tmp_path / f"{name}.wav"), "seconds": 0.5, "quality": "draft", "seed": 3,
+            "sample_rate": models.sample_rate, "channels": 1, "loudness": "off"})
+        takes[name] = {key: render(m, req, lambda p: None, CancelToken())[0]
+                       for key, m in (("leveled", models), ("as_is", as_is))}
+    quiet, loud = takes["quiet"]["leveled"], takes["loud"]["leveled"]
+    assert quiet.loudness["input_gain_db"] - loud.loudness["input_gain_db"] == pytest.approx(20.0, abs=0.01)
+    assert takes["quiet"]["as_is"].loudness["input_gain_db"] == 0.0
+    for level in (2, 1, 0):  # the prompt's codes at every level (float rounding may flip a code at a margin)
+        n = loud.keep[0] // models.vqvae.hop_lengths[level]
+        same = float(np.mean(quiet.codes[level][:n] == loud.codes[level][:n]))
+        unlifted = float(np.mean(takes["quiet"]["as_is"].codes[level][:n] == loud.codes[level][:n]))
+        assert same > 0.99 and unlifted < 0.5, (level, same, unlifted)
+    # 20 dB down, as its source (not undone, it would be ~0 dB); the two drafts may part after a flipped code
+    assert rms_dbfs(quiet.audio) - rms_dbfs(loud.audio) == pytest.approx(-20.0, abs=3.0)

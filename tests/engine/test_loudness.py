@@ -1,4 +1,5 @@
-"""Renders sit in the mix: DC removed, the prime's integrated loudness matched, the gain recorded."""
+"""Renders sit in the mix: DC removed, the prime's integrated loudness matched, the gain recorded; and a quiet
+source reaches the model at the level it was trained at, that gain undone after decoding."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import soundfile as sf
 
 from engine.errors import RequestError
 from engine.generate.render import render
-from engine.io.loudness import (LIMITER_MAX_DB, MAX_GAIN_DB, PEAK_CEILING_DB, integrated_loudness, match_loudness,
-                                remove_dc)
+from engine.io.loudness import (INPUT_PEAK_DBFS, LIMITER_MAX_DB, MAX_GAIN_DB, PEAK_CEILING_DB, input_gain_db,
+                                integrated_loudness, match_loudness, remove_dc, rms_dbfs)
 from engine.request import RenderRequest
 from engine.runtime.progress import CancelToken
 from engine.weights.debug import debug_models
@@ -121,3 +122,17 @@ def test_a_six_to_eight_channel_take_gets_the_sources_loudness_too(models, tmp_p
     assert take.audio.shape[1] == 8 and all(np.array_equal(take.audio[:, 0], take.audio[:, c]) for c in range(8))
     expected_gain = take.loudness["target_lufs"] - take.loudness["measured_lufs"]
     assert take.loudness["gain_db"] == pytest.approx(expected_gain, abs=0.01) or take.loudness["gain_db"] < expected_gain
+
+
+def test_the_input_gain_lifts_a_quiet_source_to_the_models_level_within_its_limits():
+    quiet = sine(220, 1.0, 0.02)  # -37 dBFS RMS
+    assert rms_dbfs(quiet) == pytest.approx(-37.0, abs=0.05)
+    assert input_gain_db(quiet, -18.0) == pytest.approx(-18.0 - rms_dbfs(quiet), abs=1e-6)
+    assert input_gain_db(quiet, None) == 0.0  # a model that states no input level (the official ones)
+    assert input_gain_db(sine(220, 1.0, 0.5), -18.0) == 0.0  # loud enough already: never cut
+    assert input_gain_db(np.zeros(SR, np.float32), -18.0) == 0.0  # digital silence stays silence
+    assert input_gain_db(sine(220, 1.0, 1e-4), -18.0) == MAX_GAIN_DB  # near-silence is not lifted into noise
+    spiky = np.zeros(SR, np.float32)
+    spiky[::2205] = 0.5  # RMS about -36 dBFS, peak -6 dBFS: the peak sets the limit
+    assert input_gain_db(spiky, -18.0) == pytest.approx(INPUT_PEAK_DBFS - 20 * np.log10(0.5), abs=1e-6)
+

@@ -55,9 +55,9 @@ def source(tmp_path) -> Path:
     return path
 
 
-def _queue(folder: Path, **kw) -> tuple[JobQueue, Events]:
+def _queue(folder: Path, models=MODELS, **kw) -> tuple[JobQueue, Events]:
     events = Events()
-    q = JobQueue(folder, MODELS, render, events, **kw)
+    q = JobQueue(folder, models, render, events, **kw)
     q.start()
     return q, events
 
@@ -105,6 +105,24 @@ def test_a_refined_draft_keeps_its_top_level_codes_length_and_position(tmp_path,
         "refine", "full", 5, 0.9, "unknown")
     assert side["source"]["path"] == draft.path
     assert not np.allclose(sf.read(refined.path)[0], sf.read(draft.path)[0])  # decoded from level 0 now
+
+
+def test_a_refined_draft_undoes_the_input_gain_its_draft_was_encoded_with(tmp_path, source):
+    """A model that states its input level lifts a quiet source before encoding; the draft's codes are of the lifted
+    audio, so its refine must undo the same lift (kept with the codes), or the refined take would come out louder."""
+    import dataclasses
+
+    leveled = dataclasses.replace(MODELS, meta={**MODELS.meta, "input_rms_dbfs": -6.0})
+    q, events = _queue(tmp_path / "renders", leveled)
+    try:
+        fields = {"source": str(source), "start": 0.1, "seconds": 0.1, "quality": "draft", "seed": 5}
+        (draft,) = _run(q, events, RenderRequest.from_fields("continue", fields))
+        (refined,) = _run(q, events, RenderRequest.from_fields("refine", {"source": draft.path}))
+    finally:
+        q.stop()
+    lifted = json.loads(Path(draft.path).with_suffix(".json").read_text())["loudness"]["input_gain_db"]
+    assert lifted > 3.0 and _codes(draft.path).extra["input_gain_db"] == lifted  # the source sits at -13.5 dBFS
+    assert json.loads(Path(refined.path).with_suffix(".json").read_text())["loudness"]["input_gain_db"] == lifted
 
 
 def test_refine_of_a_full_take_or_a_file_without_codes_is_refused(tmp_path, source):

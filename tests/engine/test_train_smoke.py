@@ -149,6 +149,10 @@ def test_prior_training_resumes_exports_and_the_export_renders(corpus, vqvae_wor
     folder = commands.export(vqvae_work, tmp_path / "model", name="smoke")
     from engine.generate.render import render
     from engine.weights.bundle import load_models
+    from engine.weights.registry import verify
+
+    checked = verify("default", path=folder)  # what `models verify default` runs on the shipped folder
+    assert checked and all(status.startswith("ok") for _, status in checked), checked
 
     models = load_models(folder, device="cpu")
     assert models.name == "smoke" and models.vocab["genre"].names[0] == "unknown"

@@ -13,10 +13,12 @@ import pytest
 import torch
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(autouse=True)
 def one_torch_thread():
     """The tests run tiny models: on a 2-core machine one intra-op thread is several times faster than two
-    (no spin-waiting threads fighting other processes), and results do not depend on the thread count."""
+    (no spin-waiting threads fighting other processes), and results do not depend on the thread count. Set before
+    every test: loading a wide (official-size) model sets one thread per core for the whole process, and a later
+    test on the same worker that compares two training runs bit for bit should not run under another count."""
     torch.set_num_threads(1)
     yield
 

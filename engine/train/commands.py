@@ -495,7 +495,13 @@ def export(work: Path, out: Path, name: str = "jukebox-bridge-default") -> Path:
         prior.load_state_dict(state["model"])
         priors.append(prior.eval())
     meta = dict(DEFAULT_MODEL_META)
-    vocab = {kind: load_label_vocab_file(work / "vocab" / f"{kind}s.txt", kind) for kind in ("artist", "genre")}
+    if (work / "vocab").is_dir():
+        vocab = {kind: load_label_vocab_file(work / "vocab" / f"{kind}s.txt", kind) for kind in ("artist", "genre")}
+    elif origin is not None:  # a round that trained no prior (a decoder fine-tune): the labels of its origin
+        vocab = origin_models().vocab
+    else:
+        raise FileNotFoundError(f"{work / 'vocab'} is missing: train a prior in {work} first, or start the round "
+                                "with --init-from/--resume")
     directory = save_models(Models(name, vqvae, priors, meta, vocab), out)
     from engine.io.files import file_sha256
 

@@ -174,6 +174,11 @@ def test_prior_training_resumes_exports_and_the_export_renders(corpus, vqvae_wor
     for level in (0, 2):  # levels this round did not train come from the model the round started from
         assert _equal(again.priors[level].state_dict(), models.priors[level].state_dict())
     assert not _equal(again.priors[1].state_dict(), models.priors[1].state_dict())
+    tuned = tmp_path / "decoder"  # a round that tunes only the decoder exports the rest, labels too, from its origin
+    commands.train_decoder(corpus, tuned, 0, steps=1, batch=1, ckpt_every=1, eval_every=1, init_from=folder)
+    decoded = load_models(commands.export(tuned, tmp_path / "model4", name="smoke4"), device="cpu")
+    assert decoded.vocab["artist"].names == models.vocab["artist"].names
+    assert all(_equal(decoded.priors[lv].state_dict(), models.priors[lv].state_dict()) for lv in range(3))
     commands.train_vqvae(corpus, warm / "v", steps=1, batch=1, ckpt_every=1, eval_every=1, init_from=folder)
     assert any(e.get("event") == "warm start" for e in _events(warm / "v" / "vqvae"))
     with pytest.raises(FileNotFoundError, match="prior_level_0"):  # no origin to take a missing level from

@@ -201,15 +201,23 @@ class Prior(nn.Module):
         x_cond = None if cond.x_cond is None else cond.x_cond[:, : seq.shape[1]]
         return self.lm(inputs, cond.y_cond, x_cond, cond.encoder_kv, dtype=dtype)
 
-    def losses(self, tokens: Tensor, y: Tensor, x_cond_codes: Tensor | None = None) -> dict[str, Tensor]:
-        """Cross-entropies in bits per token, weighted as the reference's training loss."""
+    def losses(self, tokens: Tensor, y: Tensor, x_cond_codes: Tensor | None = None,
+               weights: Tensor | None = None) -> dict[str, Tensor]:
+        """Cross-entropies in bits per token, weighted as the reference's training loss.
+
+        ``weights`` (N, T), optional: how much each music token counts in ``loss`` (training down-weights the
+        codes of near-silence, which otherwise teach a continuation to fade out); ``bpd`` is always the plain mean,
+        the figure held-out evaluation reports."""
         cfg = self.cfg
         cond = self.conditioning(y, x_cond_codes)
         seq = self.to_model_tokens(tokens, y)
         logits = self.logits(seq, cond)
         bits = lambda lg, tg: F.cross_entropy(lg.reshape(-1, lg.shape[-1]), tg.reshape(-1)) / math.log(2.0)  # noqa: E731
         n_prime = cfg.n_prime
-        gen = bits(logits[:, n_prime:], seq[:, n_prime:])
+        gen_logits, gen_targets = logits[:, n_prime:], seq[:, n_prime:]
+        per_token = F.cross_entropy(gen_logits.transpose(1, 2), gen_targets, reduction="none") / math.log(2.0)
+        gen = per_token.mean()
+        fit = gen if weights is None else (per_token * weights).sum() / weights.sum().clamp(min=1e-8)
         if cfg.single_enc_dec:
             prime = bits(logits[:, :n_prime], seq[:, :n_prime])
         elif cfg.has_lyric_encoder:
@@ -217,7 +225,7 @@ class Prior(nn.Module):
         else:
             prime = gen.new_zeros(())
         n_gen, n_tok = tokens.shape[1], cfg.n_tokens
-        loss = (cfg.prime_loss_fraction * prime * n_tok + gen * n_gen) / (n_tok + n_gen)
+        loss = (cfg.prime_loss_fraction * prime * n_tok + fit * n_gen) / (n_tok + n_gen)
         return {"loss": loss, "bpd": gen, "prime_loss": prime, "gen_loss": gen}
 
     # ------------------------------------------------------------------------------- incremental use

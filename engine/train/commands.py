@@ -320,32 +320,59 @@ def load_vqvae_checkpoint(path: Path) -> VQVAE:
 
 
 def encode_corpus(vqvae: VQVAE, corpus: Path, work: Path, train_seconds: float | None = None,
-                  shard: tuple[int, int] = (0, 1)) -> dict[str, dict]:
-    """Codes of every corpus file at every level, cached in ``work/codes`` (keyed by the VQ-VAE file).
+                  shard: tuple[int, int] = (0, 1), levels: tuple[int, ...] | None = None) -> dict[str, dict]:
+    """Codes of every corpus file at ``levels`` (None: all), cached in ``work/codes`` (keyed by the VQ-VAE file).
 
     ``train_seconds``: encode at most this much of each training file (its middle), since encoding all of a
     large corpus on a CPU costs more than the priors' training then reads; held-out files are encoded whole.
-    ``shard`` (i, n): encode only every n-th file from the i-th, so n processes can share the work."""
+    ``shard`` (i, n): encode only every n-th file from the i-th, so n processes can share the work.
+    ``levels``: the levels' encoders share no work, so a prior that reads one level (and its upper one) encodes
+    only those; a later call that needs more levels encodes just the missing ones into the same file."""
+    levels = tuple(range(vqvae.cfg.levels)) if levels is None else tuple(sorted(set(levels)))
     out_dir = work / "codes"
     out_dir.mkdir(parents=True, exist_ok=True)
     result = {}
     for k, item in enumerate(load_manifest(corpus)):
         f = out_dir / f"{item.id}.npz"
-        if not f.exists() and k % shard[1] != shard[0]:
+        have = dict(np.load(f)) if f.exists() else {}
+        missing = tuple(lv for lv in levels if f"level{lv}" not in have)
+        if missing and k % shard[1] != shard[0]:
             continue
-        if not f.exists():
-            x, _ = sf.read(corpus / "audio" / f"{item.id}.flac", dtype="float32")
-            if train_seconds is not None and item.split == "train" and len(x) > train_seconds * SAMPLE_RATE:
-                n = int(train_seconds * SAMPLE_RATE)
-                x = x[(len(x) - n) // 2:][:n]
-            x = x[: len(x) // vqvae.hop_lengths[-1] * vqvae.hop_lengths[-1]]
+        if missing:
+            x = encoded_audio(corpus, item, train_seconds, vqvae.hop_lengths[-1])
             with torch.inference_mode():
-                zs = vqvae.encode(torch.from_numpy(x)[None])
-            arrays = {f"level{lv}": z[0].numpy().astype(np.int16) for lv, z in enumerate(zs)}
-            atomic_write(f, lambda fh: np.savez(fh, **arrays), overwrite=True)
-        z = np.load(f)
-        result[item.id] = {"item": item, **{lv: z[f"level{lv}"].astype(np.int64) for lv in range(vqvae.cfg.levels)}}
+                zs = vqvae.encode(torch.from_numpy(x)[None], levels=missing)
+            have.update({f"level{lv}": z[0].numpy().astype(np.int16) for lv, z in zip(missing, zs)})
+            atomic_write(f, lambda fh: np.savez(fh, **have), overwrite=True)
+        result[item.id] = {"item": item, **{lv: have[f"level{lv}"].astype(np.int64) for lv in levels}}
     return result
+
+
+def encoded_audio(corpus: Path, item: Item, train_seconds: float | None, top_hop: int) -> np.ndarray:
+    """The samples of a corpus file that ``encode_corpus`` encodes: the middle ``train_seconds`` of a training file
+    (all of it when None, and always all of a held-out one), cut to whole top-level codes."""
+    x, _ = sf.read(corpus / "audio" / f"{item.id}.flac", dtype="float32")
+    if train_seconds is not None and item.split == "train" and len(x) > train_seconds * SAMPLE_RATE:
+        n = int(train_seconds * SAMPLE_RATE)
+        x = x[(len(x) - n) // 2:][:n]
+    return x[: len(x) // top_hop * top_hop]
+
+
+QUIET_TOKEN_WEIGHT = 0.1  # a prior's loss weight for a code over near-silence (below SILENCE_RMS): see token_weights
+QUIET_FRAME_SECONDS = 0.05  # the RMS that decides "near-silence" is taken over about this much audio around a code
+
+
+def token_weights(x: np.ndarray, hop: int) -> np.ndarray:
+    """Loss weights (float32, one per code of hop ``hop``) for a prior trained on the codes of audio ``x``: codes over
+    near-silence (RMS below ``SILENCE_RMS`` over ``QUIET_FRAME_SECONDS``) weigh ``QUIET_TOKEN_WEIGHT``, the rest 1.
+
+    The data build trims silence only at a file's ends; pauses, fades and breaks inside a file remain, and a
+    small prior that learns them at full weight drifts into them: continuations that fade or fall silent."""
+    n = len(x) // hop
+    power = np.square(x[: n * hop], dtype=np.float64).reshape(n, hop).mean(axis=1)
+    k = max(1, round(QUIET_FRAME_SECONDS * SAMPLE_RATE / hop))
+    smooth = np.convolve(power, np.ones(k) / k, mode="same")
+    return np.where(smooth < SILENCE_RMS ** 2, QUIET_TOKEN_WEIGHT, 1.0).astype(np.float32)
 
 
 def read_vocab(path: Path) -> dict[str, int]:
@@ -359,24 +386,28 @@ def label_row(cfg: PriorConfig, total: int, start_token: int, artist: int, genre
 
 def prior_batch(cfg: PriorConfig, codes: list[dict], vocab: tuple[dict, dict], n: int, rng: np.random.Generator,
                 length: int | None = None, starts: list[tuple[int, int]] | None = None):
-    """Windows of a level's codes with their labels and the level-above codes (upsamplers)."""
+    """Windows of a level's codes with their labels, the level-above codes (upsamplers; None at the top) and the
+    per-token loss weights (None unless every file has its ``"weights"``, see ``token_weights``)."""
     lv, length = cfg.level, length or cfg.n_ctx
     up = cfg.upsampling
     if starts is None:
         sizes = np.array([max(1, len(c[lv]) - length) for c in codes], np.float64)
         files = rng.choice(len(codes), size=n, p=sizes / sizes.sum())
         starts = [(int(i), int(rng.integers(0, max(1, len(codes[i][lv]) - length + 1)) // up * up)) for i in files]
-    toks, ys, uppers = [], [], []
+    toks, ys, uppers, weights = [], [], [], []
     for i, s in starts:
         c = codes[i]
         toks.append(c[lv][s:s + length])
+        if "weights" in c:
+            weights.append(c["weights"][s:s + length])
         item = c["item"]
         total = len(c[lv]) * cfg.raw_to_tokens
         ys.append(label_row(cfg, total, s, vocab[0].get(item.artist, 0), vocab[1].get(item.genre, 0)))
         if cfg.has_upper_conditioner:
             uppers.append(c[lv + 1][s // up:(s + length) // up])
     upper = torch.from_numpy(np.stack(uppers)) if uppers else None
-    return torch.from_numpy(np.stack(toks)), torch.tensor(ys), upper
+    w = torch.from_numpy(np.stack(weights)) if len(weights) == len(toks) else None
+    return torch.from_numpy(np.stack(toks)), torch.tensor(ys), upper, w
 
 
 def heldout_starts(codes: list[dict], level: int, length: int, up: int) -> list[tuple[int, int]]:
@@ -397,7 +428,7 @@ def train_prior(corpus: Path, work: Path, level: int, steps: int, batch: int = 8
     log = RunLog(run)
     adopt_codec(work, init_from, log)
     vqvae = load_vqvae_checkpoint(work / "vqvae" / "best.pt")
-    all_codes = encode_corpus(vqvae, corpus, work, encode_seconds)
+    all_codes = encode_corpus(vqvae, corpus, work, encode_seconds, levels=(level, level + 1)[:vqvae.cfg.levels - level])
     items = load_manifest(corpus)
     vocab_dir = work / "vocab"
     vocab_dir.mkdir(exist_ok=True)
@@ -407,6 +438,9 @@ def train_prior(corpus: Path, work: Path, level: int, steps: int, batch: int = 8
     cfg = prior_configs(vqvae.cfg, len(vocab[0]), len(vocab[1]))[level]
     train = [c for c in all_codes.values() if c["item"].split == "train"]
     held = [c for c in all_codes.values() if c["item"].split == "heldout"]
+    for c in train:  # held-out bits stay unweighted: the figure the card compares across rounds
+        c["weights"] = token_weights(encoded_audio(corpus, c["item"], encode_seconds, vqvae.hop_lengths[-1]),
+                                     vqvae.hop_lengths[level])[:len(c[level])]
     up = cfg.upsampling
     h_starts = heldout_starts(held, level, cfg.n_ctx, up)[:64]
     if not h_starts:  # else every evaluation is NaN, no best.pt is ever written and the export fails at the end
@@ -430,7 +464,8 @@ def train_prior(corpus: Path, work: Path, level: int, steps: int, batch: int = 8
         log(event="resumed", step=trainer.steps)
     else:
         log(event="start", level=level, params=sum(p.numel() for p in prior.parameters()), config=cfg.to_dict(),
-            train_tokens=sum(len(c[level]) for c in train), heldout_windows=len(h_starts))
+            train_tokens=sum(len(c[level]) for c in train), heldout_windows=len(h_starts),
+            quiet_tokens=float(np.mean(np.concatenate([c["weights"] for c in train]) < 1)))
 
     def evaluate() -> float:
         bits = [trainer.evaluate(*prior_batch(cfg, held, vocab, 0, None, starts=h_starts[k:k + 8]))

@@ -54,12 +54,14 @@ class PriorTrainer:
         frac = min(1.0, (step - c.warmup) / max(1, c.total_steps - c.warmup))
         return c.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
 
-    def step(self, tokens: torch.Tensor, y: torch.Tensor, upper: torch.Tensor | None = None) -> dict[str, float]:
-        """One step on codes (N, T), labels y (N, y_len) and the level-above codes; returns float metrics."""
+    def step(self, tokens: torch.Tensor, y: torch.Tensor, upper: torch.Tensor | None = None,
+             weights: torch.Tensor | None = None) -> dict[str, float]:
+        """One step on codes (N, T), labels y (N, y_len), the level-above codes and per-token loss weights
+        (``Prior.losses``); returns float metrics."""
         self.prior.train()
         for group in self.opt.param_groups:
             group["lr"] = self.lr_at(self.steps)
-        losses = self.prior.losses(tokens, y, upper)
+        losses = self.prior.losses(tokens, y, upper, weights)
         self.opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         norm = torch.nn.utils.clip_grad_norm_(self.prior.parameters(), self.cfg.grad_clip)
@@ -70,7 +72,8 @@ class PriorTrainer:
                 "lr": self.opt.param_groups[0]["lr"]}
 
     @torch.no_grad()
-    def evaluate(self, tokens: torch.Tensor, y: torch.Tensor, upper: torch.Tensor | None = None) -> float:
+    def evaluate(self, tokens: torch.Tensor, y: torch.Tensor, upper: torch.Tensor | None = None,
+                 weights: torch.Tensor | None = None) -> float:
         """Held-out bits per token (no update)."""
         self.prior.eval()
         return float(self.prior.losses(tokens, y, upper)["bpd"])

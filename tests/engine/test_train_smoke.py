@@ -185,6 +185,48 @@ def test_prior_training_resumes_exports_and_the_export_renders(corpus, vqvae_wor
         commands.export(resumed, tmp_path / "model3")
 
 
+def test_codes_over_near_silence_weigh_less_in_a_priors_loss():
+    hop = 128
+    loud = 0.1 * np.sin(2 * np.pi * 220 * np.arange(SR) / SR)  # -23 dBFS RMS
+    x = np.concatenate([loud, 10 ** (-70 / 20) * np.sign(loud), loud]).astype(np.float32)  # a -70 dBFS pause
+    w, quiet = commands.token_weights(x, hop), np.float32(commands.QUIET_TOKEN_WEIGHT)
+    per_second = SR // hop
+    assert w.shape == (len(x) // hop,) and np.array_equal(np.unique(w), [quiet, 1.0])
+    margin = per_second // 10  # the 50-ms RMS window reaches over the edges of the pause
+    assert (w[:per_second - margin] == 1).all() and (w[2 * per_second + margin:] == 1).all()
+    assert (w[per_second + margin:2 * per_second - margin] == quiet).all()
+
+    from engine.model.prior import Prior
+    from engine.train.prior import init_prior
+
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(commands.prior_configs(commands.VQVAE_CFG, 4, 4)[2], n_ctx=64, width=32, depth=1)
+    prior = init_prior(Prior(cfg))
+    tokens = torch.randint(0, cfg.bins, (2, 64))
+    y = torch.tensor([commands.label_row(cfg, 64 * 128 * 4, 0, 1, 2)] * 2)
+    plain = prior.losses(tokens, y)
+    assert torch.isclose(prior.losses(tokens, y, weights=torch.ones(2, 64))["loss"], plain["loss"])
+    half = torch.ones(2, 64)
+    half[:, 32:] = 0.0  # the loss of the first halves alone; the reported bits stay those of every token
+    weighted = prior.losses(tokens, y, weights=half)
+    assert torch.isclose(weighted["bpd"], plain["bpd"]) and not torch.isclose(weighted["loss"], plain["loss"])
+    logits = prior(tokens, y)[:, cfg.n_prime:][:, :32]
+    first = torch.nn.functional.cross_entropy(logits.reshape(-1, cfg.bins), tokens[:, :32].reshape(-1)) / math.log(2)
+    assert torch.isclose(weighted["loss"], first, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_codes_of_one_level_then_the_others_equal_every_level_at_once(corpus, vqvae_work, tmp_path):
+    vq = commands.load_vqvae_checkpoint(vqvae_work / "vqvae" / "best.pt")
+    top = commands.encode_corpus(vq, corpus, tmp_path, levels=(2,))
+    assert all(set(c) == {"item", 2} for c in top.values())
+    merged = commands.encode_corpus(vq, corpus, tmp_path)  # encodes levels 0 and 1 into the same files
+    whole = commands.encode_corpus(vq, corpus, tmp_path / "all")
+    assert merged.keys() == whole.keys()
+    for key, codes in whole.items():
+        assert all(np.array_equal(merged[key][lv], codes[lv]) for lv in range(3)), key
+
+
 @pytest.mark.slow
 def test_a_prior_without_a_held_out_window_is_refused_before_training(corpus, vqvae_work, tmp_path):
     short = tmp_path / "corpus"

@@ -359,14 +359,8 @@ def own_closer_p_value(dist: np.ndarray) -> float:
 def halves_own_closer(primes: list[np.ndarray], sr: int) -> dict:
     """What the own-prime test gives real music: each prime's second half against every prime's first half
     (a ceiling for continuations, and a check that the features tell these primes apart at all)."""
-    first = [x[: len(x) // 2] for x in primes]
-    second = [x[len(x) // 2:] for x in primes]
-    cf, cs = [chroma_mean(x, sr) for x in first], [chroma_mean(x, sr) for x in second]
-    mf, ms = [mfcc_mean(x, sr) for x in first], [mfcc_mean(x, sr) for x in second]
-    n = len(primes)
-    return {"chroma_own_closer": own_closer_fraction(np.array([[1.0 - cs[i] @ cf[j] for j in range(n)] for i in range(n)])),
-            "mfcc_own_closer": own_closer_fraction(np.array([[np.linalg.norm(ms[i] - mf[j]) for j in range(n)]
-                                                             for i in range(n)]))}
+    r = own_closer_report([x[len(x) // 2:] for x in primes], [x[: len(x) // 2] for x in primes], sr)
+    return {"chroma_own_closer": r["chroma_own_closer"], "mfcc_own_closer": r["mfcc_own_closer"]}
 
 
 # --- renders through the engine ---------------------------------------------------------------------------
@@ -419,18 +413,23 @@ def continuation_report(models: Models, primes: list[np.ndarray], seconds: float
                         "dc": dc_offset(out), "prime_dc": dc_offset(prime),
                         "prime_lufs": loudness_lufs(prime, sr), "lufs": loudness_lufs(out, sr)})
         renders[-1]["lufs_diff"] = renders[-1]["lufs"] - renders[-1]["prime_lufs"]
-    n = len(primes)
-    cc, cp = [chroma_mean(y, sr) for y in conts], [chroma_mean(x, sr) for x in primes]
-    mc, mp = [mfcc_mean(y, sr) for y in conts], [mfcc_mean(x, sr) for x in primes]
-    chroma = np.array([[1.0 - cc[i] @ cp[j] for j in range(n)] for i in range(n)])
-    mfcc = np.array([[np.linalg.norm(mc[i] - mp[j]) for j in range(n)] for i in range(n)])
     return {"seconds": seconds, "temperature": temperature, "top_p": top_p, "seed": seed, "quality": quality,
-            "renders": renders, "chroma_distance": chroma.tolist(), "mfcc_distance": mfcc.tolist(),
-            "pairs": n * (n - 1), "chroma_own_closer": own_closer_fraction(chroma),
-            "mfcc_own_closer": own_closer_fraction(mfcc), "chroma_own_closer_p": own_closer_p_value(chroma),
-            "mfcc_own_closer_p": own_closer_p_value(mfcc), "ceiling": halves_own_closer(primes, sr),
+            "renders": renders, **own_closer_report(conts, primes, sr), "ceiling": halves_own_closer(primes, sr),
             "max_abs_rms_diff_db": max(abs(r["rms_diff_db"]) for r in renders),
             "max_silence_s": max(r["longest_silence_s"] for r in renders)}
+
+
+def own_closer_report(outputs: list[np.ndarray], primes: list[np.ndarray], sr: int) -> dict:
+    """Chroma and MFCC-mean distances from output i to prime j over every ordered pair, how often output i is
+    closer to prime i than to another, and the exact one-sided test of that (``own_closer_p_value``)."""
+    n = len(primes)
+    cc, cp = [chroma_mean(y, sr) for y in outputs], [chroma_mean(x, sr) for x in primes]
+    mc, mp = [mfcc_mean(y, sr) for y in outputs], [mfcc_mean(x, sr) for x in primes]
+    chroma = np.array([[1.0 - cc[i] @ cp[j] for j in range(n)] for i in range(n)])
+    mfcc = np.array([[np.linalg.norm(mc[i] - mp[j]) for j in range(n)] for i in range(n)])
+    return {"chroma_distance": chroma.tolist(), "mfcc_distance": mfcc.tolist(), "pairs": n * (n - 1),
+            "chroma_own_closer": own_closer_fraction(chroma), "mfcc_own_closer": own_closer_fraction(mfcc),
+            "chroma_own_closer_p": own_closer_p_value(chroma), "mfcc_own_closer_p": own_closer_p_value(mfcc)}
 
 
 def label_report(models: Models, genres: list[str], seeds: tuple[int, ...] = (0, 1), seconds: float = 3.0,

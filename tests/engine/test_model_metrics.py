@@ -149,3 +149,25 @@ def test_continuation_report_runs_end_to_end_on_the_debug_model(debug_models) ->
     for key in ("chroma_own_closer", "mfcc_own_closer", "max_abs_rms_diff_db", "max_silence_s"):
         assert 0.0 <= r[key] < math.inf
     assert np.array(r["chroma_distance"]).shape == (2, 2) and set(r["ceiling"]) == {"chroma_own_closer", "mfcc_own_closer"}
+
+
+def test_the_continuation_chain_scores_every_link_and_the_truth_keeps_its_prime(debug_models, tmp_path) -> None:
+    """``benchmarks/eval_continuation_chain.py`` end to end on the debug model: three clips, each one chord held
+    throughout, so the truth row (each clip's own next seconds) is closer in chroma to its own prime every time."""
+    import soundfile as sf
+
+    from benchmarks.eval_continuation_chain import main
+
+    chords = ([220.0, 277.2, 329.6], [246.9, 311.1, 370.0], [261.6, 311.1, 392.0])
+    for i, chord in enumerate(chords):
+        sf.write(tmp_path / f"clip{i}.flac", tone(chord, 2.0, harmonics=3), SR)
+    r = main(["--model", "debug", "--no-default-heldout", "--heldout", str(tmp_path), "--prime-seconds", "1.0",
+              "--truth-seconds", "0.5", "--json", str(tmp_path / "chain.json")])
+    levels = debug_models.levels
+    assert list(r["rows"]) == ["truth", *[f"codec level {lv}" for lv in reversed(range(levels))],
+                               *[f"upsampled from level {lv}" for lv in reversed(range(1, levels))],
+                               "continuation draft", "continuation full"]
+    assert r["pairs"] == 6 and r["rows"]["truth"]["chroma_own_closer"] == 1.0
+    for row in r["rows"].values():
+        assert 0.0 <= row["chroma_own_closer"] <= 1.0 and 0.0 < row["mfcc_own_closer_p"] <= 1.0
+    assert (tmp_path / "chain.json").exists()

@@ -8,7 +8,8 @@ prime i than to prime j, measurably (``evaluate.own_closer_p_value``)? Rows, fro
 
 * ``truth``: the file's own next 4 s (what a perfect continuation could score);
 * ``codec level N``: the truth encoded and decoded at level N (the codec alone; no prior);
-* ``upsampled from level N``: the truth re-rendered from its true level-N codes (the upsamplers below N);
+* ``upsampled from level N``: the truth re-rendered from its true codes at level N and above (mode rerender with
+  ``level`` N - 1: the upsamplers below N);
 * ``continuation draft`` / ``continuation full``: 4-s continuations of the prime (the top prior, then all).
 
 A row that drops below the one above it names the part that loses the prime: the codec, the upsamplers or the
@@ -86,8 +87,8 @@ def main(argv: list[str] | None = None) -> dict:
             row(f"codec level {level}", [models.vqvae.decode(models.vqvae.encode(torch.from_numpy(x)[None],
                                                                                   levels=(level,))[0], level)[0].numpy()
                                          for x in truths])
-    for level in reversed(range(1, models.levels)):
-        row(f"upsampled from level {level}", rendered("rerender", truths, level=level))
+    for level in reversed(range(1, models.levels)):  # a re-render keeps the codes above its ``level``
+        row(f"upsampled from level {level}", rendered("rerender", truths, level=level - 1))
     row("continuation draft", rendered("continue", primes, seconds=n / sr, quality="draft"))
     row("continuation full", rendered("continue", primes, seconds=n / sr))
     result = {"model": models.name, "clips": len(clips), "pairs": len(clips) * (len(clips) - 1),

@@ -47,6 +47,8 @@ def label_fn(models: Models, level: int, req: RenderRequest, total: int, batch: 
     cfg = models.priors[level].cfg
     version = models.label_version(level)
     total_len = int(total)
+    if models.song_seconds is not None:  # a region of a song, not a whole piece of this length
+        total_len = max(total_len, int(models.song_seconds * cfg.sample_rate))
     if cfg.has_timing and cfg.min_duration is not None:  # the timing embedding covers [min, max] only
         total_len = int(min(max(total_len, cfg.min_duration * cfg.sample_rate), cfg.max_duration * cfg.sample_rate - 1))
     try:

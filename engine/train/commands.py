@@ -505,6 +505,9 @@ DEFAULT_MODEL_META = {
     # the median RMS of 5-s training windows of the corpus (-17.8 dBFS over 1283 windows; its 5th-95th percentiles
     # -28 to -12): quieter sources are lifted to it before encoding (``loudness.input_gain_db``)
     "input_rms_dbfs": -18.0,
+    # the song length the top prior's timing labels describe (``Models.song_seconds``): between the training
+    # files' median (132 s) and the corpus's 180-s cap, so a continuation is not rendered as a short piece's ending
+    "song_seconds": 150.0,
 }
 
 

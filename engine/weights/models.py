@@ -36,6 +36,17 @@ class Models:
         return None if value is None else float(value)
 
     @property
+    def song_seconds(self) -> float | None:
+        """The length of the song the top prior's timing labels describe, at least (``model.json``'s ``meta``).
+
+        A prior with timing labels learned how pieces of each length begin and end. Told the truth about a
+        9-s request (a 5-s region and 4 s more), it renders the end of a 9-s piece: a fade into near-silence
+        within a tenth of a second of the join. A model that states this length is told that its renders sit
+        at the start of a song this long. None (official models): the reference's rule, the length rendered."""
+        value = self.meta.get("song_seconds")
+        return None if value is None else float(value)
+
+    @property
     def is_debug(self) -> bool:
         """The tiny random models of the tests (``load_models("debug")``): nothing about them is worth caching."""
         return self.name == "debug"

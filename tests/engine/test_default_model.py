@@ -144,3 +144,24 @@ def test_a_quiet_region_is_continued_as_the_same_region_played_louder(models, tm
         assert same > 0.99 and unlifted < 0.5, (level, same, unlifted)
     # 20 dB down, as its source (not undone, it would be ~0 dB); the two drafts may part after a flipped code
     assert rms_dbfs(quiet.audio) - rms_dbfs(loud.audio) == pytest.approx(-20.0, abs=3.0)
+
+
+def test_the_timing_labels_put_a_short_render_at_the_start_of_a_song_of_the_stated_length(models) -> None:
+    """A 9-s render is told it is the start of a ``song_seconds`` song (it rendered a 9-s piece's fade-out before),
+    and the windows still advance the offset; a model that states no length keeps the reference's rule."""
+    import dataclasses
+
+    from engine.generate.conditioning import label_fn
+    from engine.request import RenderRequest
+
+    top, sr = models.levels - 1, models.sample_rate
+    total = 9 * sr // 128 * 128
+    req = RenderRequest.from_fields("generate", {"seconds": 9.0, "genre": models.vocab["genre"].names[1]})
+    assert models.song_seconds is not None and models.song_seconds * sr > total
+    labels_at = label_fn(models, top, req, total, 1)
+    assert labels_at(0)[0, 0] == int(models.song_seconds * sr) and labels_at(0)[0, 1] == 0
+    assert labels_at(512)[0, 1] == 512 * models.priors[top].cfg.raw_to_tokens
+    as_is = dataclasses.replace(models, meta={k: v for k, v in models.meta.items() if k != "song_seconds"})
+    assert label_fn(as_is, top, req, total, 1)(0)[0, 0] == total
+    long_render = int(models.song_seconds * sr) + 10 * sr  # longer than the stated song: the render's own length
+    assert label_fn(models, top, req, long_render, 1)(0)[0, 0] == long_render

@@ -32,7 +32,9 @@ from engine.model.vqvae import VQVAE
 from engine.weights.models import Models
 
 from .data import Item, load_manifest
+from .evaluate import SILENCE_FRAME
 from .prior import PriorTrainConfig, PriorTrainer, init_prior
+from .recordings import SILENCE_DBFS
 from .vqvae import DecoderTrainer, TrainConfig, VQVAETrainer
 
 SAMPLE_RATE = 22050
@@ -42,7 +44,7 @@ VQVAE_CFG = VQVAEConfig(
     multispec_n_fft=(1024, 512, 256), multispec_hop=(120, 60, 25), multispec_win=(600, 300, 120))
 """The paper's hops 8/32/128 at 22.05 kHz (0.36 / 1.45 / 5.8 ms per code): twice the bitrate per level of
 the first default model's 16/64/256, which capped its top level at noise (see docs/default-model.md)."""
-SILENCE_RMS = 10 ** (-50 / 20)  # training excerpts quieter than -50 dBFS RMS are drawn again
+SILENCE_RMS = 10 ** (SILENCE_DBFS / 20)  # training excerpts quieter than this RMS are drawn again
 
 
 def prior_configs(vq: VQVAEConfig, n_artists: int, n_genres: int) -> list[PriorConfig]:
@@ -359,18 +361,19 @@ def encoded_audio(corpus: Path, item: Item, train_seconds: float | None, top_hop
 
 
 QUIET_TOKEN_WEIGHT = 0.1  # a prior's loss weight for a code over near-silence (below SILENCE_RMS): see token_weights
-QUIET_FRAME_SECONDS = 0.05  # the RMS that decides "near-silence" is taken over about this much audio around a code
 
 
 def token_weights(x: np.ndarray, hop: int) -> np.ndarray:
     """Loss weights (float32, one per code of hop ``hop``) for a prior trained on the codes of audio ``x``: codes over
-    near-silence (RMS below ``SILENCE_RMS`` over ``QUIET_FRAME_SECONDS``) weigh ``QUIET_TOKEN_WEIGHT``, the rest 1.
+    near-silence (RMS below ``SILENCE_RMS`` over ``evaluate.SILENCE_FRAME``, the evaluation's silence) weigh
+    ``QUIET_TOKEN_WEIGHT``, the rest 1.
 
-    The data build trims silence only at a file's ends; pauses, fades and breaks inside a file remain, and a
-    small prior that learns them at full weight drifts into them: continuations that fade or fall silent."""
+    The data build trims silence only at a file's ends; pauses, fades and breaks inside a file remain, and at full
+    weight they teach a prior to render near-silence. (Continuations that faded had a larger cause, the timing
+    labels: ``Models.song_seconds``.)"""
     n = len(x) // hop
     power = np.square(x[: n * hop], dtype=np.float64).reshape(n, hop).mean(axis=1)
-    k = max(1, round(QUIET_FRAME_SECONDS * SAMPLE_RATE / hop))
+    k = max(1, round(SILENCE_FRAME * SAMPLE_RATE / hop))
     smooth = np.convolve(power, np.ones(k) / k, mode="same")
     return np.where(smooth < SILENCE_RMS ** 2, QUIET_TOKEN_WEIGHT, 1.0).astype(np.float32)
 

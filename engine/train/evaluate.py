@@ -30,6 +30,8 @@ from engine.io.loudness import rms_dbfs
 from engine.model.losses import spectral_convergence, stft_magnitude
 from engine.weights.bundle import Models
 
+from .recordings import SILENCE_DBFS
+
 
 def entropy_bits(codes: np.ndarray, bins: int) -> float:
     p = np.bincount(codes.ravel(), minlength=bins).astype(np.float64)
@@ -114,7 +116,7 @@ def evaluate(models: Models, clips: list[dict], train_top_counts: np.ndarray | N
 
 SC_N_FFT, SC_HOP = 2048, 512  # the spectral convergence: STFT 2048/512 at the model's rate
 OCTAVE_BANDS = tuple((62.5 * 2**k, 125.0 * 2**k) for k in range(7))  # 62.5-125 Hz ... 4-8 kHz
-SILENCE_DBFS, SILENCE_FRAME = -50.0, 0.05  # a silent stretch: 50-ms frames under -50 dBFS RMS
+SILENCE_FRAME = 0.05  # a silent stretch: 50-ms frames under SILENCE_DBFS RMS
 PCM_BITS = 8  # the bandwidth baseline: 8-bit PCM (G.711-like) at a level's bitrate carries bitrate / 16 Hz
 RESAMPLE_BASELINE_RATE = 4000  # the "resampling to 4 kHz": a 4 kHz sample rate (2 kHz band) and back
 

@@ -46,7 +46,7 @@ from engine.io.files import atomic_write, atomic_write_text, file_sha256
 SAMPLE_RATE = 22050
 EXCERPT_SECONDS = 180.0  # longer files keep their middle 180 s
 MIN_SECONDS = 15.0  # shorter files (after trimming) are skipped
-SILENCE_DBFS = -50.0  # leading/trailing frames whose peak stays below this are trimmed
+SILENCE_DBFS = -50.0  # silence: trimmed at a file's ends here, down-weighted in prior training, a gap in evaluation
 TRIM_FRAME = 512
 PACKAGE_CAP_SECONDS = 27 * 60.0  # a package's selected files stay under this total
 DEBIAN_RELEASE = "bookworm"

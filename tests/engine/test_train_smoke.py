@@ -114,9 +114,11 @@ def _events(run: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def vqvae_work(corpus, tmp_path_factory) -> Path:
-    """A work folder with a VQ-VAE trained 2 steps without a break."""
+    """A work folder with a VQ-VAE trained 2 steps without a break. One thread, as the tests that compare with it:
+    a module fixture is set up before the suite's per-test ``one_torch_thread``, so run first in a process it would
+    train under the default count, and sums in another order differ in the last bits."""
     work = tmp_path_factory.mktemp("straight")
-    commands.train_vqvae(corpus, work, steps=2, batch=1, ckpt_every=1, eval_every=1)
+    commands.train_vqvae(corpus, work, steps=2, batch=1, ckpt_every=1, eval_every=1, threads=1)
     return work
 
 

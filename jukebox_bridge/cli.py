@@ -274,6 +274,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         band = {} if args.band_weight is None else {"band_weight": args.band_weight}
         train.train_decoder(args.corpus, args.work, args.level, args.steps, threads=args.threads,
                             init_from=args.init_from, **lr, **band)
+    elif args.what == "eq":
+        print(json.dumps(train.fit_output_eq(args.corpus, args.work, args.level), indent=1))
     elif args.what == "export":
         print(f"wrote {train.export(args.work, args.out)}")
     else:
@@ -510,13 +512,14 @@ def build_parser() -> argparse.ArgumentParser:
     dbuild.set_defaults(func=_cmd_data)
 
     trn = sub.add_parser("train", help="train the embedded model's VQ-VAE and priors (resumable), or export it")
-    trn.add_argument("what", choices=["vqvae", "prior", "decoder", "export", "evaluate"],
+    trn.add_argument("what", choices=["vqvae", "prior", "decoder", "eq", "export", "evaluate"],
                      help="decoder: fine-tune the codec level --level's decoder on its fixed codes (the priors stay "
-                     "valid), with a log-spectral loss for the high octaves; export then takes it")
+                     "valid), with a log-spectral loss for the high octaves; export then takes it. eq: fit level "
+                     "--level's output EQ to what its decoder loses per octave on training audio; export applies it")
     trn.add_argument("--corpus", type=Path, help="folder made by `data build`")
     trn.add_argument("--work", type=Path, required=True, help="checkpoints and logs (not the repository)")
-    trn.add_argument("--level", type=int, default=2, help="prior: 2 = top, 1 and 0 = upsamplers; decoder: the codec "
-                     "level (0: the best one)")
+    trn.add_argument("--level", type=int, default=2, help="prior: 2 = top, 1 and 0 = upsamplers; decoder, eq: the "
+                     "codec level (0: the best one)")
     trn.add_argument("--steps", type=int, default=2000)
     trn.add_argument("--batch", type=int, default=8)
     trn.add_argument("--lr", type=float, help="learning rate (prior: the peak of its warm-up and cosine decay); "

@@ -44,6 +44,15 @@ class VQVAEConfig:
     multispec_n_fft: tuple[int, ...] = (2048, 1024, 512)
     multispec_hop: tuple[int, ...] = (240, 120, 50)
     multispec_win: tuple[int, ...] = (1200, 600, 240)
+    # Inference: per level, the decoder's output EQ as (Hz, dB) points (``output_eq.py``); () or an empty
+    # level: flat. Fitted after training (``jukebox-bridge train eq``); the official models have none.
+    output_eq: tuple[tuple[tuple[float, float], ...], ...] = ()
+
+    def __post_init__(self) -> None:  # JSON gives nested lists; keep the config hashable and comparable
+        object.__setattr__(self, "output_eq", tuple(tuple(tuple(map(float, p)) for p in lv) for lv in self.output_eq))
+
+    def level_output_eq(self, level: int) -> tuple[tuple[float, float], ...]:
+        return self.output_eq[level] if level < len(self.output_eq) else ()
 
     @property
     def hop_lengths(self) -> tuple[int, ...]:

@@ -18,6 +18,7 @@ from engine.runtime.device import Precision, bucket_length, compute_dtype, infer
 
 from .bottleneck import Bottleneck, Codebook
 from .config import VQVAEConfig
+from .output_eq import equalise
 from .resnet import Resnet1D, conv_fast, from_fast_layout, to_fast_layout
 
 # Rows of latents quantised per Codebook.quantise call in VQVAE.encode: the (rows x 2048) float32
@@ -254,6 +255,7 @@ class VQVAE(nn.Module):
         per-shape oneDNN kernels are reused: the first call at a new length bucket builds them (~0.35 s
         fp32, ~2.5 s bf16 at level 0); so does ``EXACT`` for every new length (~0.4 s).
         Inference only (runs under ``device.inference_context()``); figures in ``benchmarks/README.md``.
+        A level with an output EQ in the config (``output_eq.py``) has it applied to the whole result.
         """
         if codes.dim() != 2:
             raise ValueError(f"codes must be (N, T); got shape {tuple(codes.shape)}")
@@ -263,16 +265,17 @@ class VQVAE(nn.Module):
         size = _chunk_size(chunk, (halo[0] * hop, halo[1] * hop))
         plan = _chunks(t, 1, halo, None if size is None else max(1, size // hop), t, ALIGN_CODES)
         if len(plan) == 1:
-            audio = self._decode(codes, level, precision)
+            out = self._decode(codes, level, precision)
             if on_chunk is not None:
                 on_chunk(1, 1)
-            return audio
-        out = torch.empty(codes.shape[0], t * hop, dtype=torch.float32, device=codes.device)
-        for i, ((lo, hi), (a, b)) in enumerate(plan):  # codes [lo, hi) -> the audio of codes [lo + a, lo + b)
-            out[:, (lo + a) * hop:(lo + b) * hop] = self._decode(codes[:, lo:hi], level, precision)[:, a * hop:b * hop]
-            if on_chunk is not None:
-                on_chunk(i + 1, len(plan))
-        return out
+        else:
+            out = torch.empty(codes.shape[0], t * hop, dtype=torch.float32, device=codes.device)
+            for i, ((lo, hi), (a, b)) in enumerate(plan):  # codes [lo, hi) -> the audio of codes [lo + a, lo + b)
+                audio = self._decode(codes[:, lo:hi], level, precision)
+                out[:, (lo + a) * hop:(lo + b) * hop] = audio[:, a * hop:b * hop]
+                if on_chunk is not None:
+                    on_chunk(i + 1, len(plan))
+        return equalise(out, self.cfg.sample_rate, self.cfg.level_output_eq(level))
 
     def _decode(self, codes: torch.Tensor, level: int, precision: Precision | str | None) -> torch.Tensor:
         precision = Precision.parse(precision)

@@ -178,9 +178,24 @@ def test_prior_training_resumes_exports_and_the_export_renders(corpus, vqvae_wor
     assert not _equal(again.priors[1].state_dict(), models.priors[1].state_dict())
     tuned = tmp_path / "decoder"  # a round that tunes only the decoder exports the rest, labels too, from its origin
     commands.train_decoder(corpus, tuned, 0, steps=1, batch=1, ckpt_every=1, eval_every=1, init_from=folder)
+    fit = commands.fit_output_eq(corpus, tuned, 0, files=2, seconds=2.0)  # the tuned decoder's roll-off, undone
+    assert fit["files"] == 2 and [p[0] for p in fit["points"]] == sorted(p[0] for p in fit["points"])
     decoded = load_models(commands.export(tuned, tmp_path / "model4", name="smoke4"), device="cpu")
     assert decoded.vocab["artist"].names == models.vocab["artist"].names
     assert all(_equal(decoded.priors[lv].state_dict(), models.priors[lv].state_dict()) for lv in range(3))
+    assert decoded.vqvae.cfg.level_output_eq(0) == tuple(tuple(p) for p in fit["points"])
+    assert decoded.vqvae.cfg.level_output_eq(1) == () and models.vqvae.cfg.output_eq == ()
+    retuned = tmp_path / "decoder2"  # a decoder tuned from a codec with an EQ drops it: fitted to the old decoder
+    commands.train_decoder(corpus, retuned, 0, steps=1, batch=1, ckpt_every=1, eval_every=1,
+                           init_from=tmp_path / "model4")
+    assert any(e.get("event") == "output EQ dropped" for e in _events(retuned / "decoder"))
+    assert commands.load_vqvae_checkpoint(retuned / "decoder" / "ckpt.pt").cfg.output_eq == ()
+    best = commands.codec_checkpoint(tuned)  # a decoder changed since the fit: export refuses the stale EQ
+    state = torch.load(best, weights_only=False)
+    state["model"] = {k: v + 1e-3 if k.startswith("decoders.0.") else v for k, v in state["model"].items()}
+    torch.save(state, best)
+    with pytest.raises(ValueError, match="train eq"):
+        commands.export(tuned, tmp_path / "model5")
     commands.train_vqvae(corpus, warm / "v", steps=1, batch=1, ckpt_every=1, eval_every=1, init_from=folder)
     assert any(e.get("event") == "warm start" for e in _events(warm / "v" / "vqvae"))
     with pytest.raises(FileNotFoundError, match="prior_level_0"):  # no origin to take a missing level from

@@ -534,6 +534,9 @@ def train_prior(corpus: Path, work: Path, level: int, steps: int, batch: int = 8
                 for k in range(0, len(h_starts), 8)]
         return float(np.mean(bits))
 
+    if trainer.steps == 0 and init_from is not None:  # the weights it starts from are the ones to beat
+        best = evaluate()
+        log(step=0, heldout_bpd=best)
     t0 = time.time()
     while trainer.steps < steps:
         m = trainer.step(*prior_batch(cfg, train, vocab, batch, np.random.default_rng([seed, level, trainer.steps])))

@@ -8,7 +8,7 @@ import torch
 from scipy import signal
 
 from engine.model.config import VQVAEConfig
-from engine.model.output_eq import MAX_BOOST_DB, equalise, fit_points
+from engine.model.output_eq import FIT_TOLERANCE_DB, MAX_BOOST_DB, equalise, fit_points
 from engine.model.vqvae import VQVAE
 from engine.train.evaluate import band_levels_db
 
@@ -43,11 +43,13 @@ def test_a_fitted_curve_undoes_a_roll_off_measured_on_other_audio():
     fit_on, judge_on = (rng.standard_normal(4 * SR).astype(np.float32) * 0.1 for _ in range(2))
     lost = band_levels_db(fit_on, signal.sosfilt(sos, fit_on).astype(np.float32), SR)
     assert lost["4000-8000"] < -3.0  # the low-pass takes the top octave down
-    points = fit_points(lost)
-    assert all(-MAX_BOOST_DB <= db <= MAX_BOOST_DB for _, db in points)
     rolled = signal.sosfilt(sos, judge_on).astype(np.float32)
-    fixed = equalise(torch.from_numpy(rolled)[None], SR, points)[0].numpy()
-    assert all(abs(db) < 1.0 for db in band_levels_db(judge_on, fixed, SR).values())
+    for tolerance in (0.0, FIT_TOLERANCE_DB):
+        points = fit_points(lost, tolerance)
+        assert all(-MAX_BOOST_DB <= db <= MAX_BOOST_DB for _, db in points)
+        fixed = equalise(torch.from_numpy(rolled)[None], SR, points)[0].numpy()
+        assert all(abs(db) < tolerance + 1.0 for db in band_levels_db(judge_on, fixed, SR).values())
+    assert fit_points({"62.5-125": -1.0, "4000-8000": -2.0}) == ((88.4, 0.0), (5656.9, 2.0 - FIT_TOLERANCE_DB))
     assert fit_points({"4000-8000": -40.0}) == ((5656.9, MAX_BOOST_DB),)  # never more than the cap
 
 

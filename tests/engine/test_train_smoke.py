@@ -167,6 +167,8 @@ def test_prior_training_resumes_exports_and_the_export_renders(corpus, vqvae_wor
     warm = tmp_path / "warm"  # a fresh run from the exported folder alone: its codec and its prior
     commands.train_prior(corpus, warm, 1, steps=1, batch=1, ckpt_every=1, eval_every=1, init_from=folder)
     assert [e["event"] for e in _events(warm / "prior_level_1") if "event" in e][:2] == ["codec adopted", "warm start"]
+    start_bits = [e["heldout_bpd"] for e in _events(warm / "prior_level_1") if e.get("step") == 0]
+    assert start_bits and torch.load(warm / "prior_level_1" / "best.pt", weights_only=False)["heldout_bpd"] < start_bits[0]
     assert _equal(_state(warm / "vqvae" / "best.pt", "model"), models.vqvae.state_dict())
     start = models.priors[1].state_dict()
     after = _state(warm / "prior_level_1" / "best.pt", "model")

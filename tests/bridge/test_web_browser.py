@@ -34,7 +34,9 @@ def _browser_paths() -> tuple[str, str]:
 
 @pytest.fixture
 def engine(tmp_path):
-    cfg = ServeConfig(model="debug", port=0, web_port=0, render_dir=tmp_path / "renders", midi=False)
+    # max_wait 0: the long render below must start whatever this machine's measured speed (the estimate is timed
+    # at start-up; on a loaded machine it can pass the 300-s limit and the job is refused with an offer instead)
+    cfg = ServeConfig(model="debug", port=0, web_port=0, render_dir=tmp_path / "renders", midi=False, max_wait=0.0)
     eng = start_engine(cfg, models=load_models("debug"))
     yield eng
     eng.stop()

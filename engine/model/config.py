@@ -54,6 +54,12 @@ class VQVAEConfig:
     def level_output_eq(self, level: int) -> tuple[tuple[float, float], ...]:
         return self.output_eq[level] if level < len(self.output_eq) else ()
 
+    def with_level_output_eq(self, level: int, points: tuple[tuple[float, float], ...]) -> "VQVAEConfig":
+        """This config with ``level``'s output EQ replaced (``()``: flat)."""
+        rows = [self.level_output_eq(lv) for lv in range(self.levels)]
+        rows[level] = points
+        return dataclasses.replace(self, output_eq=tuple(rows) if any(rows) else ())
+
     @property
     def hop_lengths(self) -> tuple[int, ...]:
         """Raw samples per code at each level (8, 32, 128 for the official model)."""

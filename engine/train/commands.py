@@ -227,7 +227,7 @@ def train_decoder(corpus: Path, work: Path, level: int, steps: int, batch: int =
     adopt_codec(work, init_from, log)
     model = load_vqvae_checkpoint(work / "vqvae" / "best.pt")
     if model.cfg.level_output_eq(level):  # fitted to the decoder this run changes: refit it after (`train eq`)
-        model.cfg = with_output_eq(model.cfg, level, ())
+        model.cfg = model.cfg.with_level_output_eq(level, ())
         log(event="output EQ dropped", level=level)
     trainer = DecoderTrainer(model, level, TrainConfig(lr=lr, seed=seed), log_weight, band_weight)
     train = [x for _, x in load_audio(corpus, "train")]
@@ -293,35 +293,31 @@ def codec_checkpoint(work: Path) -> Path:
 OUTPUT_EQ_FILE = "output_eq.json"
 
 
-def with_output_eq(cfg: VQVAEConfig, level: int, points: tuple) -> VQVAEConfig:
-    """``cfg`` with ``level``'s output EQ replaced (``()``: flat)."""
-    rows = [cfg.level_output_eq(lv) for lv in range(cfg.levels)]
-    rows[level] = points
-    return dataclasses.replace(cfg, output_eq=tuple(rows) if any(rows) else ())
-
-
 def fit_output_eq(corpus: Path, work: Path, level: int = 0, files: int = 60, seconds: float = 10.0) -> dict:
     """Fit level ``level``'s output EQ (``engine.model.output_eq``) to the band levels its decoder loses on
     *training* audio (the middle ``seconds`` of up to ``files`` training files, evenly spread; held-out files are
     for judging it), measured with that level's EQ off. Written to ``work/output_eq.json`` with the codec
     checkpoint's sha256, which ``export`` applies and checks (a decoder trained since needs a new fit)."""
-    from engine.generate.codec import pad_to_hop
     from engine.io.files import file_sha256
     from engine.model.output_eq import fit_points
 
     from .evaluate import band_levels_db
 
     ckpt = codec_checkpoint(work)
+    if not ckpt.exists():
+        raise FileNotFoundError(f"{work} holds no codec to fit an output EQ to: train one there first (train vqvae, "
+                                "or train decoder --init-from default)")
+    if corpus is None or not (corpus / "manifest.json").exists():
+        raise FileNotFoundError(f"--corpus {corpus}: not a corpus folder (no manifest.json); make one with "
+                                "`jukebox-bridge data build --out CORPUS`")
     vq = load_vqvae_checkpoint(ckpt)
-    vq.cfg = with_output_eq(vq.cfg, level, ())
+    vq.cfg = vq.cfg.with_level_output_eq(level, ())
     items = [it for it in load_manifest(corpus) if it.split == "train"]
     picked = items[:: max(1, math.ceil(len(items) / files))]
     xs, ys = [], []
     for it in picked:
-        x, _ = sf.read(corpus / "audio" / f"{it.id}.flac", dtype="float32")
-        n = int(seconds * SAMPLE_RATE)
-        x = x[max(0, (len(x) - n) // 2):][:n]
-        (z,) = vq.encode(torch.from_numpy(pad_to_hop(x, vq.hop_lengths[-1]))[None], levels=(level,))
+        x = encoded_audio(corpus, it, seconds, vq.hop_lengths[-1])
+        (z,) = vq.encode(torch.from_numpy(x)[None], levels=(level,))
         xs.append(x)
         ys.append(np.clip(vq.decode(z, level, precision="fp32")[0].numpy()[: len(x)], -1, 1))
     bands = band_levels_db(xs, ys, SAMPLE_RATE)
@@ -343,7 +339,7 @@ def _fitted_output_eq(work: Path, vqvae: VQVAE, ckpt: Path) -> None:
         raise ValueError(f"{path} was fitted to another codec than {ckpt} (trained since?): run "
                          f"`jukebox-bridge train eq --work {work} --corpus CORPUS --level {fit['level']}` again, or "
                          "delete it to export without an output EQ")
-    vqvae.cfg = with_output_eq(vqvae.cfg, fit["level"], tuple(tuple(p) for p in fit["points"]))
+    vqvae.cfg = vqvae.cfg.with_level_output_eq(fit["level"], tuple(tuple(p) for p in fit["points"]))
 
 
 def _shipped(folder: Path | str) -> Models:
@@ -582,8 +578,9 @@ def export(work: Path, out: Path, name: str = "jukebox-bridge-default") -> Path:
     from engine.model.labels import load_label_vocab_file
     from engine.weights.bundle import SHA256SUMS, Models, save_models
 
-    vqvae = load_vqvae_checkpoint(codec_checkpoint(work))
-    _fitted_output_eq(work, vqvae, codec_checkpoint(work))
+    codec = codec_checkpoint(work)
+    vqvae = load_vqvae_checkpoint(codec)
+    _fitted_output_eq(work, vqvae, codec)
     origin = (work / ORIGIN_FILE).read_text() if (work / ORIGIN_FILE).exists() else None
     origin_models = functools.cache(lambda: _shipped(origin))
     priors = []

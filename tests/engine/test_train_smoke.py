@@ -299,3 +299,11 @@ def test_train_resume_takes_the_work_folders_state_or_else_the_shipped_model(mon
     assert cli.main(["train", "prior", *base]) == 0
     assert cli.main(["train", "prior", "--resume", "--init-from", str(tmp_path / "m"), *base]) == 0
     assert seen == ["default", "default", "default", None, str(tmp_path / "m")]
+
+
+def test_an_output_eq_fit_without_a_codec_or_a_corpus_says_which_is_missing(corpus, vqvae_work, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no codec"):
+        commands.fit_output_eq(corpus, tmp_path / "empty", 0)
+    with pytest.raises(FileNotFoundError, match="data build"):
+        commands.fit_output_eq(tmp_path / "nowhere", vqvae_work, 0)
+    assert not (vqvae_work / commands.OUTPUT_EQ_FILE).exists() and not (tmp_path / "empty").exists()

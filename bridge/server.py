@@ -41,6 +41,7 @@ log = logging.getLogger("jukebox_bridge")
 APP = "jukebox-bridge"
 CLIENT_TTL = 60.0  # seconds a hello keeps a client registered for broadcasts
 MAX_CLIENTS = 64
+STOP_POLL_SECONDS = 0.1  # how soon the main thread notices SIGINT/SIGTERM
 
 
 def default_render_dir() -> Path:
@@ -448,9 +449,11 @@ def _speed(models: Any) -> Any:
 def serve(cfg: ServeConfig) -> int:
     """Run until SIGINT or SIGTERM; returns the process exit code."""
     logging.basicConfig(level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    stop = threading.Event()
+    # The handler only flips a flag: Event.set() there can deadlock when the signal lands while this thread is
+    # inside Event.wait() holding the Event's own lock (a SIGTERM sent the moment the engine says it is serving).
+    stopping: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, lambda signum, _frame: stopping.append(signum))
     engine = start_engine(cfg)
     host, port = engine.address
     web = f"\nweb panel: {engine.web_url}" if engine.web_url else ""
@@ -458,7 +461,8 @@ def serve(cfg: ServeConfig) -> int:
           f"renders in {cfg.render_dir}{web}\nlicence of its renders: {engine.jobs.models.licence()['licence']}",
           file=sys.stderr, flush=True)
     try:
-        stop.wait()
+        while not stopping:
+            time.sleep(STOP_POLL_SECONDS)
     finally:
         engine.stop()
     return 0

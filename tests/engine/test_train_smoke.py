@@ -108,6 +108,30 @@ def _equal(a, b) -> bool:
     return torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
 
 
+def _resumed_like(a, b, key: str = "") -> str | None:
+    """Where two training states part (None: they match). Floats to 1e-6: the sums inside BLAS and oneDNN may
+    take another order when anything else in the process changes their threading, while a resume that lost
+    state (the optimiser's moments, a step, the data order) moves weights by about the learning rate (1e-3)."""
+    if isinstance(a, dict):
+        if a.keys() != b.keys():
+            return f"{key}: keys {sorted(map(str, a))} != {sorted(map(str, b))}"
+        return next((d for k in a if (d := _resumed_like(a[k], b[k], f"{key}.{k}")) is not None), None)
+    if isinstance(a, (list, tuple)):
+        if len(a) != len(b):
+            return f"{key}: {len(a)} != {len(b)} items"
+        return next((d for i, (x, y) in enumerate(zip(a, b)) if (d := _resumed_like(x, y, f"{key}[{i}]"))), None)
+    if isinstance(a, torch.Tensor):
+        if a.shape != b.shape or a.dtype != b.dtype:
+            return f"{key}: {a.dtype}{tuple(a.shape)} != {b.dtype}{tuple(b.shape)}"
+        if a.is_floating_point():
+            close = torch.allclose(a, b, rtol=0.0, atol=1e-6)
+            return None if close else f"{key}: differs by up to {(a - b).abs().max().item():.3g}"
+        return None if torch.equal(a, b) else f"{key}: integer values differ"
+    if isinstance(a, float) and isinstance(b, float):
+        return None if math.isclose(a, b, rel_tol=1e-6) else f"{key}: {a!r} != {b!r}"
+    return None if a == b else f"{key}: {a!r} != {b!r}"
+
+
 def _events(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
 
@@ -132,7 +156,8 @@ def test_vqvae_training_resumed_from_its_checkpoint_equals_an_uninterrupted_run(
         torch.load(tmp_path / "vqvae" / "ckpt.pt", weights_only=False)
     assert resumed["steps"] == straight["steps"] == 2
     for key in ("model", "opt", "ema", "best"):
-        assert _equal(straight[key], resumed[key]), key
+        parted = _resumed_like(straight[key], resumed[key], key)
+        assert parted is None, parted
 
 
 @pytest.mark.slow
@@ -145,8 +170,9 @@ def test_prior_training_resumes_exports_and_the_export_renders(corpus, vqvae_wor
     for level in range(3):  # the straight run, and every level for the export
         commands.train_prior(corpus, vqvae_work, level, steps=2 if level == 1 else 1, batch=1, ckpt_every=1,
                              eval_every=1)
-    assert _equal(_state(vqvae_work / "prior_level_1" / "ckpt.pt", "trainer"),
-                  _state(resumed / "prior_level_1" / "ckpt.pt", "trainer"))
+    parted = _resumed_like(_state(vqvae_work / "prior_level_1" / "ckpt.pt", "trainer"),
+                           _state(resumed / "prior_level_1" / "ckpt.pt", "trainer"), "trainer")
+    assert parted is None, parted
 
     folder = commands.export(vqvae_work, tmp_path / "model", name="smoke")
     from engine.generate.render import render
@@ -273,7 +299,9 @@ def test_decoder_fine_tune_keeps_the_codes_resumes_and_is_what_export_takes(corp
     assert any(e.get("event") == "resumed" and e.get("step") == 1 for e in _events(resumed / "decoder"))
     a, b = torch.load(straight / "decoder" / "ckpt.pt", weights_only=False), \
         torch.load(resumed / "decoder" / "ckpt.pt", weights_only=False)
-    assert _equal(a["model"], b["model"]) and _equal(a["opt"], b["opt"]) and a["best"] == b["best"]
+    for key in ("model", "opt", "best"):
+        parted = _resumed_like(a[key], b[key], key)
+        assert parted is None, parted
     original = _state(vqvae_work / "vqvae" / "best.pt", "model")
     tuned = a["model"]
     moved = {k for k in original if not torch.equal(original[k], tuned[k])}

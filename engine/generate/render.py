@@ -21,8 +21,7 @@ from engine.errors import ErrorCode
 from engine.io import audio
 from engine.io.codes import CodesLog
 from engine.io.files import atomic_write_text
-from engine.io.loudness import (GENERATE_LUFS, LoudnessReport, input_gain_db, integrated_loudness, match_loudness,
-                                peak_dbfs)
+from engine.io.loudness import GENERATE_LUFS, LoudnessReport, input_gain_db, integrated_loudness, match_loudness
 from engine.io.takes import FADE_SECONDS, RenderedTake
 from engine.model.fast.static_step import WARM
 from engine.request import RenderRequest, RequestError
@@ -50,7 +49,6 @@ class _Plan:
     decode_level: int
     position: float
     reference_lufs: float | None = None  # the source region's integrated loudness (continue, prime, rerender)
-    reference_peak_dbfs: float | None = None  # and its sample peak: how far the mix may limit to reach that loudness
     mode: str = ""  # whose fades and loudness rule the clip gets: the request's mode (a refine: its draft's)
     input_gain_db: float = 0.0  # the source's gain before encoding (``loudness.input_gain_db``), undone after decoding
 
@@ -80,12 +78,10 @@ def _plan(models: Models, req: RenderRequest, progress: ProgressCallback, cache,
             raise RequestError(ErrorCode.BAD_VALUE, f"the draft is already at level {draft.decode_level}; "
                                "stop_level must be below it", "stop_level")
         return _Plan(draft.total, draft.keep, start_codes(draft), levels, levels[-1], req.position,
-                     draft.extra.get("reference_lufs"), draft.extra.get("reference_peak_dbfs"), draft.mode,
-                     float(draft.extra.get("input_gain_db") or 0.0))
+                     draft.extra.get("reference_lufs"), draft.mode, float(draft.extra.get("input_gain_db") or 0.0))
     progress(Progress("encoding", 0, 1, 0.0, -1.0))
     x, region_seconds = read_source(req, models.sample_rate)  # the model's rate (22.05 kHz for the default)
-    reference_lufs, reference_peak = integrated_loudness(x, sr), peak_dbfs(x)
-    gain = input_gain_db(x, models.input_rms_dbfs)
+    reference_lufs, gain = integrated_loudness(x, sr), input_gain_db(x, models.input_rms_dbfs)
     x = x * np.float32(10 ** (gain / 20))  # at the level the model was trained at; undone after decoding
     if req.mode == "rerender":
         codes = encode_region(models, req, x, cache, chunk_progress(progress, cancel, "encoding", 0.0, 0.05))
@@ -95,7 +91,7 @@ def _plan(models: Models, req: RenderRequest, progress: ProgressCallback, cache,
         kept = {lv: z for lv, z in codes.items() if lv > level}
         levels = _levels(level, req)
         return _Plan(len(pad_to_hop(x, top_hop)), (0, len(x)), kept, levels, levels[-1], req.position,
-                     reference_lufs, reference_peak, input_gain_db=gain)
+                     reference_lufs, input_gain_db=gain)
     # continue / prime: the region's tail is the prompt; it must end exactly where the region ends
     prime = x[len(x) - prompt_length(models, len(x)):]
     if len(prime) == 0:
@@ -104,7 +100,7 @@ def _plan(models: Models, req: RenderRequest, progress: ProgressCallback, cache,
     codes = encode_audio(models.vqvae, prime, chunk_progress(progress, cancel, "encoding", 0.0, 0.05))
     levels = _levels(top, req)
     return _Plan(len(prime) + new_padded, (len(prime), len(prime) + new), codes, levels, levels[-1],
-                 req.position + region_seconds, reference_lufs, reference_peak, input_gain_db=gain)
+                 req.position + region_seconds, reference_lufs, input_gain_db=gain)
 
 
 class _WorkDir:
@@ -169,19 +165,18 @@ def _fade(clip: np.ndarray, req: RenderRequest, mode: str = "") -> np.ndarray:
     return clip
 
 
-def _mix(clip: np.ndarray, req: RenderRequest, plan: _Plan) -> tuple[np.ndarray, LoudnessReport]:
-    """DC removed, and the request's loudness: the prime's ("match", limited at most as densely as the prime is;
-    generated takes ``GENERATE_LUFS``), a given target, or none ("off"). ``clip`` is mono (T, 1), measured as the
-    request's channels will play it; the plan's mode is the clip's (a refine's is its draft's)."""
-    matched = req.loudness == "match" and (plan.mode or req.mode) != "generate"
+def _mix(clip: np.ndarray, req: RenderRequest, reference_lufs: float | None,
+         mode: str = "") -> tuple[np.ndarray, LoudnessReport]:
+    """DC removed, and the request's loudness: the prime's ("match"; generated takes ``GENERATE_LUFS``), a
+    given target, or none ("off"). ``clip`` is mono (T, 1), measured as the request's channels will play it.
+    ``mode``: the clip's (a refine's is its draft's)."""
     if req.loudness == "off":
         target = None
     elif req.loudness == "match":
-        target = plan.reference_lufs if matched else GENERATE_LUFS
+        target = reference_lufs if (mode or req.mode) != "generate" else GENERATE_LUFS
     else:
         target = float(req.loudness)
-    return match_loudness(clip, req.sample_rate, target, channels=req.channels,
-                          reference_peak_dbfs=plan.reference_peak_dbfs if matched else None)
+    return match_loudness(clip, req.sample_rate, target, channels=req.channels)
 
 
 TOP_ADVANCE_SECONDS = 2.0
@@ -284,7 +279,7 @@ def render(models: Models, req: RenderRequest, progress: ProgressCallback, cance
             x = models.vqvae.decode(z, plan.decode_level, precision="fp32",
                                     on_chunk=chunk_progress(progress, cancel, "decoding", *span, clock))[0].cpu().numpy()
             x = x * np.float32(10 ** (-plan.input_gain_db / 20))  # back to the source's level
-            clip, mixed = _mix(_finish(x, plan.keep, req, models.sample_rate), req, plan)
+            clip, mixed = _mix(_finish(x, plan.keep, req, models.sample_rate), req, plan.reference_lufs, plan.mode)
             clip = audio.convert_channels(_fade(clip, req, plan.mode), req.channels)
             takes.append(RenderedTake(i + 1, clip, plan.position, seeds[i],
                                       {lv: z[i].cpu().numpy() for lv, z in codes.items()},

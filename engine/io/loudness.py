@@ -7,7 +7,6 @@ to fix either by hand. The gains applied are returned, so the sidecar can say wh
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
@@ -19,9 +18,8 @@ HIGHPASS_HZ = 10.0  # below what any monitor reproduces; removes DC and sub-soni
 GENERATE_LUFS = -16.0  # target for generated takes, which have no prime to match
 MAX_GAIN_DB = 24.0  # never lift near-silence into loud noise
 PEAK_CEILING_DB = -1.0  # the sample peak of a take never passes this
-# A prime mastered loud (-8 LUFS is common) needs more gain than the render's peaks allow: a peak limiter takes the
-# excess (its gain reduction at the loudest peak), at most this much, or, when the prime itself is denser, as much as
-# brings the render's peak-to-loudness ratio down to the prime's (``match_loudness``); beyond that the gain stops
+# A prime mastered loud (-8 LUFS is common) needs more gain than the render's peaks allow: up to this much of it is
+# taken by a peak limiter (its gain reduction at the loudest peak), beyond it the gain stops (the render would pump)
 LIMITER_MAX_DB = 6.0
 INPUT_PEAK_DBFS = 0.0  # a source's input gain never lifts its peak past full scale (the codec never heard more)
 MIN_SECONDS = 0.4  # one BS.1770 gating block: shorter audio has no integrated loudness
@@ -43,12 +41,11 @@ class LoudnessReport:
     measured_lufs: float | None
     gain_db: float
     limiter_db: float = 0.0  # the limiter's largest gain reduction (0: not used)
-    reference_peak_dbfs: float | None = None  # the prime's sample peak, which sets how far the limiter may go
 
     def to_json(self) -> dict:
         r = lambda v: None if v is None else round(v, 2)  # noqa: E731
         return {"target_lufs": r(self.target_lufs), "measured_lufs": r(self.measured_lufs), "gain_db": r(self.gain_db),
-                "limiter_db": r(self.limiter_db), "reference_peak_dbfs": r(self.reference_peak_dbfs)}
+                "limiter_db": r(self.limiter_db)}
 
 
 def remove_dc(x: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -101,41 +98,27 @@ def integrated_loudness(x: np.ndarray, sample_rate: int) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def peak_dbfs(x: np.ndarray) -> float | None:
-    """Sample peak in dBFS; None for silence."""
-    peak = float(np.max(np.abs(x))) if np.size(x) else 0.0
-    return 20 * math.log10(peak) if peak > 0 else None
-
-
-def match_loudness(x: np.ndarray, sample_rate: int, target_lufs: float | None, channels: int = 1,
-                   reference_peak_dbfs: float | None = None) -> tuple[np.ndarray, LoudnessReport]:
+def match_loudness(x: np.ndarray, sample_rate: int, target_lufs: float | None,
+                   channels: int = 1) -> tuple[np.ndarray, LoudnessReport]:
     """``x`` with DC removed and, when ``target_lufs`` is given, gained to it (capped; see the constants).
-    ``channels``: mono ``x`` (T,) or (T, 1) is measured as that many identical channels will play it.
-
-    ``reference_peak_dbfs``: the prime's peak. A prime mastered dense (peak close to its loudness) was limited to
-    get there; the render may be limited as far, to the prime's peak-to-loudness ratio, so it reaches the prime's
-    loudness whenever the prime peaks under the ceiling. Without it, or for a sparser prime, ``LIMITER_MAX_DB``."""
+    ``channels``: mono ``x`` (T,) or (T, 1) is measured as that many identical channels will play it."""
     x = remove_dc(np.asarray(x, dtype=np.float32), sample_rate)
     if channels > 1 and x.ndim == 2 and x.shape[1] != 1:
         raise ValueError(f"channels={channels} is for mono audio; got {x.shape[1]} channels")
     measured = _as_played(x, sample_rate, channels)
-    report = functools.partial(LoudnessReport, target_lufs, measured, reference_peak_dbfs=reference_peak_dbfs)
     if target_lufs is None or measured is None:
-        return x, report(0.0)
-    peak = peak_dbfs(x)
-    headroom = MAX_GAIN_DB if peak is None else PEAK_CEILING_DB - peak
-    allowance = LIMITER_MAX_DB
-    if peak is not None and reference_peak_dbfs is not None:  # the render's ratio down to the prime's, no further
-        allowance = max(allowance, (peak - measured) - (reference_peak_dbfs - target_lufs))
-    gain = min(target_lufs - measured, MAX_GAIN_DB, headroom + allowance)
+        return x, LoudnessReport(target_lufs, measured, 0.0)
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    headroom = PEAK_CEILING_DB - 20 * math.log10(peak) if peak > 0 else MAX_GAIN_DB
+    gain = min(target_lufs - measured, MAX_GAIN_DB, headroom + LIMITER_MAX_DB)
     if gain <= headroom:
-        return (x * 10 ** (gain / 20)).astype(np.float32), report(gain)
+        return (x * 10 ** (gain / 20)).astype(np.float32), LoudnessReport(target_lufs, measured, gain)
     y = _limited(x, gain, sample_rate)
     reached = _as_played(y, sample_rate, channels)
     if reached is not None and reached < target_lufs - 0.05:  # the limiter took some loudness: one correction
-        gain = min(gain + target_lufs - reached, MAX_GAIN_DB, headroom + allowance)
+        gain = min(gain + target_lufs - reached, MAX_GAIN_DB, headroom + LIMITER_MAX_DB)
         y = _limited(x, gain, sample_rate)
-    return y, report(gain, gain - headroom)
+    return y, LoudnessReport(target_lufs, measured, gain, gain - headroom)
 
 
 def _as_played(x: np.ndarray, sample_rate: int, channels: int) -> float | None:

@@ -42,7 +42,6 @@ def save_take_codes(folder: Path, stem: str, rendered: RenderedTake, hop_lengths
     extra = {"job_id": job_id, "take": rendered.take, "seed": rendered.seed, "position": float(rendered.position),
              "keep": None if rendered.keep is None else [int(k) for k in rendered.keep],
              "levels": [int(lv) for lv in rendered.levels], "reference_lufs": rendered.reference_lufs,
-             "reference_peak_dbfs": (rendered.loudness or {}).get("reference_peak_dbfs"),
              "input_gain_db": (rendered.loudness or {}).get("input_gain_db", 0.0), "request": request}
     codes = {lv: np.asarray(z)[None] if np.ndim(z) == 1 else np.asarray(z) for lv, z in rendered.codes.items()}
     return CodesFile(codes, tuple(hop_lengths), sample_rate, model=model, extra=extra).save(

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
+BACKGROUND_COMPILE_SECONDS = 600  # a generous bound on one test's queued compiles on a loaded 2-core machine
+
 
 @pytest.fixture(autouse=True)
 def one_torch_thread():
@@ -21,6 +23,11 @@ def one_torch_thread():
     test on the same worker that compares two training runs bit for bit should not run under another count."""
     torch.set_num_threads(1)
     yield
+    # A render with the embedded model queues its shapes for the background compiler; the test that did so waits
+    # for it, so no compile runs on into (and loads, or logs into) the next test on this worker.
+    from engine.model.fast.static_step import WARM
+
+    WARM.wait(timeout=BACKGROUND_COMPILE_SECONDS)  # returns at once when nothing is queued or a compile failed
 
 
 @pytest.fixture(scope="module")

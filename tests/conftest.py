@@ -20,11 +20,16 @@ def one_torch_thread():
     """The tests run tiny models: on a 2-core machine one intra-op thread is several times faster than two
     (no spin-waiting threads fighting other processes), and results do not depend on the thread count. Set before
     every test: loading a wide (official-size) model sets one thread per core for the whole process, and a later
-    test on the same worker that compares two training runs bit for bit should not run under another count."""
+    test on the same worker that compares two training runs should not run under another count."""
     torch.set_num_threads(1)
     yield
-    # A render with the embedded model queues its shapes for the background compiler; the test that did so waits
-    # for it, so no compile runs on into (and loads, or logs into) the next test on this worker.
+
+
+@pytest.fixture(autouse=True)
+def no_compile_left_running():
+    """A render with the embedded model queues its shapes for the background compiler; the test that did so waits
+    for it, so no compile runs on into (and loads, or logs into) the next test on this worker."""
+    yield
     from engine.model.fast.static_step import WARM
 
     WARM.wait(timeout=BACKGROUND_COMPILE_SECONDS)  # returns at once when nothing is queued or a compile failed

@@ -100,36 +100,37 @@ def _state(path: Path, key: str) -> dict[str, torch.Tensor]:
     return torch.load(path, weights_only=False)[key]
 
 
-def _equal(a, b) -> bool:
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
-    return torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
+RESUME_TOLERANCE = 1e-6
+"""How far a resumed run's floats may sit from an uninterrupted run's: the sums inside BLAS and oneDNN may take
+another order when anything else in the process changes their threading, while a resume that lost state (the
+optimiser's moments, a step, the data order) moves weights by about the learning rate (1e-3)."""
 
 
-def _resumed_like(a, b, key: str = "") -> str | None:
-    """Where two training states part (None: they match). Floats to 1e-6: the sums inside BLAS and oneDNN may
-    take another order when anything else in the process changes their threading, while a resume that lost
-    state (the optimiser's moments, a step, the data order) moves weights by about the learning rate (1e-3)."""
+def _parted(a, b, tol: float = 0.0, key: str = "") -> str | None:
+    """Where two nested states (dicts, lists, tensors, numbers) part, None where they match; floats to ``tol``
+    (absolute for tensors, relative for Python floats; 0: bit for bit)."""
     if isinstance(a, dict):
         if a.keys() != b.keys():
             return f"{key}: keys {sorted(map(str, a))} != {sorted(map(str, b))}"
-        return next((d for k in a if (d := _resumed_like(a[k], b[k], f"{key}.{k}")) is not None), None)
+        return next((d for k in a if (d := _parted(a[k], b[k], tol, f"{key}.{k}")) is not None), None)
     if isinstance(a, (list, tuple)):
         if len(a) != len(b):
             return f"{key}: {len(a)} != {len(b)} items"
-        return next((d for i, (x, y) in enumerate(zip(a, b)) if (d := _resumed_like(x, y, f"{key}[{i}]"))), None)
+        return next((d for i, (x, y) in enumerate(zip(a, b)) if (d := _parted(x, y, tol, f"{key}[{i}]"))), None)
     if isinstance(a, torch.Tensor):
         if a.shape != b.shape or a.dtype != b.dtype:
             return f"{key}: {a.dtype}{tuple(a.shape)} != {b.dtype}{tuple(b.shape)}"
-        if a.is_floating_point():
-            close = torch.allclose(a, b, rtol=0.0, atol=1e-6)
+        if a.is_floating_point() and tol > 0:
+            close = torch.allclose(a, b, rtol=0.0, atol=tol)
             return None if close else f"{key}: differs by up to {(a - b).abs().max().item():.3g}"
-        return None if torch.equal(a, b) else f"{key}: integer values differ"
-    if isinstance(a, float) and isinstance(b, float):
-        return None if math.isclose(a, b, rel_tol=1e-6) else f"{key}: {a!r} != {b!r}"
+        return None if torch.equal(a, b) else f"{key}: values differ"
+    if isinstance(a, float) and isinstance(b, float) and tol > 0:
+        return None if math.isclose(a, b, rel_tol=tol) else f"{key}: {a!r} != {b!r}"
     return None if a == b else f"{key}: {a!r} != {b!r}"
+
+
+def _equal(a, b) -> bool:
+    return _parted(a, b) is None
 
 
 def _events(run: Path) -> list[dict]:
@@ -156,7 +157,7 @@ def test_vqvae_training_resumed_from_its_checkpoint_equals_an_uninterrupted_run(
         torch.load(tmp_path / "vqvae" / "ckpt.pt", weights_only=False)
     assert resumed["steps"] == straight["steps"] == 2
     for key in ("model", "opt", "ema", "best"):
-        parted = _resumed_like(straight[key], resumed[key], key)
+        parted = _parted(straight[key], resumed[key], RESUME_TOLERANCE, key)
         assert parted is None, parted
 
 
@@ -170,8 +171,8 @@ def test_prior_training_resumes_exports_and_the_export_renders(corpus, vqvae_wor
     for level in range(3):  # the straight run, and every level for the export
         commands.train_prior(corpus, vqvae_work, level, steps=2 if level == 1 else 1, batch=1, ckpt_every=1,
                              eval_every=1)
-    parted = _resumed_like(_state(vqvae_work / "prior_level_1" / "ckpt.pt", "trainer"),
-                           _state(resumed / "prior_level_1" / "ckpt.pt", "trainer"), "trainer")
+    parted = _parted(_state(vqvae_work / "prior_level_1" / "ckpt.pt", "trainer"),
+                     _state(resumed / "prior_level_1" / "ckpt.pt", "trainer"), RESUME_TOLERANCE, "trainer")
     assert parted is None, parted
 
     folder = commands.export(vqvae_work, tmp_path / "model", name="smoke")
@@ -300,7 +301,7 @@ def test_decoder_fine_tune_keeps_the_codes_resumes_and_is_what_export_takes(corp
     a, b = torch.load(straight / "decoder" / "ckpt.pt", weights_only=False), \
         torch.load(resumed / "decoder" / "ckpt.pt", weights_only=False)
     for key in ("model", "opt", "best"):
-        parted = _resumed_like(a[key], b[key], key)
+        parted = _parted(a[key], b[key], RESUME_TOLERANCE, key)
         assert parted is None, parted
     original = _state(vqvae_work / "vqvae" / "best.pt", "model")
     tuned = a["model"]

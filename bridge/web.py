@@ -624,7 +624,8 @@ def job_json(job: Job) -> dict:
     r = job.request
     out = job.summary()
     out.update({"seq": job.seq, "origin": "web" if is_web_owner(job.owner) else "osc", "artist": r.artist,
-                "genre": r.genre, "quality": r.quality, "seconds": r.target_seconds, "temperature": r.temperature, "top_p": r.top_p,
+                "genre": r.genre, "quality": r.quality, "seconds": r.target_seconds, "temperature": r.temperature,
+                "top_p": r.top_p, "adherence": r.adherence,
                 "source": None if r.source is None else Path(r.source).name, "start": r.start, "length": r.length,
                 "takes": [{"take": t.take, "path": t.path, "name": Path(t.path).name, "position": t.position,
                            "length": t.length} for t in job.published], "n_takes": r.takes,

@@ -89,6 +89,8 @@ LIVE_PARAMS: dict[str, LiveParam] = {p.name: p for p in (
               meaning="keep only the k most likely codes"),
     LiveParam("top_p", 1.0, 0.0, 1.0, low_open=True, off=1.0, knob=Knob(3, 0.5, 1.0),
               meaning="nucleus sampling: keep the likeliest codes up to this total probability"),
+    LiveParam("adherence", 0.7, 0.0, 1.0, off=0.0, knob=Knob(4, 0.0, 1.0),
+              meaning="the share of each draw a continuation takes from its region's own codes"),
     LiveParam("takes", 1, 1, 8, integer=True, knob=Knob(2, 1, 8),
               meaning="independent takes, sampled as one batch"),
 )}

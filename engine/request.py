@@ -42,6 +42,7 @@ class RenderRequest:
     temperature: float = LIVE_PARAMS["temperature"].default
     top_k: int = LIVE_PARAMS["top_k"].default
     top_p: float = LIVE_PARAMS["top_p"].default
+    adherence: float = LIVE_PARAMS["adherence"].default
     takes: int = LIVE_PARAMS["takes"].default
     seed: int | None = None
     quality: Literal["draft", "full"] = "full"

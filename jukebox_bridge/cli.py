@@ -120,7 +120,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         "source": str(args.prime.resolve()) if args.prime else None, "start": args.start, "length": args.length,
         "seconds": args.seconds, "artist": args.artist, "genre": args.genre,
         "lyrics": args.lyrics_file.read_text() if args.lyrics_file else None, "temperature": args.temperature,
-        "top_k": args.top_k, "top_p": args.top_p, "takes": args.takes, "seed": args.seed, "quality": args.quality,
+        "top_k": args.top_k, "top_p": args.top_p, "adherence": args.adherence, "takes": args.takes, "seed": args.seed,
+        "quality": args.quality,
         "level": args.level, "stop_level": args.stop_level, "sample_rate": args.sample_rate, "channels": args.channels,
         "max_wait": args.max_wait,
     }.items() if v is not None}
@@ -431,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                f"(default: {d['top_k']})")
     smp.add_argument("--top-p", type=float, help="sample only from the likeliest codes up to this total "
                                                  f"probability; 1 = off (default: {d['top_p']:g})")
+    smp.add_argument("--adherence", type=float, help="continue/prime: the share of each top-level draw taken from "
+                                                     "the region's own phrases (keeps its harmony); 0 = the model "
+                                                     f"alone (default: {d['adherence']:g})")
     smp.add_argument("--takes", type=int, help=f"takes to render, seeds seed, seed+1, ... (default: {d['takes']})")
     smp.add_argument("--seed", type=int, help="seed of the first take (default: drawn at random; each sidecar "
                                               "records its take's seed)")

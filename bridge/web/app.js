@@ -273,7 +273,8 @@ function takeCard(job, t) {
   });
   api("GET", takeUrl("provenance", t.path)).then((p) => {
     const bits = [`model ${p.model}`, p.artist && `artist ${p.artist}`, p.genre && `genre ${p.genre}`, `seed ${p.seed}`,
-      `temperature ${p.temperature}`, `top-p ${p.top_p}`, p.quality, `licence: ${p.licence}`];
+      `temperature ${p.temperature}`, `top-p ${p.top_p}`, p.adherence != null && `adherence ${p.adherence}`, p.quality,
+      `licence: ${p.licence}`];
     card.querySelector(".provenance").textContent = bits.filter(Boolean).join(" · ");
   }).catch((e) => { card.querySelector(".provenance").textContent = e.message || "no provenance"; });
   return card;

@@ -58,12 +58,17 @@ class SamplingParams:
     # (the reference implementation's sequential windows, exactly; parity uses it). The top level is always sequential.
     schedule: str = "parallel"
     lanes: int = 0  # parallel schedule: at most this many lanes per level; 0 = as many as the length and device allow
+    # Prime adherence (``PromptPhrases``, ``adhere``): the share of each draw of the top level taken from the phrases
+    # of its prompt (a cache model); 0 = off (the reference's sampling). Needs ``LevelJob.prime``.
+    adherence: float = 0.0
 
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}; got {self.schedule!r}")
         if self.lanes < 0:
             raise ValueError(f"lanes must be >= 0 (0: automatic); got {self.lanes}")
+        if not 0.0 <= self.adherence <= 1.0:
+            raise ValueError(f"adherence must be from 0 (off) to 1; got {self.adherence}")
         if self.compile not in (False, True, "warm"):
             raise ValueError(f'compile must be False, True or "warm"; got {self.compile!r}')
 
@@ -125,6 +130,47 @@ def filter_logits(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:
     return logits
 
 
+PHRASE_ORDER = 3  # n-grams of the prompt's codes: up to two codes of context (orders 2, 3 and 5 measured)
+
+
+class PromptPhrases:
+    """The prompt's codes as an n-gram cache (a cache language model: Kuhn & De Mori 1990): for the last tokens
+    drawn, which codes followed the same tokens in the prompt. The top level's codes carry pitch in their
+    sequence, not one by one (benchmarks: the prompt's codes shuffled keep no chroma, in 46-ms blocks most of it),
+    so what is cached is what follows what: a draw from it continues one of the prompt's phrases."""
+
+    def __init__(self, prime: Tensor, bins: int, order: int = PHRASE_ORDER):
+        self.bins, self.context = bins, order - 1
+        self.tables: list[dict[tuple[int, ...], list[int]]] = []
+        for row in prime.tolist():
+            table: dict[tuple[int, ...], list[int]] = {}
+            for k in range(1, self.context + 1):
+                for i in range(k, len(row)):
+                    table.setdefault(tuple(row[i - k: i]), []).append(row[i])
+            self.tables.append(table)
+
+    def follow(self, history: list[list[int]]) -> tuple[Tensor, Tensor]:
+        """Each row's recent codes -> (the prompt's next-code distribution (N, bins), whether it has one (N, 1)):
+        the longest context the prompt holds, backing off to one token; no match leaves the row to the prior."""
+        dist, has = torch.zeros(len(history), self.bins), torch.zeros(len(history), 1)
+        for r, (table, recent) in enumerate(zip(self.tables, history)):
+            for k in range(min(self.context, len(recent)), 0, -1):
+                following = table.get(tuple(recent[-k:]))
+                if following:
+                    dist[r] = torch.bincount(torch.tensor(following), minlength=self.bins).float() / len(following)
+                    has[r] = 1.0
+                    break
+        return dist, has
+
+
+def adhere(logits: Tensor, phrases: tuple[Tensor, Tensor], adherence: float) -> Tensor:
+    """Music logits (N, V) and ``PromptPhrases.follow``'s (dist, has) -> log of (1 - a) p_prior + a p_prompt
+    where the prompt has a continuation of the recent codes, else the prior's log-probabilities."""
+    dist, has = phrases
+    weight = adherence * has.to(logits.device)
+    return torch.log((1.0 - weight) * F.softmax(logits.float(), dim=-1) + weight * dist.to(logits.device))
+
+
 def draw(logits: Tensor, params: SamplingParams, generators: list[torch.Generator]) -> Tensor:
     """One token per row (N,) from logits (N, V), each row with its own generator.
 
@@ -159,23 +205,27 @@ def window_generators(seeds: list[int], window: Window) -> list[torch.Generator]
 
 
 def sample_window(prior: Prior, y: Tensor, known: Tensor, length: int, params: SamplingParams, seeds: list[int],
-                  window: Window, upper: Tensor | None = None, on_token: Callable[[], None] = lambda: None) -> Tensor:
+                  window: Window, upper: Tensor | None = None, on_token: Callable[[], None] = lambda: None,
+                  pool: "PromptPhrases | None" = None) -> Tensor:
     """Music codes known (N, L) at the window's start -> (N, length): the known ones kept, the rest sampled.
 
-    ``y`` (N, y_len) is the window's label; ``upper`` the level-above codes covering this window.
+    ``y`` (N, y_len) is the window's label; ``upper`` the level-above codes covering this window; ``pool``
+    the prompt's phrases that ``params.adherence`` mixes in (``adhere``).
     """
-    return sample_rows(prior, y, known, None, length, params, window_generators(seeds, window), upper, on_token)
+    return sample_rows(prior, y, known, None, length, params, window_generators(seeds, window), upper, on_token,
+                       pool)
 
 
 def sample_rows(prior: Prior, y: Tensor, known: Tensor, known_len: Tensor | None, length: int, params: SamplingParams,
                 gens: list[torch.Generator], upper: Tensor | None = None,
-                on_token: Callable[[], None] = lambda: None) -> Tensor:
+                on_token: Callable[[], None] = lambda: None, pool: "PromptPhrases | None" = None) -> Tensor:
     """``sample_window`` with each row's generator given and, optionally, its own number of known tokens.
 
     known (N, K): row i's first ``known_len[i]`` tokens are kept (None: all K of every row). The tokens all
     rows know are prefilled; beyond them each row steps one token at a time, fed its known token where it
     has one and a draw where not (``u`` of row i at position p is its (p - min known)-th uniform either way).
     """
+    mix = pool is not None and params.adherence > 0  # each draw partly from the prompt's phrases (``adhere``)
     with torch.inference_mode():  # ~12 % less per-step overhead than no_grad (no version counters)
         common = known.shape[1] if known_len is None else int(known_len.min())
         forced = None
@@ -194,11 +244,12 @@ def sample_rows(prior: Prior, y: Tensor, known: Tensor, known_len: Tensor | None
         fused = None  # the compiled step draws the next token in its own graph (no top-k/top-p to apply)
         if params.compile and length - common > 1 and _compiled_now(prior, known.shape[0], params):
             step = StaticDecoder(prior, cache, compile=True)
-            if not (params.top_k or params.top_p < 1.0) and known.device.type != "mps":  # MPS: no float64 CDF
+            if not (params.top_k or params.top_p < 1.0 or mix) and known.device.type != "mps":  # MPS: no float64 CDF
                 fused = torch.tensor(params.temperature, device=known.device)
         else:
             step = lambda token: prior.step_unchecked(cache, token)[:, -1]  # noqa: E731
         tokens, u = [], uniforms(gens, length - common)
+        history = (known[:, :common] if mix else known[:, :0]).tolist()  # codes so far, for the prompt's phrases
         if fused is not None:  # (positions, N), strides (N, 1) even for N = 1: the compiled step guards on strides
             u_steps = torch.empty((u.shape[1], u.shape[0]), dtype=u.dtype, device=known.device).copy_(u.t())
         drawn, unforced = None, common if forced is None else forced[1].shape[1]
@@ -206,12 +257,16 @@ def sample_rows(prior: Prior, y: Tensor, known: Tensor, known_len: Tensor | None
         i = common
         while i < length:
             if drawn is None:
-                token = draw_with_uniforms(logits[:, shift:], params, u[:, i - common])[:, None] + shift
+                scores = adhere(logits[:, shift:], pool.follow(history), params.adherence) if mix else logits[:, shift:]
+                token = draw_with_uniforms(scores, params, u[:, i - common])[:, None] + shift
             else:
                 token = drawn
             if forced is not None and i < forced[1].shape[1]:  # rows that know position i keep their token
                 token = torch.where(forced[0][:, i: i + 1], forced[1][:, i: i + 1], token)
             tokens.append(token)
+            if mix:
+                for row, code in zip(history, (token[:, 0] - shift).tolist()):
+                    row.append(code)
             on_token()
             if block > 1 and i + block < length and i + 1 >= unforced:  # K drawn in one call; the last one goes round
                 drawn = step.draw_steps(token, u_steps[i + 1 - common: i + 1 - common + block], fused)
@@ -239,6 +294,7 @@ class LevelJob:
     total: int  # tokens this level must hold at the end
     labels: Callable[[int], Tensor]  # window start token -> y (N, y_len)
     upper: Tensor | None = None  # (N, total / upsampling) codes of the level above
+    prime: int = 0  # the first ``prime`` codes are the prompt (continue, prime): what prime adherence draws from
 
 
 def sample_level(job: LevelJob, codes: Tensor, params: SamplingParams, seeds: list[int],
@@ -260,6 +316,8 @@ def sample_level(job: LevelJob, codes: Tensor, params: SamplingParams, seeds: li
         on_window(Window(cfg.level, 0, lanes[0].start, job.total), codes)
         return codes
     up = cfg.upsampling
+    # the whole prompt's phrases, not just the window's: a long continuation keeps drawing on them
+    pool = PromptPhrases(codes[:, :job.prime], cfg.bins) if params.adherence > 0 and job.prime else None
     for window in plan_windows(cfg.level, job.total, cfg.n_ctx, params.hop_fractions[cfg.level]):
         have = codes.shape[1]
         if have >= window.end:
@@ -268,7 +326,7 @@ def sample_level(job: LevelJob, codes: Tensor, params: SamplingParams, seeds: li
             cancel.raise_if_cancelled()
         upper = None if job.upper is None else job.upper[:, window.start // up: -(-window.end // up)]
         out = sample_window(job.prior, job.labels(window.start), codes[:, window.start:have], window.length,
-                            params, seeds, window, upper, on_token)
+                            params, seeds, window, upper, on_token, pool)
         codes = torch.cat([codes, out[:, have - window.start:]], dim=1)
         on_window(window, codes)
     return codes

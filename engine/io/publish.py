@@ -68,6 +68,7 @@ def provenance(job_id: str, req: RenderRequest, rendered: "RenderedTake", name: 
         "job_id": job_id, "take": rendered.take, "mode": req.mode, "model": name,
         "artist": req.artist, "genre": req.genre, "lyrics": req.lyrics,
         "seed": rendered.seed, "temperature": req.temperature, "top_k": req.top_k, "top_p": req.top_p,
+        "adherence": req.adherence,
         "quality": req.quality, "level": req.level, "source": source,
         "position": rendered.position, "length": len(rendered.audio) / req.sample_rate,
         "sample_rate": req.sample_rate, "channels": req.channels, "tempo": req.tempo, "bars": req.bars,

@@ -87,7 +87,7 @@ def test_learn_rebinds_and_keeps_scaling() -> None:
     t.learn("top_p")  # steal CC 21 on channel 5: one knob, one parameter
     t.feed(cc(21, 64, channel=4))
     assert [c.param for c in t.mapping.controls if c.cc == 21] == ["top_p"]
-    assert [c.param for c in t.mapping.controls] == ["takes", "top_p"]
+    assert [c.param for c in t.mapping.controls] == ["takes", "adherence", "top_p"]
 
 
 def test_learn_detects_14bit_pair() -> None:

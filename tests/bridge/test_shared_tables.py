@@ -201,6 +201,8 @@ def test_the_reaper_settings_follow_the_tables(lua_tables):
     t, p = specs["temperature"], LIVE_PARAMS["temperature"]
     # 0 is the setting's "the engine's live value" (the field is left out), the rest is the table's range
     assert (t["kind"], t["default"], t["min"], t["max"]) == ("number", 0, 0, p.high) and "0: engine" in t["label"]
+    a, p = specs["adherence"], LIVE_PARAMS["adherence"]  # 0 is a value here (off), so -1 is "the engine's"
+    assert (a["kind"], a["default"], a["min"], a["max"]) == ("number", -1, -1, p.high) and "-1: engine" in a["label"]
     k, p = specs["takes"], LIVE_PARAMS["takes"]
     assert (k["kind"], k["default"], k["min"], k["max"]) == ("integer", p.default, p.low, p.high)
     assert specs["seconds"]["max"] == MAX_SECONDS and _RULES["seconds"][1](specs["seconds"]["min"])
@@ -215,7 +217,8 @@ def test_the_reaper_requests_pass_the_engines_validator(lua_tables):
     for verb, key in (("continue", "region"), ("rerender", "rerender"), ("generate", "generate")):
         req = RenderRequest.from_fields(verb, lua_tables[key])
         assert req.temperature == LIVE_PARAMS["temperature"].default  # left out at 0, so the engine's
-        assert "temperature" not in lua_tables[key]
+        assert req.adherence == LIVE_PARAMS["adherence"].default  # left out at -1
+        assert "temperature" not in lua_tables[key] and "adherence" not in lua_tables[key]
 
 
 def test_the_reaper_scripts_use_known_verbs_codes_and_states():

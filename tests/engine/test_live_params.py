@@ -44,7 +44,7 @@ def test_the_request_defaults_and_rules_are_the_tables():
             assert info.value.code is ErrorCode.BAD_VALUE
             with pytest.raises(RequestError, match=re.escape(f"{name} must be {p.allowed}")):
                 LiveParams.check(name, value)
-    assert [p.knob.cc for p in LIVE_PARAMS.values() if p.knob and p.knob.cc is not None] == [1, 3, 2]
+    assert [p.knob.cc for p in LIVE_PARAMS.values() if p.knob and p.knob.cc is not None] == [1, 3, 4, 2]
 
 
 def test_midi_floats_for_integer_parameters_and_nan_are_handled():
@@ -52,7 +52,7 @@ def test_midi_floats_for_integer_parameters_and_nan_are_handled():
     for name, value in (("takes", 2.5), ("temperature", float("nan")), ("top_p", True), ("top_k", "3")):
         with pytest.raises(RequestError):
             LiveParams.check(name, value)
-    with pytest.raises(RequestError, match="settable: takes, temperature, top_k, top_p"):
+    with pytest.raises(RequestError, match="settable: adherence, takes, temperature, top_k, top_p"):
         LiveParams.check("volume", 1.0)
 
 

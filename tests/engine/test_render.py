@@ -23,7 +23,8 @@ def _take(req: RenderRequest, seconds: float = 0.25, take: int = 1) -> RenderedT
 
 def _req(**fields) -> RenderRequest:
     base = {"source": "/music/in.wav", "start": 1.0, "length": 2.0, "position": 10.5, "artist": "Beyoncé",
-            "genre": "R&B / Soul", "sample_rate": 48000, "channels": 2, "seed": 1234, "temperature": 0.9}
+            "genre": "R&B / Soul", "sample_rate": 48000, "channels": 2, "seed": 1234, "temperature": 0.9,
+            "adherence": 0.4}
     return RenderRequest.from_fields("continue", {**base, **fields})
 
 
@@ -58,7 +59,8 @@ def test_publish_writes_the_daws_rate_and_channels_with_provenance(tmp_path, rat
     assert np.allclose(data.reshape(len(rendered.audio), channels), rendered.audio, atol=1e-4)
     side = json.loads(render.sidecar_path(path).read_text())
     assert side == meta
-    for key, value in {"model": "debug", "seed": 1234, "temperature": 0.9, "artist": "Beyoncé", "take": 1,
+    for key, value in {"model": "debug", "seed": 1234, "temperature": 0.9, "adherence": 0.4, "artist": "Beyoncé",
+                       "take": 1,
                        "licence": LICENCE_NOTE, "attribution": "credit X", "engine": f"jukebox-bridge {__version__}",
                        "position": 12.5,
                        "source": {"path": "/music/in.wav", "start": 1.0, "length": 2.0}}.items():

@@ -12,7 +12,9 @@ from engine.generate import render as render_module
 from engine.generate.render import render
 from engine.generate.sampling import (
     LevelJob,
+    PromptPhrases,
     SamplingParams,
+    adhere,
     draw,
     filter_logits,
     join_lanes,
@@ -98,6 +100,45 @@ def test_ancestral_and_primed_level_sampling(models):
     assert fresh.dtype == torch.long and 0 <= int(fresh.min()) and int(fresh.max()) < top.cfg.bins
     assert torch.equal(continued[:, :40], prime)  # the prime is kept, the continuation starts right after it
     assert len(counted) == tokens_to_sample(top, 40, 150, params.hop_fractions[2])
+
+
+def test_prompt_phrases_follow_the_longest_context_the_prompt_holds():
+    phrases = PromptPhrases(torch.tensor([[1, 2, 3, 1, 2, 4, 5]]), bins=8)
+    dist, has = phrases.follow([[9, 1, 2]])  # "1 2" was followed by 3 and by 4
+    assert has.item() == 1 and dist[0].tolist() == [0, 0, 0, 0.5, 0.5, 0, 0, 0]
+    dist, has = phrases.follow([[3, 1]])  # "3 1" by 2 only
+    assert dist[0].tolist() == [0, 0, 1, 0, 0, 0, 0, 0]
+    dist, has = phrases.follow([[9, 4]])  # "9 4" never occurs: back off to "4", followed by 5
+    assert has.item() == 1 and dist[0, 5] == 1
+    for recent in ([5], [], [7, 6]):  # nothing follows the prompt's last code, or an unknown one: the prior alone
+        dist, has = phrases.follow([recent])
+        assert has.item() == 0 and dist.sum() == 0
+    logits = torch.randn(2, 8)
+    mixed = adhere(logits, phrases.follow([[9, 1, 2], [7]]), 0.7)
+    assert torch.allclose(mixed[1], torch.log_softmax(logits[1], -1), atol=1e-6)  # no phrase: untouched
+    expected = 0.3 * torch.softmax(logits[0], -1) + 0.7 * torch.tensor([0, 0, 0, 0.5, 0.5, 0, 0, 0])
+    assert torch.allclose(mixed[0].exp(), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("adherence", [0.0, 1.0])
+def test_adherence_continues_the_prompts_phrases_per_row(models, adherence):
+    """At adherence 1 every new code follows its predecessor as somewhere in the prompt (a prompt in which every code
+    has a successor); the random prior alone almost never does. Rows stay independent: a take alone is the same."""
+    top = models.top
+    y = torch.zeros(2, top.cfg.y_len, dtype=torch.long)
+    y[:, 0], y[:, 2], y[:, 4:] = 44100 * 5, top.cfg.n_ctx * 128, -1
+    motif = torch.randint(0, top.cfg.bins, (2, 10), generator=torch.Generator().manual_seed(3))
+    prime = motif.repeat(1, 6)  # 60 codes, each followed by the next code of its motif
+    job = LevelJob(top, total=150, labels=lambda start: y, prime=60)
+    params = SamplingParams(adherence=adherence)
+    with torch.inference_mode():
+        both = sample_level(job, prime, params, [3, 4])
+        alone = sample_level(LevelJob(top, 150, lambda start: y[:1], prime=60), prime[1:], params, [4])
+    assert torch.equal(both[:, :60], prime) and torch.equal(both[1:], alone)
+    for row, codes in zip(prime.tolist(), both.tolist()):
+        pairs = set(zip(row, row[1:]))
+        followed = np.mean([pair in pairs for pair in zip(codes[59:], codes[60:])])
+        assert followed == 1.0 if adherence == 1.0 else followed < 0.2
 
 
 # ------------------------------------------------------------------ upsampling schedules: reference and parallel

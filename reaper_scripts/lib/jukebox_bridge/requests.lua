@@ -28,6 +28,7 @@ local function sampling_fields(cfg, ctx, at)
     artist = nonempty(cfg.artist),
     genre = nonempty(cfg.genre),
     temperature = cfg.temperature > 0 and cfg.temperature + 0.0 or nil,
+    adherence = cfg.adherence >= 0 and cfg.adherence + 0.0 or nil,
     takes = math.tointeger(cfg.takes),
     quality = cfg.quality,
     tempo = selection.tempo_at(ctx.proj, at) + 0.0,

@@ -18,6 +18,8 @@ M.SPECS = {
   { key = "artist", label = "Artist (empty: model default)", kind = "string", default = "" },
   { key = "genre", label = "Genre (empty: model default)", kind = "string", default = "" },
   { key = "temperature", label = "Temperature (0: engine's)", kind = "number", default = 0, min = 0, max = 2 },
+  { key = "adherence", label = "Adherence to the region, 0-1 (-1: engine's)", kind = "number", default = -1,
+    min = -1, max = 1 },
   { key = "takes", label = "Takes (1-8)", kind = "integer", default = 1, min = 1, max = 8 },
   { key = "quality", label = "Quality (draft/full)", kind = "choice", default = "full",
     choices = { "draft", "full" } },

@@ -96,12 +96,13 @@ describe("Settings", function()
     fake.inputs = { function(title, count, captions, values)
       seen = { title = title, count = count, captions = captions, values = values }
       return true, table.concat({ "localhost", "9200", "/opt/jb/bin/jukebox-bridge", "Nina Simone", "jazz", "0.9",
-        "2", "DRAFT", "15", "0", "new", "/tmp/jobs" }, "\n")
+        "0.5", "2", "DRAFT", "15", "0", "new", "/tmp/jobs" }, "\n")
     end }
     H.run_action(fake, "Settings")
     assert.are.equal("Jukebox Bridge - Settings", seen.title)
-    assert.are.equal(12, seen.count)
-    assert.are.equal(table.concat({ "127.0.0.1", "9130", "", "", "", "0", "1", "full", "10", "0", "source", "" },
+    assert.are.equal(13, seen.count)
+    assert.are.equal(table.concat({ "127.0.0.1", "9130", "", "", "", "0", "-1", "1", "full", "10", "0", "source",
+      "" },
       "\n"), seen.values)
     local function stored(key)
       local entry = fake.ext[H.SECTION .. "/" .. key]
@@ -113,13 +114,14 @@ describe("Settings", function()
     assert.are.equal("/opt/jb/bin/jukebox-bridge", stored("client"))
     assert.are.equal("Nina Simone", stored("artist"))
     assert.are.equal("0.9", stored("temperature"))
+    assert.are.equal("0.5", stored("adherence"))
     assert.are.equal("draft", stored("quality"))
     assert.are.equal("new", stored("target_track"))
     assert.are.same({}, fake:mutations())
   end)
 
   it("saves nothing when a value is out of range, and says which", function()
-    local answers = { "127.0.0.1", "70000", "", "", "", "0", "1", "full", "10", "0", "source", "" }
+    local answers = { "127.0.0.1", "70000", "", "", "", "0", "-1", "1", "full", "10", "0", "source", "" }
     fake.inputs = { { true, table.concat(answers, "\n") } }
     H.run_action(fake, "Settings")
     assert.are.same({}, fake.ext)

@@ -30,6 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.eval_default_model import DEFAULT_HELDOUT, PRIME_SECONDS, load_heldout
+from engine.params import LIVE_DEFAULTS
 from engine.train import evaluate as ev
 from engine.weights.bundle import load_models
 
@@ -42,6 +43,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--heldout", type=Path, action="append", default=[], help="more held-out folders")
     ap.add_argument("--no-default-heldout", action="store_true")
     ap.add_argument("--temperature", type=float, default=0.98)
+    ap.add_argument("--adherence", type=float, default=LIVE_DEFAULTS["adherence"],
+                    help="continuations: the share of each top-level draw taken from the prime's phrases (0: the "
+                         "model alone)")
     ap.add_argument("--prime-seconds", type=float, default=PRIME_SECONDS)
     ap.add_argument("--truth-seconds", type=float, default=TRUTH_SECONDS, help="also the continuations' length")
     ap.add_argument("--threads", type=int, default=1)
@@ -89,10 +93,11 @@ def main(argv: list[str] | None = None) -> dict:
                                          for x in truths])
     for level in reversed(range(1, models.levels)):  # a re-render keeps the codes above its ``level``
         row(f"upsampled from level {level}", rendered("rerender", truths, level=level - 1))
-    row("continuation draft", rendered("continue", primes, seconds=n / sr, quality="draft"))
-    row("continuation full", rendered("continue", primes, seconds=n / sr))
+    row("continuation draft", rendered("continue", primes, seconds=n / sr, quality="draft", adherence=args.adherence))
+    row("continuation full", rendered("continue", primes, seconds=n / sr, adherence=args.adherence))
     result = {"model": models.name, "clips": len(clips), "pairs": len(clips) * (len(clips) - 1),
-              "temperature": args.temperature, "rows": rows, "wall_s": time.perf_counter() - t0}
+              "temperature": args.temperature, "adherence": args.adherence, "rows": rows,
+              "wall_s": time.perf_counter() - t0}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=1))

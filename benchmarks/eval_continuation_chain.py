@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--adherence", type=float, default=LIVE_DEFAULTS["adherence"],
                     help="continuations: the share of each top-level draw taken from the prime's phrases (0: the "
                          "model alone)")
+    ap.add_argument("--tone", choices=("match", "off"), default="match",
+                    help="continuations: match the prime's octave balance (the engine's default) or not")
     ap.add_argument("--prime-seconds", type=float, default=PRIME_SECONDS)
     ap.add_argument("--truth-seconds", type=float, default=TRUTH_SECONDS, help="also the continuations' length")
     ap.add_argument("--threads", type=int, default=1)
@@ -93,10 +95,12 @@ def main(argv: list[str] | None = None) -> dict:
                                          for x in truths])
     for level in reversed(range(1, models.levels)):  # a re-render keeps the codes above its ``level``
         row(f"upsampled from level {level}", rendered("rerender", truths, level=level - 1))
-    row("continuation draft", rendered("continue", primes, seconds=n / sr, quality="draft", adherence=args.adherence))
-    row("continuation full", rendered("continue", primes, seconds=n / sr, adherence=args.adherence))
+    cont = {"seconds": n / sr, "adherence": args.adherence, "tone": args.tone}
+    row("continuation draft", rendered("continue", primes, quality="draft", **cont))
+    row("continuation full", rendered("continue", primes, **cont))
     result = {"model": models.name, "clips": len(clips), "pairs": len(clips) * (len(clips) - 1),
-              "temperature": args.temperature, "adherence": args.adherence, "rows": rows,
+              "temperature": args.temperature, "adherence": args.adherence, "tone": args.tone,
+              "rows": rows,
               "wall_s": time.perf_counter() - t0}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

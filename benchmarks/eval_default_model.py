@@ -177,6 +177,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--adherence", type=float, default=LIVE_DEFAULTS["adherence"],
                     help="continuations: the share of each top-level draw taken from the prime's phrases "
                          "(0: the model alone)")
+    ap.add_argument("--tone", choices=("match", "off"), default="match",
+                    help="continuations: match the prime's octave balance (the engine's default) or not")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", type=Path, default=None)
@@ -208,7 +210,7 @@ def main(argv: list[str] | None = None) -> dict:
               "folders": [str(f) for f in folders], "threads": torch.get_num_threads()}
     result["codec"] = step("codec", lambda: ev.codec_report(models, [c["audio"] for c in clips]))
     result["continuation"] = step("continuations", lambda: ev.continuation_report(
-        models, primes, cont_s, args.temperature, args.seed, labels, adherence=args.adherence))
+        models, primes, cont_s, args.temperature, args.seed, labels, adherence=args.adherence, tone=args.tone))
     genres = pick_genres(models, clips)
     seeds = tuple(range(args.seed, args.seed + n_seeds))
     result["labels"] = step("labels", lambda: ev.label_report(models, genres, seeds, label_s, label_q, args.temperature))
@@ -218,7 +220,7 @@ def main(argv: list[str] | None = None) -> dict:
     result["goals"] = [{"goal": g, "measured": m, "target": t, "met": ok} for g, m, t, ok in rows]
     result["wall_s"] = time.perf_counter() - t_start
     print(f"\n### {models.name}: {len(clips)} held-out files, {result['codec']['seconds']:.0f} s"
-          f"{' (quick)' if q else ''}, temperature {args.temperature:g}, adherence {args.adherence:g}, "
+          f"{' (quick)' if q else ''}, temperature {args.temperature:g}, adherence {args.adherence:g}, tone {args.tone}, "
           f"seed {args.seed}\n")
     print("| goal | measured | target | met |\n|---|---|---|---|")
     for g, m, t, ok in rows:

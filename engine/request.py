@@ -54,6 +54,9 @@ class RenderRequest:
     # "match": the prime's integrated loudness (generated takes: a fixed target); "off": as decoded (DC still
     # removed); a number: that target in LUFS. The sidecar records the gain applied.
     loudness: str | float = "match"
+    # "match": a continue/prime take's octave balance is moved towards its region's (a match EQ, at most 6 dB a band;
+    # io.tone); "off": as decoded. The sidecar's loudness.tone_db records the gains.
+    tone: Literal["match", "off"] = "match"
     # Seconds of estimated render time (on this machine) the client accepts before the engine refuses with
     # ``too_long`` and an offer (draft, a shorter length); None: the engine's limit; 0: no limit.
     max_wait: float | None = None
@@ -119,6 +122,7 @@ _RULES: dict[str, tuple[tuple[type, ...], Any, str]] = {
     "lyrics": ((str,), lambda v: len(v) <= 8000, "at most 8000 characters"),
     **{name: ((int,) if p.integer else (int, float), p.accepts, p.allowed) for name, p in LIVE_PARAMS.items()},
     "seed": ((int,), lambda v: 0 <= v < 2**31, "an integer from 0 to 2^31-1"),
+    "tone": ((str,), lambda v: v in ("match", "off"), '"match" or "off"'),
     "quality": ((str,), lambda v: v in ("draft", "full"), '"draft" or "full"'),
     "level": ((int,), lambda v: 0 <= v <= 2, "an integer level from 0 to 2"),
     "stop_level": ((int,), lambda v: 0 <= v <= 2, "an integer level from 0 to 2"),

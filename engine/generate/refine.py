@@ -29,7 +29,7 @@ from engine.request import MAX_SECONDS, RenderRequest, RequestError
 
 # the draft's request fields a refine takes over unless the client gives them
 INHERITED = ("artist", "genre", "lyrics", "temperature", "top_k", "top_p", "adherence", "sample_rate", "channels",
-             "loudness", "chain")
+             "loudness", "tone", "chain")
 # fields that say which audio to render: a refine always renders the whole draft
 NOT_FOR_REFINE = ("start", "length", "seconds", "tempo", "bars", "level")
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(RenderRequest)}

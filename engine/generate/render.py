@@ -23,6 +23,7 @@ from engine.io.codes import CodesLog
 from engine.io.files import atomic_write_text
 from engine.io.loudness import GENERATE_LUFS, LoudnessReport, input_gain_db, integrated_loudness, match_loudness
 from engine.io.takes import FADE_SECONDS, RenderedTake
+from engine.io.tone import band_levels_db, match_tone
 from engine.model.fast.static_step import WARM
 from engine.request import RenderRequest, RequestError
 from engine.runtime.device import inference_context
@@ -51,6 +52,7 @@ class _Plan:
     reference_lufs: float | None = None  # the source region's integrated loudness (continue, prime, rerender)
     mode: str = ""  # whose fades and loudness rule the clip gets: the request's mode (a refine: its draft's)
     input_gain_db: float = 0.0  # the source's gain before encoding (``loudness.input_gain_db``), undone after decoding
+    reference_tone: list[float | None] | None = None  # the region's octave balance (continue, prime; ``io.tone``)
 
 
 def _levels(first: int, req: RenderRequest) -> list[int]:
@@ -78,7 +80,8 @@ def _plan(models: Models, req: RenderRequest, progress: ProgressCallback, cache,
             raise RequestError(ErrorCode.BAD_VALUE, f"the draft is already at level {draft.decode_level}; "
                                "stop_level must be below it", "stop_level")
         return _Plan(draft.total, draft.keep, start_codes(draft), levels, levels[-1], req.position,
-                     draft.extra.get("reference_lufs"), draft.mode, float(draft.extra.get("input_gain_db") or 0.0))
+                     draft.extra.get("reference_lufs"), draft.mode, float(draft.extra.get("input_gain_db") or 0.0),
+                     draft.extra.get("reference_tone"))
     progress(Progress("encoding", 0, 1, 0.0, -1.0))
     x, region_seconds = read_source(req, models.sample_rate)  # the model's rate (22.05 kHz for the default)
     reference_lufs, gain = integrated_loudness(x, sr), input_gain_db(x, models.input_rms_dbfs)
@@ -100,7 +103,7 @@ def _plan(models: Models, req: RenderRequest, progress: ProgressCallback, cache,
     codes = encode_audio(models.vqvae, prime, chunk_progress(progress, cancel, "encoding", 0.0, 0.05))
     levels = _levels(top, req)
     return _Plan(len(prime) + new_padded, (len(prime), len(prime) + new), codes, levels, levels[-1],
-                 req.position + region_seconds, reference_lufs, input_gain_db=gain)
+                 req.position + region_seconds, reference_lufs, input_gain_db=gain, reference_tone=band_levels_db(x, sr))
 
 
 class _WorkDir:
@@ -165,11 +168,22 @@ def _fade(clip: np.ndarray, req: RenderRequest, mode: str = "") -> np.ndarray:
     return clip
 
 
-def _mix(clip: np.ndarray, req: RenderRequest, reference_lufs: float | None,
-         mode: str = "") -> tuple[np.ndarray, LoudnessReport]:
-    """DC removed, and the request's loudness: the prime's ("match"; generated takes ``GENERATE_LUFS``), a
-    given target, or none ("off"). ``clip`` is mono (T, 1), measured as the request's channels will play it.
-    ``mode``: the clip's (a refine's is its draft's)."""
+def _mix(clip: np.ndarray, req: RenderRequest, reference_lufs: float | None, mode: str = "",
+         reference_tone: list[float | None] | None = None) -> tuple[np.ndarray, dict]:
+    """The region's tonal balance (``tone`` "match", continue and prime: ``io.tone``), then DC removed and the
+    request's loudness: the prime's ("match"; generated takes ``GENERATE_LUFS``), a given target, or none ("off").
+    ``clip`` is mono (T, 1), measured as the request's channels will play it. ``mode``: the clip's (a refine's is its
+    draft's). -> (the clip, the sidecar's ``loudness`` record)."""
+    tone = {}
+    if req.tone == "match" and (mode or req.mode) in ("continue", "prime"):
+        clip, tone = match_tone(clip, req.sample_rate, reference_tone)
+    clip, report = _gain(clip, req, reference_lufs, mode)
+    return clip, {**report.to_json(), "tone_db": tone}
+
+
+def _gain(clip: np.ndarray, req: RenderRequest, reference_lufs: float | None,
+          mode: str = "") -> tuple[np.ndarray, LoudnessReport]:
+    """``_mix``'s loudness half."""
     if req.loudness == "off":
         target = None
     elif req.loudness == "match":
@@ -284,10 +298,12 @@ def render(models: Models, req: RenderRequest, progress: ProgressCallback, cance
             x = models.vqvae.decode(z, plan.decode_level, precision="fp32",
                                     on_chunk=chunk_progress(progress, cancel, "decoding", *span, clock))[0].cpu().numpy()
             x = x * np.float32(10 ** (-plan.input_gain_db / 20))  # back to the source's level
-            clip, mixed = _mix(_finish(x, plan.keep, req, models.sample_rate), req, plan.reference_lufs, plan.mode)
+            clip, mixed = _mix(_finish(x, plan.keep, req, models.sample_rate), req, plan.reference_lufs, plan.mode,
+                               plan.reference_tone)
             clip = audio.convert_channels(_fade(clip, req, plan.mode), req.channels)
             takes.append(RenderedTake(i + 1, clip, plan.position, seeds[i],
                                       {lv: z[i].cpu().numpy() for lv, z in codes.items()},
-                                      {**mixed.to_json(), "input_gain_db": round(plan.input_gain_db, 2)},
-                                      plan.keep, tuple(plan.levels), plan.reference_lufs, source_warnings(req)))
+                                      {**mixed, "input_gain_db": round(plan.input_gain_db, 2)},
+                                      plan.keep, tuple(plan.levels), plan.reference_lufs, source_warnings(req),
+                                      plan.reference_tone))
     return takes

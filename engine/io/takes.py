@@ -28,6 +28,7 @@ class RenderedTake:
     levels: tuple[int, ...] = ()
     reference_lufs: float | None = None  # the loudness "match" aimed at (the source region's), if any
     warnings: tuple[str, ...] = ()  # what the producer allowed and must know (a truncated source), for the sidecar
+    reference_tone: list[float | None] | None = None  # the region's octave balance the tone match aimed at, if any
 
 
 CODES_RETENTION = 500  # published takes whose codes a render folder keeps (the newest; ServeConfig.codes_retention)
@@ -42,6 +43,7 @@ def save_take_codes(folder: Path, stem: str, rendered: RenderedTake, hop_lengths
     extra = {"job_id": job_id, "take": rendered.take, "seed": rendered.seed, "position": float(rendered.position),
              "keep": None if rendered.keep is None else [int(k) for k in rendered.keep],
              "levels": [int(lv) for lv in rendered.levels], "reference_lufs": rendered.reference_lufs,
+             "reference_tone": rendered.reference_tone,
              "input_gain_db": (rendered.loudness or {}).get("input_gain_db", 0.0), "request": request}
     codes = {lv: np.asarray(z)[None] if np.ndim(z) == 1 else np.asarray(z) for lv, z in rendered.codes.items()}
     return CodesFile(codes, tuple(hop_lengths), sample_rate, model=model, extra=extra).save(

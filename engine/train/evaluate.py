@@ -393,20 +393,22 @@ def _render(models: Models, mode: str, fields: dict, prime: np.ndarray | None = 
 
 def continuation_report(models: Models, primes: list[np.ndarray], seconds: float = 10.0, temperature: float = 0.98,
                         seed: int = 0, labels: list[dict] | None = None, quality: str = "full",
-                        top_p: float = 1.0, adherence: float = LIVE_DEFAULTS["adherence"]) -> dict:
+                        top_p: float = 1.0, adherence: float = LIVE_DEFAULTS["adherence"], tone: str = "match") -> dict:
     """Continue each prime by ``seconds`` (mode continue, model rate, mono) and measure: RMS against the
     prime's, the longest silent stretch, DC, integrated loudness, wall time, and over every ordered pair of
     primes whether chroma / MFCC-mean distance from continuation i to prime i beats that to prime j.
     ``labels``: optional {"artist", "genre"} per prime. Take i uses seed ``seed + i``.
 
-    RMS, silence, chroma and MFCC describe the model, so they are measured before the render's mix gain
-    (``rms_db``; the gain is divided out); DC and loudness describe what the DAW gets (``delivered_*``)."""
+    RMS, silence, chroma and MFCC describe the music, so they are measured before the render's mix gain
+    (``rms_db``; the gain is divided out) but after its match EQ when ``tone`` is "match" (the engine's default: what
+    the producer gets; "off" measures the decoder's output); DC and loudness describe what the DAW gets
+    (``delivered_*``)."""
     sr = models.sample_rate
     conts, renders = [], []
     for i, prime in enumerate(primes):
         lab = {k: v for k, v in (labels[i] if labels else {}).items() if k in ("artist", "genre") and v}
         out, dt, gain = _render(models, "continue", {"seconds": float(seconds), "temperature": float(temperature),
-                                                     "top_p": float(top_p), "adherence": float(adherence),
+                                                     "top_p": float(top_p), "adherence": float(adherence), "tone": tone,
                                                      "seed": seed + i, "quality": quality,
                                                      **lab}, prime)
         y = out * np.float32(10 ** (-gain / 20))
@@ -417,7 +419,8 @@ def continuation_report(models: Models, primes: list[np.ndarray], seconds: float
                         "dc": dc_offset(out), "prime_dc": dc_offset(prime),
                         "prime_lufs": loudness_lufs(prime, sr), "lufs": loudness_lufs(out, sr)})
         renders[-1]["lufs_diff"] = renders[-1]["lufs"] - renders[-1]["prime_lufs"]
-    return {"seconds": seconds, "temperature": temperature, "top_p": top_p, "adherence": adherence, "seed": seed,
+    return {"seconds": seconds, "temperature": temperature, "top_p": top_p, "adherence": adherence, "tone": tone,
+            "seed": seed,
             "quality": quality,
             "renders": renders, **own_closer_report(conts, primes, sr), "ceiling": halves_own_closer(primes, sr),
             "max_abs_rms_diff_db": max(abs(r["rms_diff_db"]) for r in renders),

@@ -72,13 +72,20 @@ def unfaded_clip(models: Models, take, req: RenderRequest) -> np.ndarray:
 
 
 def mixed(clip: np.ndarray, take, rate: int) -> np.ndarray:
-    """The mix step on an unfaded clip: DC removed (engine.io.loudness, tested on its own) and the reported gain."""
+    """The mix step on an unfaded clip: the reported tone curve (engine.io.tone), DC removed (engine.io.loudness,
+    both tested on their own) and the reported gain."""
     try:
         from engine.io.loudness import remove_dc
     except ImportError:  # an engine without the mix step
         return clip
-    gain_db = (getattr(take, "loudness", None) or {}).get("gain_db") or 0.0
-    return remove_dc(clip, rate) * np.float32(10 ** (gain_db / 20))
+    report = getattr(take, "loudness", None) or {}
+    if report.get("tone_db"):
+        import torch
+
+        from engine.model.output_eq import equalise
+        points = tuple(sorted((float(c), g) for c, g in report["tone_db"].items()))
+        clip = equalise(torch.from_numpy(np.ascontiguousarray(clip).reshape(1, -1)), rate, points)[0].numpy()
+    return remove_dc(clip, rate) * np.float32(10 ** ((report.get("gain_db") or 0.0) / 20))
 
 
 def assert_take_is_its_decoded_codes(models: Models, take, req: RenderRequest) -> None:
@@ -89,7 +96,8 @@ def assert_take_is_its_decoded_codes(models: Models, take, req: RenderRequest) -
     assert peak > 1e-3, "the decoded take is silent"
     assert take.audio.shape == (len(clip), req.channels)
     expected = clip * envelope(req.mode, len(clip), req.sample_rate)
-    tol = (2e-3 if (getattr(take, "loudness", None) or {}).get("gain_db") else 1e-4) * peak + 1e-7
+    report = getattr(take, "loudness", None) or {}
+    tol = (2e-3 if report.get("gain_db") or report.get("tone_db") else 1e-4) * peak + 1e-7  # rounded in the sidecar
     for c in range(req.channels):
         err = np.abs(take.audio[:, c] - expected)
         assert err.max() <= tol, (f"channel {c}: off by {err.max():.3g} (peak {peak:.3g}) at sample "

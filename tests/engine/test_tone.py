@@ -1,0 +1,67 @@
+"""The mix step's match EQ (engine/io/tone.py): a take's octave balance moved towards its region's, bounded."""
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from engine.dev.demo import example_path
+from engine.generate.render import render
+from engine.io.tone import MAX_TONE_DB, TONE_CENTRES_HZ, band_levels_db, match_tone, tone_gains_db
+from engine.request import RenderRequest
+from engine.runtime.progress import CancelToken
+from engine.weights.debug import debug_models
+
+
+def _noise(seconds: float, rate: int, seed: int = 0) -> np.ndarray:
+    return (0.1 * np.random.default_rng(seed).standard_normal(int(seconds * rate))).astype(np.float32)
+
+
+def _tilted(x: np.ndarray, rate: int, hz: float = 1000.0) -> np.ndarray:
+    """``x`` low-passed: ~12 dB an octave less above ``hz`` (a dull render)."""
+    return signal.sosfilt(signal.butter(2, hz, "lowpass", fs=rate, output="sos"), x).astype(np.float32)
+
+
+def _spread(reference: list, levels: list) -> float:
+    d = np.array([r - y for r, y in zip(reference, levels) if r is not None and y is not None])
+    return float(d.max() - d.min())
+
+
+def test_the_same_music_at_two_rates_needs_no_correction():
+    """Levels at 22.05 and 44.1 kHz differ by a constant, which matching the shape removes."""
+    reference, render_ = band_levels_db(_noise(4, 22050, 1), 22050), band_levels_db(_noise(4, 44100, 2), 44100)
+    assert reference[-1] is not None and all(v is not None for v in render_)
+    assert max(abs(g) for g in tone_gains_db(reference, render_)) < 1.0
+
+
+def test_a_dull_take_is_brightened_towards_its_region_within_the_bound():
+    rate = 44100
+    reference = band_levels_db(_noise(4, 22050), 22050)
+    dull = _tilted(_noise(4, rate, 3), rate)
+    before = band_levels_db(dull, rate)
+    matched, gains = match_tone(dull[:, None], rate, reference)
+    after = band_levels_db(matched[:, 0], rate)
+    assert matched.shape == (len(dull), 1) and list(gains) == [f"{c:g}" for c in TONE_CENTRES_HZ]
+    assert all(abs(g) <= MAX_TONE_DB for g in gains.values())
+    assert gains["8000"] == MAX_TONE_DB and gains["62.5"] < 0  # the top pulled up as far as allowed, the low end down
+    assert _spread(reference, after) < _spread(reference, before) - 10  # the balance moved by more than 10 dB
+
+
+def test_no_reference_or_silence_changes_nothing():
+    x = _noise(2, 44100)[:, None]
+    for reference in (None, [], [None] * len(TONE_CENTRES_HZ)):
+        y, gains = match_tone(x, 44100, reference)
+        assert y is x and gains == {}
+    assert match_tone(x[:100], 44100, band_levels_db(_noise(2, 22050), 22050))[1] == {}  # too short to measure
+
+
+@pytest.mark.parametrize("mode,tone,matched", [("continue", "match", True), ("continue", "off", False),
+                                               ("rerender", "match", False), ("generate", "match", False)])
+def test_only_continuations_and_primes_are_matched_and_the_sidecar_says_how(mode, tone, matched):
+    fields = {"seconds": 0.3, "seed": 3, "sample_rate": 44100, "channels": 1, "tone": tone}
+    if mode != "generate":
+        fields.update(source=str(example_path()), start=1.0, length=0.5)
+    take = render(debug_models(seed=0), RenderRequest.from_fields(mode, fields), lambda p: None, CancelToken())[0]
+    assert bool(take.loudness["tone_db"]) is matched
+    if matched:
+        assert set(take.loudness["tone_db"]) == {f"{c:g}" for c in TONE_CENTRES_HZ}
+        assert take.reference_tone is not None and len(take.reference_tone) == len(TONE_CENTRES_HZ)

@@ -103,7 +103,8 @@ def _plan(models: Models, req: RenderRequest, progress: ProgressCallback, cache,
     codes = encode_audio(models.vqvae, prime, chunk_progress(progress, cancel, "encoding", 0.0, 0.05))
     levels = _levels(top, req)
     return _Plan(len(prime) + new_padded, (len(prime), len(prime) + new), codes, levels, levels[-1],
-                 req.position + region_seconds, reference_lufs, input_gain_db=gain, reference_tone=band_levels_db(x, sr))
+                 req.position + region_seconds, reference_lufs, input_gain_db=gain,
+                 reference_tone=band_levels_db(x, sr))
 
 
 class _WorkDir:

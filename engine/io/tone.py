@@ -21,17 +21,21 @@ TONE_CENTRES_HZ = (62.5, 125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0)
 MAX_TONE_DB = 6.0  # the most a band is moved, up or down (the same bound as the mix's limiter)
 FLOOR_DB = 60.0  # a band this far below the region's loudest is left alone (nothing there to match)
 N_FFT, HOP = 4096, 2048
+FRAMES_PER_BLOCK = 256
 
 
 def band_levels_db(x: np.ndarray, sample_rate: int) -> list[float | None]:
     """Mono audio (T,) -> its long-term level per ``TONE_CENTRES_HZ`` octave band (mean power per bin, dB); None for
     a band above Nyquist or a signal too short for one frame. Levels from different rates differ by a constant,
     which matching the shape removes."""
-    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    x = np.asarray(x, dtype=np.float32).reshape(-1)
     if len(x) < N_FFT:
         return [None] * len(TONE_CENTRES_HZ)
-    frames = np.lib.stride_tricks.sliding_window_view(x, N_FFT)[::HOP] * np.hanning(N_FFT)
-    power = (np.abs(np.fft.rfft(frames, axis=-1)) ** 2).mean(axis=0)
+    frames, window = np.lib.stride_tricks.sliding_window_view(x, N_FFT)[::HOP], np.hanning(N_FFT)
+    power = np.zeros(N_FFT // 2 + 1)
+    for i in range(0, len(frames), FRAMES_PER_BLOCK):  # in blocks: an hour-long region is 39 000 frames
+        power += (np.abs(np.fft.rfft(frames[i: i + FRAMES_PER_BLOCK] * window, axis=-1)) ** 2).sum(axis=0)
+    power /= len(frames)
     freqs = np.fft.rfftfreq(N_FFT, 1 / sample_rate)
     levels: list[float | None] = []
     for centre in TONE_CENTRES_HZ:

@@ -18,7 +18,7 @@ from engine.model.output_eq import equalise
 
 # Octave bands by centre (Hz): the codec's octave-band measure's range, the default model's whole band (11 kHz)
 TONE_CENTRES_HZ = (62.5, 125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0)
-MAX_TONE_DB = 6.0  # the most a band is moved, up or down (the same bound as the mix's limiter)
+MAX_TONE_DB = 6.0  # the most a band is moved, up or down: a match, not a re-voicing (chosen, not fitted)
 FLOOR_DB = 60.0  # a band this far below the region's loudest is left alone (nothing there to match)
 N_FFT, HOP = 4096, 2048
 FRAMES_PER_BLOCK = 256

@@ -21,7 +21,13 @@ from engine.errors import ErrorCode
 from engine.io import audio
 from engine.io.codes import CodesLog
 from engine.io.files import atomic_write_text
-from engine.io.loudness import GENERATE_LUFS, LoudnessReport, input_gain_db, integrated_loudness, match_loudness
+from engine.io.loudness import (
+    GENERATE_LUFS,
+    LoudnessReport,
+    input_gain_db,
+    integrated_loudness,
+    match_loudness,
+)
 from engine.io.takes import FADE_SECONDS, RenderedTake
 from engine.io.tone import band_levels_db, match_tone
 from engine.model.fast.static_step import WARM
@@ -177,9 +183,28 @@ def _mix(clip: np.ndarray, req: RenderRequest, reference_lufs: float | None, mod
     draft's). -> (the clip, the sidecar's ``loudness`` record)."""
     tone = {}
     if req.tone == "match" and (mode or req.mode) in ("continue", "prime"):
-        clip, tone = match_tone(clip, req.sample_rate, reference_tone)
-    clip, report = _gain(clip, req, reference_lufs, mode)
-    return clip, {**report.to_json(), "tone_db": tone}
+        toned, tone = match_tone(clip, req.sample_rate, reference_tone)
+    if not tone:
+        clip, report = _gain(clip, req, reference_lufs, mode)
+        return clip, {**report.to_json(), "tone_db": tone}
+    y, report = _gain(toned, req, reference_lufs, mode)
+    short = _short_of(y, report, req.sample_rate)
+    if short > 0.05:  # a cap stopped the gain (the limiter's allowance on a loud master, or the largest lift): the
+        # match EQ may not cost the take loudness it would otherwise reach (a treble lift raises the peaks), so the
+        # nearer loudness wins
+        plain, plain_report = _gain(clip, req, reference_lufs, mode)
+        if _short_of(plain, plain_report, req.sample_rate) < short - 0.05:
+            y, report, tone = plain, plain_report, {}
+    return y, {**report.to_json(), "tone_db": tone}
+
+
+def _short_of(clip: np.ndarray, report: LoudnessReport, sample_rate: int) -> float:
+    """How far (LU) a mixed clip (T, 1) falls short of its loudness target; 0 without one (measured as mono: the
+    channel count shifts every reading alike)."""
+    if report.target_lufs is None:
+        return 0.0
+    reached = integrated_loudness(clip[:, 0], sample_rate)
+    return float("inf") if reached is None else max(0.0, report.target_lufs - reached)
 
 
 def _gain(clip: np.ndarray, req: RenderRequest, reference_lufs: float | None,

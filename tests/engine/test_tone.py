@@ -65,3 +65,31 @@ def test_only_continuations_and_primes_are_matched_and_the_sidecar_says_how(mode
     if matched:
         assert set(take.loudness["tone_db"]) == {f"{c:g}" for c in TONE_CENTRES_HZ}
         assert take.reference_tone is not None and len(take.reference_tone) == len(TONE_CENTRES_HZ)
+
+
+def test_the_match_eq_never_costs_a_take_the_loudness_it_would_reach():
+    """Where a cap stops the gain (the limiter's allowance, the largest lift), the take keeps whichever of matched and
+    unmatched comes nearer the region's loudness; where the target is reached, the match stays."""
+    from engine.generate.render import _mix
+    from engine.io.loudness import integrated_loudness
+
+    rate = 44100
+    reference = band_levels_db(_noise(4, 22050), 22050)
+    dull = _tilted(_noise(4, rate, 5), rate, hz=300.0)
+    dull = (dull * 0.5 / np.abs(dull).max())[:, None]  # peaks at -6 dBFS
+    fields = {"source": "/a.wav", "sample_rate": rate, "channels": 1}
+
+    def mixed(x, target, tone):
+        req = RenderRequest.from_fields("continue", {**fields, "tone": tone})
+        clip, record = _mix(x.copy(), req, target, "continue", reference)
+        return record, integrated_loudness(clip[:, 0], rate)
+
+    record, reached = mixed(dull, -30.0, "match")
+    assert record["tone_db"] and abs(reached + 30.0) < 0.1  # headroom: matched, and at the target
+    for target in (-8.0, -3.0):  # past the limiter's allowance
+        record, reached = mixed(dull, target, "match")
+        _, plain = mixed(dull, target, "off")
+        _, toned = mixed(match_tone(dull, rate, reference)[0], target, "off")
+        assert record["limiter_db"] > 0 and reached < target - 0.1
+        assert reached >= max(plain, toned) - 0.05
+        assert bool(record["tone_db"]) is (toned >= plain - 0.05)

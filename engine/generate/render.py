@@ -27,9 +27,10 @@ from engine.io.loudness import (
     input_gain_db,
     integrated_loudness,
     match_loudness,
+    played_loudness,
 )
 from engine.io.takes import FADE_SECONDS, RenderedTake
-from engine.io.tone import band_levels_db, match_tone
+from engine.io.tone import band_levels_db, match_tone, top_hz
 from engine.model.fast.static_step import WARM
 from engine.request import RenderRequest, RequestError
 from engine.runtime.device import inference_context
@@ -110,7 +111,7 @@ def _plan(models: Models, req: RenderRequest, progress: ProgressCallback, cache,
     levels = _levels(top, req)
     return _Plan(len(prime) + new_padded, (len(prime), len(prime) + new), codes, levels, levels[-1],
                  req.position + region_seconds, reference_lufs, input_gain_db=gain,
-                 reference_tone=band_levels_db(x, sr))
+                 reference_tone=band_levels_db(x, sr, top_hz(sr, req.sample_rate)))  # _mix measures the take alike
 
 
 class _WorkDir:
@@ -176,34 +177,36 @@ def _fade(clip: np.ndarray, req: RenderRequest, mode: str = "") -> np.ndarray:
 
 
 def _mix(clip: np.ndarray, req: RenderRequest, reference_lufs: float | None, mode: str = "",
-         reference_tone: list[float | None] | None = None) -> tuple[np.ndarray, dict]:
+         reference_tone: list[float | None] | None = None, model_rate: int | None = None) -> tuple[np.ndarray, dict]:
     """The region's tonal balance (``tone`` "match", continue and prime: ``io.tone``), then DC removed and the
     request's loudness: the prime's ("match"; generated takes ``GENERATE_LUFS``), a given target, or none ("off").
     ``clip`` is mono (T, 1), measured as the request's channels will play it. ``mode``: the clip's (a refine's is its
-    draft's). -> (the clip, the sidecar's ``loudness`` record)."""
+    draft's). ``model_rate``: the rate the region's balance was measured at (``tone.top_hz``).
+    -> (the clip, the sidecar's ``loudness`` record)."""
     tone = {}
-    if req.tone == "match" and (mode or req.mode) in ("continue", "prime"):
-        toned, tone = match_tone(clip, req.sample_rate, reference_tone)
+    if req.tone == "match" and (mode or req.mode) in ("continue", "prime") and reference_lufs is not None:
+        top = top_hz(req.sample_rate, model_rate or req.sample_rate)  # (a silent or too short region: no match)
+        toned, tone = match_tone(clip, req.sample_rate, reference_tone, top)
     if not tone:
         clip, report = _gain(clip, req, reference_lufs, mode)
         return clip, {**report.to_json(), "tone_db": tone}
     y, report = _gain(toned, req, reference_lufs, mode)
-    short = _short_of(y, report, req.sample_rate)
+    short = _short_of(y, report, req)
     if short > 0.05:  # a cap stopped the gain (the limiter's allowance on a loud master, or the largest lift): the
         # match EQ may not cost the take loudness it would otherwise reach (a treble lift raises the peaks), so the
         # nearer loudness wins
         plain, plain_report = _gain(clip, req, reference_lufs, mode)
-        if _short_of(plain, plain_report, req.sample_rate) < short - 0.05:
+        if _short_of(plain, plain_report, req) < short - 0.05:
             y, report, tone = plain, plain_report, {}
     return y, {**report.to_json(), "tone_db": tone}
 
 
-def _short_of(clip: np.ndarray, report: LoudnessReport, sample_rate: int) -> float:
-    """How far (LU) a mixed clip (T, 1) falls short of its loudness target; 0 without one (measured as mono: the
-    channel count shifts every reading alike)."""
+def _short_of(clip: np.ndarray, report: LoudnessReport, req: RenderRequest) -> float:
+    """How far (LU) a mixed mono clip (T, 1) falls short of its loudness target as the request's channels play it;
+    0 without a target."""
     if report.target_lufs is None:
         return 0.0
-    reached = integrated_loudness(clip[:, 0], sample_rate)
+    reached = played_loudness(clip, req.sample_rate, req.channels)
     return float("inf") if reached is None else max(0.0, report.target_lufs - reached)
 
 
@@ -325,7 +328,7 @@ def render(models: Models, req: RenderRequest, progress: ProgressCallback, cance
                                     on_chunk=chunk_progress(progress, cancel, "decoding", *span, clock))[0].cpu().numpy()
             x = x * np.float32(10 ** (-plan.input_gain_db / 20))  # back to the source's level
             clip, mixed = _mix(_finish(x, plan.keep, req, models.sample_rate), req, plan.reference_lufs, plan.mode,
-                               plan.reference_tone)
+                               plan.reference_tone, models.sample_rate)
             clip = audio.convert_channels(_fade(clip, req, plan.mode), req.channels)
             takes.append(RenderedTake(i + 1, clip, plan.position, seeds[i],
                                       {lv: z[i].cpu().numpy() for lv, z in codes.items()},

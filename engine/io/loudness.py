@@ -105,7 +105,7 @@ def match_loudness(x: np.ndarray, sample_rate: int, target_lufs: float | None,
     x = remove_dc(np.asarray(x, dtype=np.float32), sample_rate)
     if channels > 1 and x.ndim == 2 and x.shape[1] != 1:
         raise ValueError(f"channels={channels} is for mono audio; got {x.shape[1]} channels")
-    measured = _as_played(x, sample_rate, channels)
+    measured = played_loudness(x, sample_rate, channels)
     if target_lufs is None or measured is None:
         return x, LoudnessReport(target_lufs, measured, 0.0)
     peak = float(np.max(np.abs(x))) if x.size else 0.0
@@ -114,14 +114,14 @@ def match_loudness(x: np.ndarray, sample_rate: int, target_lufs: float | None,
     if gain <= headroom:
         return (x * 10 ** (gain / 20)).astype(np.float32), LoudnessReport(target_lufs, measured, gain)
     y = _limited(x, gain, sample_rate)
-    reached = _as_played(y, sample_rate, channels)
+    reached = played_loudness(y, sample_rate, channels)
     if reached is not None and reached < target_lufs - 0.05:  # the limiter took some loudness: one correction
         gain = min(gain + target_lufs - reached, MAX_GAIN_DB, headroom + LIMITER_MAX_DB)
         y = _limited(x, gain, sample_rate)
     return y, LoudnessReport(target_lufs, measured, gain, gain - headroom)
 
 
-def _as_played(x: np.ndarray, sample_rate: int, channels: int) -> float | None:
+def played_loudness(x: np.ndarray, sample_rate: int, channels: int) -> float | None:
     """Integrated loudness of mono ``x`` as ``channels`` identical copies of it read on the meter."""
     return integrated_loudness(x * np.float32(copies_gain(channels)) if channels > 1 else x, sample_rate)
 

@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.eval_default_model import DEFAULT_HELDOUT, PRIME_SECONDS, load_heldout
 from engine.params import LIVE_DEFAULTS
+from engine.request import TONES, RenderRequest
 from engine.train import evaluate as ev
 from engine.weights.bundle import load_models
 
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--adherence", type=float, default=LIVE_DEFAULTS["adherence"],
                     help="continuations: the share of each top-level draw taken from the prime's phrases (0: the "
                          "model alone)")
-    ap.add_argument("--tone", choices=("match", "off"), default="match",
+    ap.add_argument("--tone", choices=TONES, default=RenderRequest.tone,
                     help="continuations: match the prime's octave balance (the engine's default) or not")
     ap.add_argument("--prime-seconds", type=float, default=PRIME_SECONDS)
     ap.add_argument("--truth-seconds", type=float, default=TRUTH_SECONDS, help="also the continuations' length")

@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.io import audio
 from engine.params import LIVE_DEFAULTS
+from engine.request import TONES, RenderRequest
 from engine.train import evaluate as ev
 from engine.weights.bundle import load_models
 
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--adherence", type=float, default=LIVE_DEFAULTS["adherence"],
                     help="continuations: the share of each top-level draw taken from the prime's phrases "
                          "(0: the model alone)")
-    ap.add_argument("--tone", choices=("match", "off"), default="match",
+    ap.add_argument("--tone", choices=TONES, default=RenderRequest.tone,
                     help="continuations: match the prime's octave balance (the engine's default) or not")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)

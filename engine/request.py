@@ -17,6 +17,7 @@ from .params import LIVE_PARAMS
 
 __all__ = ["MAX_SECONDS", "MODES", "Mode", "RenderRequest", "RequestError"]
 
+TONES: tuple[str, ...] = ("match", "off")  # the ``tone`` field's values (io.tone)
 MAX_SECONDS = 300.0  # generated audio per request: inside the top prior's 600 s timing range, prompt included
 
 Mode = Literal["continue", "prime", "rerender", "generate", "refine"]
@@ -122,7 +123,7 @@ _RULES: dict[str, tuple[tuple[type, ...], Any, str]] = {
     "lyrics": ((str,), lambda v: len(v) <= 8000, "at most 8000 characters"),
     **{name: ((int,) if p.integer else (int, float), p.accepts, p.allowed) for name, p in LIVE_PARAMS.items()},
     "seed": ((int,), lambda v: 0 <= v < 2**31, "an integer from 0 to 2^31-1"),
-    "tone": ((str,), lambda v: v in ("match", "off"), '"match" or "off"'),
+    "tone": ((str,), lambda v: v in TONES, " or ".join(f'"{t}"' for t in TONES)),
     "quality": ((str,), lambda v: v in ("draft", "full"), '"draft" or "full"'),
     "level": ((int,), lambda v: 0 <= v <= 2, "an integer level from 0 to 2"),
     "stop_level": ((int,), lambda v: 0 <= v <= 2, "an integer level from 0 to 2"),

@@ -43,6 +43,7 @@ from .refine import check_draft, load_draft, start_codes
 from .sampling import LaneRunner, LevelJob, SamplingParams, sample_level, tokens_to_sample
 from .source import encode_region, prompt_length, read_source, source_warnings
 
+PROMPTED = ("continue", "prime")  # modes whose start codes are a prompt the take follows (not kept levels)
 PROGRESS_INTERVAL = 0.2  # seconds between the sampler's progress reports (each also checks for cancel)
 
 
@@ -183,15 +184,12 @@ def _mix(clip: np.ndarray, req: RenderRequest, reference_lufs: float | None, mod
     ``clip`` is mono (T, 1), measured as the request's channels will play it. ``mode``: the clip's (a refine's is its
     draft's). ``model_rate``: the rate the region's balance was measured at (``tone.top_hz``).
     -> (the clip, the sidecar's ``loudness`` record)."""
-    tone = {}
-    if req.tone == "match" and (mode or req.mode) in ("continue", "prime") and reference_lufs is not None:
+    toned, tone = clip, {}
+    if req.tone == "match" and (mode or req.mode) in PROMPTED and reference_lufs is not None:
         top = top_hz(req.sample_rate, model_rate or req.sample_rate)  # (a silent or too short region: no match)
         toned, tone = match_tone(clip, req.sample_rate, reference_tone, top)
-    if not tone:
-        clip, report = _gain(clip, req, reference_lufs, mode)
-        return clip, {**report.to_json(), "tone_db": tone}
     y, report = _gain(toned, req, reference_lufs, mode)
-    short = _short_of(y, report, req)
+    short = _short_of(y, report, req) if tone else 0.0
     if short > 0.05:  # a cap stopped the gain (the limiter's allowance on a loud master, or the largest lift): the
         # match EQ may not cost the take loudness it would otherwise reach (a treble lift raises the peaks), so the
         # nearer loudness wins
@@ -305,7 +303,7 @@ def render(models: Models, req: RenderRequest, progress: ProgressCallback, cance
             work.save(level, z)
             report(level, force=True)
 
-        prompted = (plan.mode or req.mode) in ("continue", "prime")  # the start codes are a prompt, not kept levels
+        prompted = (plan.mode or req.mode) in PROMPTED
         for level in plan.levels:
             top = level == models.levels - 1
             upper = None if top else codes.get(level + 1)

@@ -249,7 +249,7 @@ def sample_rows(prior: Prior, y: Tensor, known: Tensor, known_len: Tensor | None
         else:
             step = lambda token: prior.step_unchecked(cache, token)[:, -1]  # noqa: E731
         tokens, u = [], uniforms(gens, length - common)
-        history = (known[:, :common] if mix else known[:, :0]).tolist()  # codes so far, for the prompt's phrases
+        history = known[:, :common].tolist() if mix else None  # codes so far, for the prompt's phrases
         if fused is not None:  # (positions, N), strides (N, 1) even for N = 1: the compiled step guards on strides
             u_steps = torch.empty((u.shape[1], u.shape[0]), dtype=u.dtype, device=known.device).copy_(u.t())
         drawn, unforced = None, common if forced is None else forced[1].shape[1]

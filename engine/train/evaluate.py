@@ -27,8 +27,8 @@ import soundfile as sf
 import torch
 
 from engine.io.loudness import rms_dbfs
-from engine.params import LIVE_DEFAULTS
 from engine.model.losses import spectral_convergence, stft_magnitude
+from engine.params import LIVE_DEFAULTS
 from engine.weights.bundle import Models
 
 from .recordings import SILENCE_DBFS
